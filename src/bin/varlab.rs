@@ -1,0 +1,143 @@
+//! `varlab`: the native command-line front end.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use varlab::gpu::Context;
+
+#[derive(Parser)]
+#[command(
+    name = "varlab",
+    version,
+    about = "Train, one-shot prune and compare small CNNs and ViTs on the GPU"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show the GPU adapter, backend, limits and features (and run the smoke check).
+    Info {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Benchmarks that print figures.
+    Bench {
+        #[command(subcommand)]
+        what: Bench,
+    },
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// GFLOP/s of the tiled matmul for square sizes, best of N.
+    Matmul {
+        /// Comma-separated sizes n (each run is n×n×n).
+        #[arg(long, value_delimiter = ',', default_values_t = [64usize, 128, 256])]
+        sizes: Vec<usize>,
+        /// Repetitions; the best is reported.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        reps: u32,
+        /// Also write the rows as JSON to this file.
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match pollster::block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("varlab: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Info { json } => {
+            let ctx = Context::new().await.map_err(|e| e.to_string())?;
+            let smoke = varlab::smoke::run(&ctx, &[])
+                .await
+                .map_err(|e| e.to_string())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&smoke).unwrap());
+                return Ok(());
+            }
+            let r = &smoke.adapter;
+            println!("adapter      {}", r.name);
+            println!(
+                "backend      {} ({}, driver {} {})",
+                r.backend, r.device_type, r.driver, r.driver_info
+            );
+            println!("software     {}", r.is_software);
+            println!("timestamps   {}", r.timestamps);
+            println!("features     {}", r.features.join(" "));
+            let l = &r.limits;
+            println!(
+                "limits       max_buffer_size {} B, max_storage_buffer_binding_size {} B",
+                l.max_buffer_size, l.max_storage_buffer_binding_size
+            );
+            println!("             {} storage buffers/stage, {} B workgroup storage, {} invocations/workgroup",
+                l.max_storage_buffers_per_shader_stage, l.max_compute_workgroup_storage_size, l.max_compute_invocations_per_workgroup);
+            println!(
+                "             workgroup size ≤ {}×{}×{}, ≤ {} workgroups per dimension",
+                l.max_compute_workgroup_size_x,
+                l.max_compute_workgroup_size_y,
+                l.max_compute_workgroup_size_z,
+                l.max_compute_workgroups_per_dimension
+            );
+            println!(
+                "smoke        {}×{}×{} matmul vs CPU twin: max error {:.2e} (allowed {:.2e}) → {}",
+                smoke.shape[0],
+                smoke.shape[1],
+                smoke.shape[2],
+                smoke.max_abs_error,
+                smoke.max_allowed_error,
+                if smoke.matches_cpu {
+                    "match"
+                } else {
+                    "MISMATCH"
+                }
+            );
+            if smoke.matches_cpu {
+                Ok(())
+            } else {
+                Err("the GPU matmul disagrees with its CPU twin".into())
+            }
+        }
+        Command::Bench {
+            what: Bench::Matmul { sizes, reps, json },
+        } => {
+            if let Some(&bad) = sizes.iter().find(|&&s| s == 0 || s > 8192) {
+                return Err(format!("size {bad} is outside 1..=8192"));
+            }
+            let ctx = Context::new().await.map_err(|e| e.to_string())?;
+            println!("adapter: {} ({})", ctx.report.name, ctx.report.backend);
+            let rows = varlab::bench::matmul(&ctx, &sizes, reps)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{:>6} {:>6} {:>6} {:>10} {:>9}  method",
+                "m", "n", "k", "ms", "GFLOP/s"
+            );
+            for r in &rows {
+                println!(
+                    "{:>6} {:>6} {:>6} {:>10.3} {:>9.3}  {}",
+                    r.m, r.n, r.k, r.ms, r.gflops, r.method
+                );
+            }
+            if let Some(path) = json {
+                let doc = serde_json::json!({ "adapter": ctx.report, "rows": rows });
+                std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap())
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            }
+            Ok(())
+        }
+    }
+}

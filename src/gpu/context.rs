@@ -1,0 +1,157 @@
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use super::{GpuError, Result};
+
+/// A device and its queue, plus what every kernel launcher needs from them.
+pub struct Context {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub report: AdapterReport,
+    pub(super) pipelines: Mutex<HashMap<(&'static str, &'static str), wgpu::ComputePipeline>>,
+    pub(super) lost: Arc<Mutex<Option<String>>>,
+}
+
+/// What the adapter is and what it allows: shown by `varlab info` and on the page.
+#[derive(Clone, Debug, Serialize)]
+pub struct AdapterReport {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub driver_info: String,
+    /// The adapter reports itself as a CPU / fallback implementation (lavapipe, SwiftShader).
+    pub is_software: bool,
+    pub timestamps: bool,
+    pub features: Vec<String>,
+    pub limits: LimitsReport,
+}
+
+/// The limits the kernels care about, as granted to the device.
+#[derive(Clone, Debug, Serialize)]
+pub struct LimitsReport {
+    pub max_buffer_size: u64,
+    pub max_storage_buffer_binding_size: u64,
+    pub max_storage_buffers_per_shader_stage: u32,
+    pub max_compute_workgroup_storage_size: u32,
+    pub max_compute_invocations_per_workgroup: u32,
+    pub max_compute_workgroup_size_x: u32,
+    pub max_compute_workgroup_size_y: u32,
+    pub max_compute_workgroup_size_z: u32,
+    pub max_compute_workgroups_per_dimension: u32,
+}
+
+impl Context {
+    /// Finds an adapter (software ones included) and opens a device with the largest limits
+    /// the adapter offers. Fails with [`GpuError::NoAdapter`] when there is none.
+    pub async fn new() -> Result<Context> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+        let options = wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            ..Default::default()
+        };
+        let adapter = match instance.request_adapter(&options).await {
+            Ok(adapter) => adapter,
+            Err(first) => {
+                // Some platforms only expose a software adapter when asked for it explicitly.
+                let fallback = wgpu::RequestAdapterOptions {
+                    force_fallback_adapter: true,
+                    ..options
+                };
+                instance
+                    .request_adapter(&fallback)
+                    .await
+                    .map_err(|_| GpuError::NoAdapter(first.to_string()))?
+            }
+        };
+        Self::from_adapter(&adapter).await
+    }
+
+    /// Opens a device on a given adapter.
+    pub async fn from_adapter(adapter: &wgpu::Adapter) -> Result<Context> {
+        let info = adapter.get_info();
+        let offered = adapter.features();
+        let wanted = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP;
+        let required_features = offered & wanted;
+        // Ask for everything the adapter allows: storage buffers above the 128/256 MiB
+        // defaults matter for datasets kept resident on the device.
+        let required_limits = adapter.limits();
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("varlab"),
+            required_features,
+            required_limits,
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        };
+        let (device, queue) =
+            adapter
+                .request_device(&desc)
+                .await
+                .map_err(|e| GpuError::RequestDevice {
+                    adapter: info.name.clone(),
+                    message: e.to_string(),
+                })?;
+
+        let lost = Arc::new(Mutex::new(None));
+        let lost_in_callback = lost.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            *lost_in_callback.lock().unwrap() = Some(format!("{reason:?}: {message}"));
+        });
+
+        let limits = device.limits();
+        let features = device.features();
+        let report = AdapterReport {
+            name: info.name.clone(),
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+            driver: info.driver.clone(),
+            driver_info: info.driver_info.clone(),
+            is_software: info.device_type == wgpu::DeviceType::Cpu,
+            timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+            features: features.iter_names().map(|(n, _)| n.to_string()).collect(),
+            limits: LimitsReport {
+                max_buffer_size: limits.max_buffer_size,
+                max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
+                max_storage_buffers_per_shader_stage: limits.max_storage_buffers_per_shader_stage,
+                max_compute_workgroup_storage_size: limits.max_compute_workgroup_storage_size,
+                max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
+                max_compute_workgroup_size_x: limits.max_compute_workgroup_size_x,
+                max_compute_workgroup_size_y: limits.max_compute_workgroup_size_y,
+                max_compute_workgroup_size_z: limits.max_compute_workgroup_size_z,
+                max_compute_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
+            },
+        };
+        Ok(Context {
+            device,
+            queue,
+            report,
+            pipelines: Mutex::new(HashMap::new()),
+            lost,
+        })
+    }
+
+    /// `Err(DeviceLost)` once the device is gone.
+    pub fn check_alive(&self) -> Result<()> {
+        match self.lost.lock().unwrap().as_ref() {
+            Some(reason) => Err(GpuError::DeviceLost(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses a workgroup count above the per-dimension limit, naming the limit.
+    pub fn check_workgroups(&self, what: &str, count: u64) -> Result<u32> {
+        let allowed = self.report.limits.max_compute_workgroups_per_dimension;
+        if count > allowed as u64 {
+            return Err(GpuError::LimitExceeded {
+                limit: "max_compute_workgroups_per_dimension",
+                what: what.to_string(),
+                requested: count,
+                allowed: allowed as u64,
+            });
+        }
+        Ok(count as u32)
+    }
+}

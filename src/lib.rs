@@ -1,0 +1,15 @@
+//! varlab: train, one-shot prune and compare small CNNs and ViTs with WGSL compute
+//! shaders — in the browser (WebGPU) or natively (wgpu on Vulkan/Metal/DX12).
+//!
+//! Data flows one way: data → gpu → ops → nn → exec → optim/prune → experiment →
+//! front ends (the web page through [`web`], the `varlab` CLI, tests).
+
+pub mod bench;
+pub mod gpu;
+pub mod ops;
+pub mod rng;
+pub mod smoke;
+pub mod time;
+
+#[cfg(target_arch = "wasm32")]
+pub mod web;

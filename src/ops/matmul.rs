@@ -1,0 +1,198 @@
+//! `C = alpha · op(A)·op(B) + beta · C`, batched, with transpose flags — the product every
+//! linear, convolution (im2col) and attention pass, forward and backward, is built on.
+
+use crate::gpu::{Context, Dispatch, GpuError, Result, Shader};
+
+const SHADER: Shader = Shader {
+    name: "matmul",
+    source: include_str!("../../shaders/matmul.wgsl"),
+};
+const TILE: usize = 64;
+
+/// Sizes and layout of one (batched) product. `op(A)` is `m×k`, `op(B)` is `k×n`, `C` is
+/// `m×n`; with `trans_a` A is stored `k×m`, with `trans_b` B is stored `n×k`. Batch items are
+/// contiguous in all three buffers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatmulShape {
+    pub batch: usize,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub trans_a: bool,
+    pub trans_b: bool,
+}
+
+impl MatmulShape {
+    pub fn new(m: usize, n: usize, k: usize) -> Self {
+        MatmulShape {
+            batch: 1,
+            m,
+            n,
+            k,
+            trans_a: false,
+            trans_b: false,
+        }
+    }
+    pub fn transposed(self, trans_a: bool, trans_b: bool) -> Self {
+        MatmulShape {
+            trans_a,
+            trans_b,
+            ..self
+        }
+    }
+    pub fn batched(self, batch: usize) -> Self {
+        MatmulShape { batch, ..self }
+    }
+    pub fn len_a(&self) -> usize {
+        self.batch * self.m * self.k
+    }
+    pub fn len_b(&self) -> usize {
+        self.batch * self.k * self.n
+    }
+    pub fn len_c(&self) -> usize {
+        self.batch * self.m * self.n
+    }
+    pub fn flops(&self) -> f64 {
+        2.0 * (self.batch * self.m * self.n * self.k) as f64
+    }
+}
+
+/// CPU twin: the same sum in the same order (k ascending) as each GPU thread.
+pub fn matmul_cpu(s: &MatmulShape, a: &[f32], b: &[f32], alpha: f32, beta: f32, c: &mut [f32]) {
+    assert!(a.len() >= s.len_a() && b.len() >= s.len_b() && c.len() >= s.len_c());
+    let (m, n, k) = (s.m, s.n, s.k);
+    for bi in 0..s.batch {
+        let a = &a[bi * m * k..(bi + 1) * m * k];
+        let b = &b[bi * k * n..(bi + 1) * k * n];
+        let c = &mut c[bi * m * n..(bi + 1) * m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let mut acc = 0.0f32;
+                for kk in 0..k {
+                    let av = if s.trans_a {
+                        a[kk * m + i]
+                    } else {
+                        a[i * k + kk]
+                    };
+                    let bv = if s.trans_b {
+                        b[j * k + kk]
+                    } else {
+                        b[kk * n + j]
+                    };
+                    acc += av * bv;
+                }
+                let out = &mut c[i * n + j];
+                *out = if beta != 0.0 {
+                    alpha * acc + beta * *out
+                } else {
+                    alpha * acc
+                };
+            }
+        }
+    }
+}
+
+/// `(max |gpu − cpu|, largest allowed error, every element within bounds)` for a product,
+/// each element checked against the bound `2·k·ε·Σ_k |a_ik·b_kj| + 1e-30`.
+pub fn compare(
+    shape: &MatmulShape,
+    a: &[f32],
+    b: &[f32],
+    gpu: &[f32],
+    cpu: &[f32],
+) -> (f32, f32, bool) {
+    let abs_a: Vec<f32> = a.iter().map(|v| v.abs()).collect();
+    let abs_b: Vec<f32> = b.iter().map(|v| v.abs()).collect();
+    let mut mag = vec![0.0; shape.len_c()];
+    matmul_cpu(shape, &abs_a, &abs_b, 1.0, 0.0, &mut mag);
+    let scale = 2.0 * shape.k.max(1) as f32 * f32::EPSILON;
+    let (mut worst, mut allowed, mut ok) = (0.0f32, 0.0f32, true);
+    for ((g, c), m) in gpu.iter().zip(cpu).zip(&mag) {
+        let err = (g - c).abs();
+        let tol = scale * m + 1e-30;
+        ok &= err <= tol;
+        worst = worst.max(err);
+        allowed = allowed.max(tol);
+    }
+    (worst, allowed, ok && gpu.len() == cpu.len())
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    flags: u32,
+    stride_a: u32,
+    stride_b: u32,
+    stride_c: u32,
+    alpha: f32,
+    beta: f32,
+    _pad: [u32; 3],
+}
+
+/// A prepared product on the GPU: encode `dispatch` whenever it should run.
+pub struct Matmul {
+    pub shape: MatmulShape,
+    pub dispatch: Dispatch,
+    _params: wgpu::Buffer,
+}
+
+impl Matmul {
+    pub async fn new(
+        ctx: &Context,
+        shape: MatmulShape,
+        alpha: f32,
+        beta: f32,
+        a: &wgpu::Buffer,
+        b: &wgpu::Buffer,
+        c: &wgpu::Buffer,
+    ) -> Result<Matmul> {
+        for (name, buffer, len) in [
+            ("A", a, shape.len_a()),
+            ("B", b, shape.len_b()),
+            ("C", c, shape.len_c()),
+        ] {
+            if (buffer.size() as usize) < 4 * len {
+                return Err(GpuError::Validation {
+                    what: format!("a matmul of shape {shape:?}"),
+                    message: format!(
+                        "operand {name} holds {} bytes but needs {}",
+                        buffer.size(),
+                        4 * len
+                    ),
+                });
+            }
+        }
+        let what = format!("a {}×{}×{} matmul", shape.m, shape.n, shape.k);
+        let wx = ctx.check_workgroups(&what, shape.n.div_ceil(TILE) as u64)?;
+        let wy = ctx.check_workgroups(&what, shape.m.div_ceil(TILE) as u64)?;
+        let wz = ctx.check_workgroups(&what, shape.batch as u64)?;
+        let params = Params {
+            m: shape.m as u32,
+            n: shape.n as u32,
+            k: shape.k as u32,
+            flags: shape.trans_a as u32 | (shape.trans_b as u32) << 1,
+            stride_a: (shape.m * shape.k) as u32,
+            stride_b: (shape.k * shape.n) as u32,
+            stride_c: (shape.m * shape.n) as u32,
+            alpha,
+            beta,
+            _pad: [0; 3],
+        };
+        let params = ctx.uniform("matmul params", &params);
+        let pipeline = ctx.pipeline(&SHADER, "matmul").await?;
+        let bind_group = ctx.bind(&pipeline, &[(0, &params), (1, a), (2, b), (3, c)]);
+        Ok(Matmul {
+            shape,
+            dispatch: Dispatch {
+                label: "matmul",
+                pipeline,
+                bind_group,
+                workgroups: [wx, wy, wz],
+            },
+            _params: params,
+        })
+    }
+}

@@ -1,0 +1,11 @@
+//! Kernel families: each file holds the GPU launcher and its plain-Rust CPU twin side by
+//! side. Tests run both on the same random inputs and compare (see `tests/kernels.rs` for
+//! the tolerance of each).
+
+pub mod elementwise;
+pub mod matmul;
+pub mod reduce;
+
+pub use elementwise::Elementwise;
+pub use matmul::{Matmul, MatmulShape};
+pub use reduce::Sum;
