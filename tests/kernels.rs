@@ -73,13 +73,21 @@ gpu_test!(
 gpu_test!(
     async fn matmul_odd_130x70x257() {
         check_matmul(MatmulShape::new(130, 70, 257), 1.0, 0.0, 3).await;
-        check_matmul(MatmulShape::new(130, 70, 257).transposed(true, true), 1.0, 0.0, 4).await;
+        check_matmul(
+            MatmulShape::new(130, 70, 257).transposed(true, true),
+            1.0,
+            0.0,
+            4,
+        )
+        .await;
     }
 );
 
 gpu_test!(
     async fn matmul_batched_with_alpha_beta_accumulates() {
-        let shape = MatmulShape::new(19, 65, 7).transposed(false, true).batched(3);
+        let shape = MatmulShape::new(19, 65, 7)
+            .transposed(false, true)
+            .batched(3);
         check_matmul(shape, -0.5, 1.0, 5).await;
         check_matmul(MatmulShape::new(5, 3, 0), 1.0, 0.25, 6).await;
     }
@@ -97,10 +105,18 @@ gpu_test!(
             Ok(_) => panic!("a dispatch above the workgroup limit was accepted"),
         };
         assert!(
-            matches!(err, GpuError::LimitExceeded { limit: "max_compute_workgroups_per_dimension", .. }),
+            matches!(
+                err,
+                GpuError::LimitExceeded {
+                    limit: "max_compute_workgroups_per_dimension",
+                    ..
+                }
+            ),
             "{err}"
         );
-        assert!(err.to_string().contains("max_compute_workgroups_per_dimension"));
+        assert!(err
+            .to_string()
+            .contains("max_compute_workgroups_per_dimension"));
     }
 );
 
@@ -121,7 +137,9 @@ gpu_test!(
             source: "@compute @workgroup_size(1) fn main() { let x: f32 = undefined_thing; }",
         };
         match ctx.pipeline(&bad, "main").await {
-            Err(GpuError::Shader { shader: "broken", .. }) => {}
+            Err(GpuError::Shader {
+                shader: "broken", ..
+            }) => {}
             Err(e) => panic!("wrong error: {e}"),
             Ok(_) => panic!("a broken shader compiled"),
         }
@@ -146,10 +164,17 @@ gpu_test!(
             add_cpu(&x, &y, &mut cpu);
             assert_close("add", &ctx.read::<f32>(&gout).await.unwrap(), &cpu, |_| 0.0);
 
-            let scale = Elementwise::scale(&ctx, n, -1.75, &gx, &gout).await.unwrap();
+            let scale = Elementwise::scale(&ctx, n, -1.75, &gx, &gout)
+                .await
+                .unwrap();
             ctx.submit(&[&scale.dispatch]).unwrap();
             scale_cpu(-1.75, &x, &mut cpu);
-            assert_close("scale", &ctx.read::<f32>(&gout).await.unwrap(), &cpu, |_| 0.0);
+            assert_close(
+                "scale",
+                &ctx.read::<f32>(&gout).await.unwrap(),
+                &cpu,
+                |_| 0.0,
+            );
 
             let axpy = Elementwise::axpy(&ctx, n, 0.3, &gx, &gy).await.unwrap();
             ctx.submit(&[&axpy.dispatch]).unwrap();
@@ -166,7 +191,13 @@ gpu_test!(
 gpu_test!(
     async fn sum_matches_cpu() {
         let ctx = context().await;
-        for (n, seed) in [(1usize, 20u64), (255, 21), (257, 22), (65_537, 23), (300_001, 24)] {
+        for (n, seed) in [
+            (1usize, 20u64),
+            (255, 21),
+            (257, 22),
+            (65_537, 23),
+            (300_001, 24),
+        ] {
             let x = Rng::new(seed).vec(n);
             let gx = ctx.storage("x", &x).unwrap();
             let out = ctx.zeros("sum", 1).unwrap();
@@ -177,7 +208,10 @@ gpu_test!(
             let cpu = sum_cpu(&x);
             let abs: f32 = x.iter().map(|v| v.abs()).sum();
             let tol = 2.0 * n as f32 * f32::EPSILON * abs;
-            assert!((gpu - cpu).abs() <= tol, "n={n}: gpu {gpu} vs cpu {cpu} (tol {tol})");
+            assert!(
+                (gpu - cpu).abs() <= tol,
+                "n={n}: gpu {gpu} vs cpu {cpu} (tol {tol})"
+            );
         }
     }
 );
@@ -199,7 +233,8 @@ gpu_test!(
         let scale = Elementwise::scale(&ctx, n, 2.0, &t, &z).await.unwrap();
         let sum = Sum::new(&ctx, n, &z, &total).await.unwrap();
         let [s1, s2] = &sum.dispatches;
-        ctx.submit(&[&add.dispatch, &scale.dispatch, s1, s2]).unwrap();
+        ctx.submit(&[&add.dispatch, &scale.dispatch, s1, s2])
+            .unwrap();
         let gpu = ctx.read::<f32>(&total).await.unwrap()[0];
         let cpu: f32 = x.iter().zip(&y).map(|(a, b)| 2.0 * (a + b)).sum();
         assert!((gpu - cpu).abs() < 1e-3, "gpu {gpu} vs cpu {cpu}");

@@ -3,6 +3,7 @@
 //! the tolerance of each).
 
 pub mod elementwise;
+pub mod gradcheck;
 pub mod matmul;
 pub mod reduce;
 

@@ -1,0 +1,42 @@
+# The two commands of the README:
+#   make serve   set up (first time only), build the page and serve it on http://127.0.0.1:8080/
+#   make test    set up (first time only), then every test: lint, native GPU tests on
+#                lavapipe, the same kernel tests in headless Chromium (WebGPU), browser tests
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+export XDG_RUNTIME_DIR ?= /tmp/varlab-runtime-$(shell id -u)
+export CHROMEDRIVER ?= /usr/bin/chromedriver
+export WASM_BINDGEN_TEST_TIMEOUT ?= 900
+export TRUNK_SKIP_VERSION_CHECK := true
+ADDRESS ?= 127.0.0.1
+PORT ?= 8080
+
+.PHONY: setup serve build-web test lint test-native test-wasm test-browser
+
+setup:
+	@bash scripts/setup.sh
+
+serve: setup
+	@echo "varlab: building, then serving on http://$(ADDRESS):$(PORT)/ (Ctrl-C stops)"
+	trunk serve --release --address $(ADDRESS) --port $(PORT)
+
+build-web: setup
+	trunk build --release
+
+test: setup
+	$(MAKE) --no-print-directory lint test-native test-wasm test-browser
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --target wasm32-unknown-unknown --no-default-features --lib --tests -- -D warnings
+
+test-native:
+	cargo test
+
+test-wasm:
+	cargo test --target wasm32-unknown-unknown --no-default-features --test kernels
+
+test-browser:
+	trunk build --release
+	node --test tests/browser/
