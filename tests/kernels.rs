@@ -90,6 +90,13 @@ gpu_test!(
             .batched(3);
         check_matmul(shape, -0.5, 1.0, 5).await;
         check_matmul(MatmulShape::new(5, 3, 0), 1.0, 0.25, 6).await;
+        // A weight shared by every batch item, as in a convolution over im2col columns.
+        let shared = MatmulShape::new(7, 33, 27)
+            .batched(2)
+            .broadcast(true, false);
+        check_matmul(shared, 1.0, 0.0, 7).await;
+        let shared_b = MatmulShape::new(9, 5, 70).batched(3).broadcast(false, true);
+        check_matmul(shared_b.transposed(true, true), 1.0, 0.0, 8).await;
     }
 );
 

@@ -9,7 +9,11 @@
 
 /// `Σ r_i·y_i` in f64.
 pub fn weighted_sum(y: &[f32], r: &[f32]) -> f64 {
-    assert_eq!(y.len(), r.len(), "upstream gradient and output differ in length");
+    assert_eq!(
+        y.len(),
+        r.len(),
+        "upstream gradient and output differ in length"
+    );
     y.iter().zip(r).map(|(&a, &b)| a as f64 * b as f64).sum()
 }
 

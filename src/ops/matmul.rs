@@ -11,7 +11,8 @@ const TILE: usize = 64;
 
 /// Sizes and layout of one (batched) product. `op(A)` is `m×k`, `op(B)` is `k×n`, `C` is
 /// `m×n`; with `trans_a` A is stored `k×m`, with `trans_b` B is stored `n×k`. Batch items are
-/// contiguous in all three buffers.
+/// contiguous in all three buffers, except that a broadcast operand (`broadcast_a`/`_b`) is one
+/// matrix shared by every batch item (e.g. a weight matrix).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MatmulShape {
     pub batch: usize,
@@ -20,6 +21,8 @@ pub struct MatmulShape {
     pub k: usize,
     pub trans_a: bool,
     pub trans_b: bool,
+    pub broadcast_a: bool,
+    pub broadcast_b: bool,
 }
 
 impl MatmulShape {
@@ -31,6 +34,8 @@ impl MatmulShape {
             k,
             trans_a: false,
             trans_b: false,
+            broadcast_a: false,
+            broadcast_b: false,
         }
     }
     pub fn transposed(self, trans_a: bool, trans_b: bool) -> Self {
@@ -43,11 +48,41 @@ impl MatmulShape {
     pub fn batched(self, batch: usize) -> Self {
         MatmulShape { batch, ..self }
     }
+    /// Shares A and/or B across the batch instead of one matrix per batch item.
+    pub fn broadcast(self, broadcast_a: bool, broadcast_b: bool) -> Self {
+        MatmulShape {
+            broadcast_a,
+            broadcast_b,
+            ..self
+        }
+    }
+    fn stride_a(&self) -> usize {
+        if self.broadcast_a {
+            0
+        } else {
+            self.m * self.k
+        }
+    }
+    fn stride_b(&self) -> usize {
+        if self.broadcast_b {
+            0
+        } else {
+            self.k * self.n
+        }
+    }
     pub fn len_a(&self) -> usize {
-        self.batch * self.m * self.k
+        if self.broadcast_a {
+            self.m * self.k
+        } else {
+            self.batch * self.m * self.k
+        }
     }
     pub fn len_b(&self) -> usize {
-        self.batch * self.k * self.n
+        if self.broadcast_b {
+            self.k * self.n
+        } else {
+            self.batch * self.k * self.n
+        }
     }
     pub fn len_c(&self) -> usize {
         self.batch * self.m * self.n
@@ -62,8 +97,8 @@ pub fn matmul_cpu(s: &MatmulShape, a: &[f32], b: &[f32], alpha: f32, beta: f32, 
     assert!(a.len() >= s.len_a() && b.len() >= s.len_b() && c.len() >= s.len_c());
     let (m, n, k) = (s.m, s.n, s.k);
     for bi in 0..s.batch {
-        let a = &a[bi * m * k..(bi + 1) * m * k];
-        let b = &b[bi * k * n..(bi + 1) * k * n];
+        let a = &a[bi * s.stride_a()..][..m * k];
+        let b = &b[bi * s.stride_b()..][..k * n];
         let c = &mut c[bi * m * n..(bi + 1) * m * n];
         for i in 0..m {
             for j in 0..n {
@@ -174,8 +209,8 @@ impl Matmul {
             n: shape.n as u32,
             k: shape.k as u32,
             flags: shape.trans_a as u32 | (shape.trans_b as u32) << 1,
-            stride_a: (shape.m * shape.k) as u32,
-            stride_b: (shape.k * shape.n) as u32,
+            stride_a: shape.stride_a() as u32,
+            stride_b: shape.stride_b() as u32,
             stride_c: (shape.m * shape.n) as u32,
             alpha,
             beta,
