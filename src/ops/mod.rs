@@ -6,6 +6,7 @@ pub mod elementwise;
 pub mod gradcheck;
 pub mod matmul;
 pub mod reduce;
+pub mod stats;
 
 pub use elementwise::Elementwise;
 pub use matmul::{Matmul, MatmulShape};
