@@ -35,7 +35,7 @@ test-native:
 	cargo test
 
 test-wasm:
-	cargo test --target wasm32-unknown-unknown --no-default-features --test kernels
+	cargo test --target wasm32-unknown-unknown --no-default-features --test kernels --test stats
 
 test-browser:
 	trunk build --release

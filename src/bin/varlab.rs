@@ -45,6 +45,18 @@ enum Bench {
         #[arg(long)]
         json: Option<std::path::PathBuf>,
     },
+    /// Time and GFLOP/s (or GB/s) of every kernel family at training-sized shapes.
+    Ops {
+        /// Multiplies the shapes (1 suits software adapters; 4–16 suit real GPUs).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+        scale: u32,
+        /// Repetitions; the best is reported.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        reps: u32,
+        /// Also write the rows as JSON to this file.
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -60,6 +72,35 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
+        Command::Bench {
+            what: Bench::Ops { scale, reps, json },
+        } => {
+            let ctx = Context::new().await.map_err(|e| e.to_string())?;
+            println!("adapter: {} ({})", ctx.report.name, ctx.report.backend);
+            let rows = varlab::bench::ops(&ctx, scale as usize, reps)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{:<28} {:>16} {:>10} {:>9} {:>8}  method",
+                "kernel", "shape", "ms", "GFLOP/s", "GB/s"
+            );
+            let opt = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.3}"));
+            for r in &rows {
+                println!(
+                    "{:<28} {:>16} {:>10.3} {:>9} {:>8}  {}",
+                    r.kernel,
+                    r.shape,
+                    r.ms,
+                    opt(r.gflops),
+                    opt(r.gbytes),
+                    r.method
+                );
+            }
+            write_json(
+                json,
+                serde_json::json!({ "adapter": ctx.report, "rows": rows }),
+            )
+        }
         Command::Info { json } => {
             let ctx = Context::new().await.map_err(|e| e.to_string())?;
             let smoke = varlab::smoke::run(&ctx, &[])
@@ -132,12 +173,18 @@ async fn run(cli: Cli) -> Result<(), String> {
                     r.m, r.n, r.k, r.ms, r.gflops, r.method
                 );
             }
-            if let Some(path) = json {
-                let doc = serde_json::json!({ "adapter": ctx.report, "rows": rows });
-                std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap())
-                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-            }
-            Ok(())
+            write_json(
+                json,
+                serde_json::json!({ "adapter": ctx.report, "rows": rows }),
+            )
         }
     }
+}
+
+fn write_json(path: Option<std::path::PathBuf>, doc: serde_json::Value) -> Result<(), String> {
+    if let Some(path) = path {
+        std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap())
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
 }
