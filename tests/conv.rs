@@ -21,7 +21,7 @@ mod common;
 use common::{assert_close, context};
 use varlab::gpu::{Context, Dispatch, GpuError};
 use varlab::ops::conv::{
-    col2im_cpu, conv2d_backward_cpu, conv2d_cpu, im2col_cpu, Conv2d, Conv2dBackward, Conv2dShape,
+    conv2d_backward_cpu, conv2d_cpu, im2col_cpu, Conv2d, Conv2dBackward, Conv2dShape,
 };
 use varlab::ops::linear::{linear_backward_cpu, linear_cpu, Linear, LinearBackward, LinearShape};
 use varlab::ops::pool::{
@@ -369,6 +369,7 @@ gpu_test!(
 #[cfg(not(target_arch = "wasm32"))]
 mod finite_differences {
     use super::*;
+    use varlab::ops::conv::col2im_cpu;
     use varlab::ops::gradcheck::check;
 
     const EPS: f32 = 0.05;
