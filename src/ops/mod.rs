@@ -2,9 +2,12 @@
 //! side. Tests run both on the same random inputs and compare (see `tests/kernels.rs` for
 //! the tolerance of each).
 
+pub mod conv;
 pub mod elementwise;
 pub mod gradcheck;
+pub mod linear;
 pub mod matmul;
+pub mod pool;
 pub mod reduce;
 pub mod stats;
 

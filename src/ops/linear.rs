@@ -1,0 +1,344 @@
+//! Fully connected layer `y = x·Wᵀ + b` (PyTorch layout), forward and backward, plus the
+//! per-channel bias kernels (`bias_add`, `channel_sum`) that convolutions reuse.
+//!
+//! Shapes: `x` [N, in], `W` [out, in], `b` [out], `y` [N, out], all row-major f32.
+//! Forward: one [`Matmul`] (`trans_b`), then `bias_add`. Backward: `dX = dY·W`,
+//! `dW = dYᵀ·X` (two Matmuls) and `db = Σ_n dY[n, :]` (`channel_sum`, a workgroup tree
+//! per output column, no atomics). Gradients are written, not accumulated.
+
+use super::elementwise::grid_1d;
+use super::matmul::{Matmul, MatmulShape};
+use crate::gpu::{Context, Dispatch, GpuError, Result, Shader};
+
+const SHADER: Shader = Shader {
+    name: "linear",
+    source: include_str!("../../shaders/linear.wgsl"),
+};
+
+/// Sizes of a linear layer applied to a batch of `n` rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinearShape {
+    pub n: usize,
+    pub in_features: usize,
+    pub out_features: usize,
+}
+
+impl LinearShape {
+    pub fn new(n: usize, in_features: usize, out_features: usize) -> Self {
+        LinearShape {
+            n,
+            in_features,
+            out_features,
+        }
+    }
+    pub fn len_x(&self) -> usize {
+        self.n * self.in_features
+    }
+    pub fn len_w(&self) -> usize {
+        self.out_features * self.in_features
+    }
+    pub fn len_y(&self) -> usize {
+        self.n * self.out_features
+    }
+    /// `y = x·Wᵀ`: `m = n`, `n = out`, `k = in`, W stored [out, in].
+    pub fn forward_product(&self) -> MatmulShape {
+        MatmulShape::new(self.n, self.out_features, self.in_features).transposed(false, true)
+    }
+    /// `dX = dY·W`: [N, out]·[out, in].
+    pub fn input_grad_product(&self) -> MatmulShape {
+        MatmulShape::new(self.n, self.in_features, self.out_features)
+    }
+    /// `dW = dYᵀ·X`: dY stored [N, out] read transposed, times X [N, in].
+    pub fn weight_grad_product(&self) -> MatmulShape {
+        MatmulShape::new(self.out_features, self.in_features, self.n).transposed(true, false)
+    }
+}
+
+/// CPU twin of the forward: `y[i, o] = Σ_k x[i, k]·W[o, k] (+ b[o])`, k ascending, the bias
+/// added last (as the GPU does).
+pub fn linear_cpu(s: &LinearShape, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
+    let (inf, outf) = (s.in_features, s.out_features);
+    assert!(x.len() >= s.len_x() && w.len() >= s.len_w() && y.len() >= s.len_y());
+    for i in 0..s.n {
+        for o in 0..outf {
+            let mut acc = 0.0f32;
+            for k in 0..inf {
+                acc += x[i * inf + k] * w[o * inf + k];
+            }
+            if let Some(b) = b {
+                acc += b[o];
+            }
+            y[i * outf + o] = acc;
+        }
+    }
+}
+
+/// CPU twin of the backward for `L = Σ dY·y`: `dx` [N, in] `= dY·W`, `dw` [out, in]
+/// `= dYᵀ·x`, `db` [out] `= Σ_n dY[n, :]`. Each output is optional.
+pub fn linear_backward_cpu(
+    s: &LinearShape,
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    dx: Option<&mut [f32]>,
+    dw: Option<&mut [f32]>,
+    db: Option<&mut [f32]>,
+) {
+    let (inf, outf) = (s.in_features, s.out_features);
+    if let Some(dx) = dx {
+        for i in 0..s.n {
+            for k in 0..inf {
+                let mut acc = 0.0f32;
+                for o in 0..outf {
+                    acc += dy[i * outf + o] * w[o * inf + k];
+                }
+                dx[i * inf + k] = acc;
+            }
+        }
+    }
+    if let Some(dw) = dw {
+        for o in 0..outf {
+            for k in 0..inf {
+                let mut acc = 0.0f32;
+                for i in 0..s.n {
+                    acc += dy[i * outf + o] * x[i * inf + k];
+                }
+                dw[o * inf + k] = acc;
+            }
+        }
+    }
+    if let Some(db) = db {
+        channel_sum_cpu(s.n, outf, 1, dy, db);
+    }
+}
+
+/// CPU twin of `bias_add`: `y[o, c, i] += bias[c]` for `y` laid out [outer, channels, inner].
+pub fn bias_add_cpu(outer: usize, channels: usize, inner: usize, bias: &[f32], y: &mut [f32]) {
+    for (idx, v) in y[..outer * channels * inner].iter_mut().enumerate() {
+        *v += bias[(idx / inner) % channels];
+    }
+}
+
+/// CPU twin of `channel_sum`: `out[c] = Σ_{o, i} x[o, c, i]` (sequential; the GPU sums in a
+/// tree, so the two agree to within the usual `n·ε·Σ|x|`).
+pub fn channel_sum_cpu(outer: usize, channels: usize, inner: usize, x: &[f32], out: &mut [f32]) {
+    for c in 0..channels {
+        let mut acc = 0.0f32;
+        for o in 0..outer {
+            for i in 0..inner {
+                acc += x[(o * channels + c) * inner + i];
+            }
+        }
+        out[c] = acc;
+    }
+}
+
+/// Refuses buffers smaller than the operands they hold (`(name, buffer, f32 words)`).
+pub(crate) fn check_sizes(what: &str, operands: &[(&str, &wgpu::Buffer, usize)]) -> Result<()> {
+    for (name, buffer, len) in operands {
+        if (buffer.size() as usize) < 4 * len {
+            return Err(GpuError::Validation {
+                what: what.to_string(),
+                message: format!(
+                    "operand {name} holds {} bytes but needs {}",
+                    buffer.size(),
+                    4 * len
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct BiasParams {
+    outer: u32,
+    channels: u32,
+    inner: u32,
+    total: u32,
+}
+
+fn bias_params(outer: usize, channels: usize, inner: usize) -> BiasParams {
+    BiasParams {
+        outer: outer as u32,
+        channels: channels as u32,
+        inner: inner as u32,
+        total: (outer * channels * inner) as u32,
+    }
+}
+
+/// `y[o, c, i] += bias[c]` on a tensor [outer, channels, inner], prepared once.
+pub struct BiasAdd {
+    pub dispatch: Dispatch,
+    _params: wgpu::Buffer,
+}
+
+impl BiasAdd {
+    pub async fn new(
+        ctx: &Context,
+        outer: usize,
+        channels: usize,
+        inner: usize,
+        bias: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+    ) -> Result<BiasAdd> {
+        let total = outer * channels * inner;
+        check_sizes(
+            &format!("a bias add over [{outer}, {channels}, {inner}]"),
+            &[("bias", bias, channels), ("y", y, total)],
+        )?;
+        let params = ctx.uniform("bias_add params", &bias_params(outer, channels, inner));
+        let pipeline = ctx.pipeline(&SHADER, "bias_add").await?;
+        let bind_group = ctx.bind(&pipeline, &[(0, &params), (1, bias), (2, y)]);
+        Ok(BiasAdd {
+            dispatch: Dispatch {
+                label: "bias_add",
+                pipeline,
+                bind_group,
+                workgroups: [grid_1d(ctx, total), 1, 1],
+            },
+            _params: params,
+        })
+    }
+}
+
+/// `out[c] = Σ_{o, i} x[o, c, i]` (a bias gradient), prepared once. Written, not accumulated.
+pub struct ChannelSum {
+    pub dispatch: Dispatch,
+    _params: wgpu::Buffer,
+}
+
+impl ChannelSum {
+    pub async fn new(
+        ctx: &Context,
+        outer: usize,
+        channels: usize,
+        inner: usize,
+        x: &wgpu::Buffer,
+        out: &wgpu::Buffer,
+    ) -> Result<ChannelSum> {
+        check_sizes(
+            &format!("a channel sum over [{outer}, {channels}, {inner}]"),
+            &[("x", x, outer * channels * inner), ("out", out, channels)],
+        )?;
+        let cap = ctx.report.limits.max_compute_workgroups_per_dimension as usize;
+        let groups = channels.clamp(1, cap) as u32;
+        let params = ctx.uniform("channel_sum params", &bias_params(outer, channels, inner));
+        let pipeline = ctx.pipeline(&SHADER, "channel_sum").await?;
+        let bind_group = ctx.bind(&pipeline, &[(0, &params), (1, x), (2, out)]);
+        Ok(ChannelSum {
+            dispatch: Dispatch {
+                label: "channel_sum",
+                pipeline,
+                bind_group,
+                workgroups: [groups, 1, 1],
+            },
+            _params: params,
+        })
+    }
+}
+
+/// A prepared forward `y = x·Wᵀ (+ b)`: encode `dispatches` in order.
+pub struct Linear {
+    pub shape: LinearShape,
+    pub dispatches: Vec<Dispatch>,
+    _matmul: Matmul,
+    _bias: Option<BiasAdd>,
+}
+
+impl Linear {
+    pub async fn new(
+        ctx: &Context,
+        shape: LinearShape,
+        x: &wgpu::Buffer,
+        w: &wgpu::Buffer,
+        b: Option<&wgpu::Buffer>,
+        y: &wgpu::Buffer,
+    ) -> Result<Linear> {
+        let what = format!("a linear layer of shape {shape:?}");
+        check_sizes(
+            &what,
+            &[
+                ("x", x, shape.len_x()),
+                ("W", w, shape.len_w()),
+                ("y", y, shape.len_y()),
+            ],
+        )?;
+        let matmul = Matmul::new(ctx, shape.forward_product(), 1.0, 0.0, x, w, y).await?;
+        let mut dispatches = vec![matmul.dispatch.clone()];
+        let bias = match b {
+            Some(b) => {
+                let op = BiasAdd::new(ctx, shape.n, shape.out_features, 1, b, y).await?;
+                dispatches.push(op.dispatch.clone());
+                Some(op)
+            }
+            None => None,
+        };
+        Ok(Linear {
+            shape,
+            dispatches,
+            _matmul: matmul,
+            _bias: bias,
+        })
+    }
+}
+
+/// A prepared backward: writes whichever of `dx` [N, in], `dw` [out, in], `db` [out] are
+/// given, from `x`, `W` and the upstream gradient `dy` [N, out]. Encode `dispatches` in order.
+pub struct LinearBackward {
+    pub shape: LinearShape,
+    pub dispatches: Vec<Dispatch>,
+    _matmuls: Vec<Matmul>,
+    _bias: Option<ChannelSum>,
+}
+
+impl LinearBackward {
+    #[allow(clippy::too_many_arguments)]
+    pub async fn new(
+        ctx: &Context,
+        shape: LinearShape,
+        x: &wgpu::Buffer,
+        w: &wgpu::Buffer,
+        dy: &wgpu::Buffer,
+        dx: Option<&wgpu::Buffer>,
+        dw: Option<&wgpu::Buffer>,
+        db: Option<&wgpu::Buffer>,
+    ) -> Result<LinearBackward> {
+        let what = format!("a linear backward of shape {shape:?}");
+        check_sizes(
+            &what,
+            &[
+                ("x", x, shape.len_x()),
+                ("W", w, shape.len_w()),
+                ("dy", dy, shape.len_y()),
+            ],
+        )?;
+        let mut dispatches = Vec::new();
+        let mut matmuls = Vec::new();
+        if let Some(dx) = dx {
+            let op = Matmul::new(ctx, shape.input_grad_product(), 1.0, 0.0, dy, w, dx).await?;
+            dispatches.push(op.dispatch.clone());
+            matmuls.push(op);
+        }
+        if let Some(dw) = dw {
+            let op = Matmul::new(ctx, shape.weight_grad_product(), 1.0, 0.0, dy, x, dw).await?;
+            dispatches.push(op.dispatch.clone());
+            matmuls.push(op);
+        }
+        let bias = match db {
+            Some(db) => {
+                let op = ChannelSum::new(ctx, shape.n, shape.out_features, 1, dy, db).await?;
+                dispatches.push(op.dispatch.clone());
+                Some(op)
+            }
+            None => None,
+        };
+        Ok(LinearBackward {
+            shape,
+            dispatches,
+            _matmuls: matmuls,
+            _bias: bias,
+        })
+    }
+}

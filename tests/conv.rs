@@ -1,0 +1,604 @@
+//! Linear, convolution and pooling kernels (forward and backward) against their CPU twins
+//! on random inputs of odd shapes, and finite-difference checks of the CPU twins' backwards.
+//!
+//! Tolerances (f32, ε = 2⁻²³), per element: `2·(T + 2)·ε·mag_i`, where `mag_i` is the same
+//! output computed by the CPU twin on the absolute values of every input (the worst-case
+//! size of the rounding errors of a sum) and `T` is the number of terms summed per output:
+//! - linear forward `in + 1`; dX `out`; dW `N`; db `N` (GPU tree vs sequential sum);
+//! - conv forward `Cin·kh·kw + 1`; dX `Cout + kh·kw` (product, then col2im gather);
+//!   dW `Hout·Wout + N` (per-item products, then the sum over the batch); db `N·Hout·Wout`;
+//! - avg / global-avg pool forward `kh·kw`, backward the number of windows per pixel (the
+//!   sums run in the same order; what is left is WGSL's division, within 2.5 ulp).
+//! - im2col and max pooling (values, argmax, backward): exact equality — they only move
+//!   values, and the max-pool backward adds in the same order on both sides.
+//!
+//! Finite differences (`gradcheck::check`): relative 1e-2 plus absolute 1e-3, steps 0.05
+//! for the (multi)linear maps and 1e-2 for max pooling, whose inputs are a shuffled ramp
+//! with spacing 0.05 so that no step crosses a tie.
+
+mod common;
+
+use common::{assert_close, context};
+use varlab::gpu::{Context, Dispatch, GpuError};
+use varlab::ops::conv::{
+    conv2d_backward_cpu, conv2d_cpu, im2col_cpu, Conv2d, Conv2dBackward, Conv2dShape,
+};
+use varlab::ops::linear::{linear_backward_cpu, linear_cpu, Linear, LinearBackward, LinearShape};
+use varlab::ops::pool::{
+    avg_pool_backward_cpu, avg_pool_cpu, max_pool_backward_cpu, max_pool_cpu, Pool, PoolShape,
+};
+use varlab::rng::Rng;
+
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+fn abs(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|x| x.abs()).collect()
+}
+
+/// `|gpu − cpu| ≤ 2·(terms + 2)·ε·mag` element by element.
+fn check(what: &str, gpu: &[f32], cpu: &[f32], mag: &[f32], terms: usize) {
+    assert_close(what, gpu, cpu, |i| {
+        2.0 * (terms as f32 + 2.0) * f32::EPSILON * mag[i] + f32::MIN_POSITIVE
+    });
+}
+
+fn run(ctx: &Context, dispatches: &[Dispatch]) {
+    ctx.submit(&dispatches.iter().collect::<Vec<_>>()).unwrap();
+}
+
+async fn read(ctx: &Context, buffer: &wgpu::Buffer, len: usize) -> Vec<f32> {
+    let mut v: Vec<f32> = ctx.read(buffer).await.unwrap();
+    v.truncate(len);
+    v
+}
+
+// ---------------------------------------------------------------- linear
+
+async fn check_linear(s: LinearShape, bias: bool, seed: u64) {
+    let ctx = context().await;
+    let mut rng = Rng::new(seed);
+    let (x, w, b, dy) = (
+        rng.vec(s.len_x()),
+        rng.vec(s.len_w()),
+        rng.vec(s.out_features),
+        rng.vec(s.len_y()),
+    );
+    let b = bias.then_some(b);
+    let gx = ctx.storage("x", &x).unwrap();
+    let gw = ctx.storage("w", &w).unwrap();
+    let gb = b.as_ref().map(|b| ctx.storage("b", b).unwrap());
+    let gy = ctx.zeros("y", s.len_y()).unwrap();
+    let fwd = Linear::new(&ctx, s, &gx, &gw, gb.as_ref(), &gy)
+        .await
+        .unwrap();
+    run(&ctx, &fwd.dispatches);
+    let mut cpu = vec![0.0; s.len_y()];
+    linear_cpu(&s, &x, &w, b.as_deref(), &mut cpu);
+    let mut mag = vec![0.0; s.len_y()];
+    let abs_b = b.as_deref().map(abs);
+    linear_cpu(&s, &abs(&x), &abs(&w), abs_b.as_deref(), &mut mag);
+    let gpu = read(&ctx, &gy, s.len_y()).await;
+    check("linear forward", &gpu, &cpu, &mag, s.in_features + 1);
+
+    let gdy = ctx.storage("dy", &dy).unwrap();
+    let (gdx, gdw, gdb) = (
+        ctx.zeros("dx", s.len_x()).unwrap(),
+        ctx.zeros("dw", s.len_w()).unwrap(),
+        ctx.zeros("db", s.out_features).unwrap(),
+    );
+    let db_out = bias.then_some(&gdb);
+    let bwd = LinearBackward::new(&ctx, s, &gx, &gw, &gdy, Some(&gdx), Some(&gdw), db_out)
+        .await
+        .unwrap();
+    run(&ctx, &bwd.dispatches);
+    let (mut dx, mut dw, mut db) = (
+        vec![0.0; s.len_x()],
+        vec![0.0; s.len_w()],
+        vec![0.0; s.out_features],
+    );
+    linear_backward_cpu(&s, &x, &w, &dy, Some(&mut dx), Some(&mut dw), Some(&mut db));
+    let (mut mdx, mut mdw, mut mdb) = (dx.clone(), dw.clone(), db.clone());
+    linear_backward_cpu(
+        &s,
+        &abs(&x),
+        &abs(&w),
+        &abs(&dy),
+        Some(&mut mdx),
+        Some(&mut mdw),
+        Some(&mut mdb),
+    );
+    let gpu_dx = read(&ctx, &gdx, s.len_x()).await;
+    check("linear dx", &gpu_dx, &dx, &mdx, s.out_features);
+    let gpu_dw = read(&ctx, &gdw, s.len_w()).await;
+    check("linear dw", &gpu_dw, &dw, &mdw, s.n);
+    if bias {
+        let gpu_db = read(&ctx, &gdb, s.out_features).await;
+        check("linear db", &gpu_db, &db, &mdb, s.n);
+    }
+}
+
+gpu_test!(
+    async fn linear_forward_backward_match_cpu() {
+        check_linear(LinearShape::new(1, 33, 17), true, 1).await;
+        check_linear(LinearShape::new(7, 33, 17), true, 2).await;
+        check_linear(LinearShape::new(7, 33, 17), false, 3).await;
+        check_linear(LinearShape::new(70, 5, 130), true, 4).await;
+    }
+);
+
+// ---------------------------------------------------------------- convolution
+
+async fn check_conv(s: Conv2dShape, bias: bool, seed: u64) {
+    let ctx = context().await;
+    let mut rng = Rng::new(seed);
+    let (x, w, b, dy) = (
+        rng.vec(s.len_x()),
+        rng.vec(s.len_w()),
+        rng.vec(s.cout),
+        rng.vec(s.len_y()),
+    );
+    let b = bias.then_some(b);
+    let gx = ctx.storage("x", &x).unwrap();
+    let gw = ctx.storage("w", &w).unwrap();
+    let gb = b.as_ref().map(|b| ctx.storage("b", b).unwrap());
+    let gy = ctx.zeros("y", s.len_y()).unwrap();
+    let fwd = Conv2d::new(&ctx, s, &gx, &gw, gb.as_ref(), &gy)
+        .await
+        .unwrap();
+    run(&ctx, &fwd.dispatches);
+
+    let mut cols = vec![0.0; s.len_cols()];
+    im2col_cpu(&s, &x, &mut cols);
+    let gpu_cols = read(&ctx, &fwd.cols, s.len_cols()).await;
+    assert_close(&format!("im2col {s:?}"), &gpu_cols, &cols, |_| 0.0);
+
+    let mut cpu = vec![0.0; s.len_y()];
+    conv2d_cpu(&s, &x, &w, b.as_deref(), &mut cpu);
+    let mut mag = vec![0.0; s.len_y()];
+    let abs_b = b.as_deref().map(abs);
+    conv2d_cpu(&s, &abs(&x), &abs(&w), abs_b.as_deref(), &mut mag);
+    let gpu = read(&ctx, &gy, s.len_y()).await;
+    check(&format!("conv forward {s:?}"), &gpu, &cpu, &mag, s.k() + 1);
+
+    let gdy = ctx.storage("dy", &dy).unwrap();
+    let (gdx, gdw, gdb) = (
+        ctx.zeros("dx", s.len_x()).unwrap(),
+        ctx.zeros("dw", s.len_w()).unwrap(),
+        ctx.zeros("db", s.cout).unwrap(),
+    );
+    let db_out = bias.then_some(&gdb);
+    let bwd = Conv2dBackward::new(
+        &ctx,
+        s,
+        &fwd.cols,
+        &gw,
+        &gdy,
+        Some(&gdx),
+        Some(&gdw),
+        db_out,
+    )
+    .await
+    .unwrap();
+    run(&ctx, &bwd.dispatches);
+    let (mut dx, mut dw, mut db) = (
+        vec![0.0; s.len_x()],
+        vec![0.0; s.len_w()],
+        vec![0.0; s.cout],
+    );
+    conv2d_backward_cpu(&s, &x, &w, &dy, Some(&mut dx), Some(&mut dw), Some(&mut db));
+    let (mut mdx, mut mdw, mut mdb) = (dx.clone(), dw.clone(), db.clone());
+    conv2d_backward_cpu(
+        &s,
+        &abs(&x),
+        &abs(&w),
+        &abs(&dy),
+        Some(&mut mdx),
+        Some(&mut mdw),
+        Some(&mut mdb),
+    );
+    let gpu_dx = read(&ctx, &gdx, s.len_x()).await;
+    check(
+        &format!("conv dx {s:?}"),
+        &gpu_dx,
+        &dx,
+        &mdx,
+        s.cout + s.kh * s.kw,
+    );
+    let gpu_dw = read(&ctx, &gdw, s.len_w()).await;
+    check(
+        &format!("conv dw {s:?}"),
+        &gpu_dw,
+        &dw,
+        &mdw,
+        s.hw_out() + s.n,
+    );
+    if bias {
+        let gpu_db = read(&ctx, &gdb, s.cout).await;
+        check(
+            &format!("conv db {s:?}"),
+            &gpu_db,
+            &db,
+            &mdb,
+            s.n * s.hw_out(),
+        );
+    }
+}
+
+gpu_test!(
+    async fn conv_3x3_stride1_pad1_batch1_matches_cpu() {
+        check_conv(Conv2dShape::new(1, 3, 7, 7, 5, 3).padding(1, 1), true, 10).await;
+    }
+);
+
+gpu_test!(
+    async fn conv_5x5_stride2_pad2_batch3_matches_cpu() {
+        let s = Conv2dShape::new(3, 3, 9, 9, 5, 5)
+            .stride(2, 2)
+            .padding(2, 2);
+        check_conv(s, true, 11).await;
+    }
+);
+
+gpu_test!(
+    async fn conv_3x5_kernel_mixed_stride_and_padding_no_bias_matches_cpu() {
+        let s = Conv2dShape::new(3, 3, 9, 7, 5, 3)
+            .kernel(3, 5)
+            .stride(2, 1)
+            .padding(0, 2);
+        check_conv(s, false, 12).await;
+        // Stride 2 without padding drops the last row and column of a 7×7 image.
+        check_conv(Conv2dShape::new(3, 3, 7, 7, 5, 3).stride(2, 2), true, 13).await;
+    }
+);
+
+gpu_test!(
+    async fn conv_and_pool_refuse_bad_shapes_and_small_buffers() {
+        let ctx = context().await;
+        let s = Conv2dShape::new(2, 3, 7, 7, 5, 3);
+        let x = ctx.zeros("x", s.len_x()).unwrap();
+        let small_w = ctx.zeros("w", s.len_w() - 1).unwrap();
+        let y = ctx.zeros("y", s.len_y()).unwrap();
+        match Conv2d::new(&ctx, s, &x, &small_w, None, &y).await {
+            Err(GpuError::Validation { message, .. }) => {
+                assert!(message.contains('W'), "{message}")
+            }
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(_) => panic!("a weight buffer too small was accepted"),
+        }
+        let too_big_kernel = Conv2dShape::new(1, 3, 3, 3, 5, 5);
+        assert!(matches!(
+            Conv2d::new(&ctx, too_big_kernel, &x, &x, None, &y).await,
+            Err(GpuError::Validation { .. })
+        ));
+        let p = PoolShape::new(2, 3, 7, 7, 2, 2);
+        let small = ctx.zeros("small", p.len_y() - 1).unwrap();
+        assert!(matches!(
+            Pool::avg(&ctx, p, &x, &small).await,
+            Err(GpuError::Validation { .. })
+        ));
+    }
+);
+
+// ---------------------------------------------------------------- pooling
+
+async fn check_pool(s: PoolShape, seed: u64) {
+    let ctx = context().await;
+    let mut rng = Rng::new(seed);
+    let (x, dy) = (rng.vec(s.len_x()), rng.vec(s.len_y()));
+    let (lx, ly) = (s.len_x(), s.len_y());
+    let gx = ctx.storage("x", &x).unwrap();
+    let gdy = ctx.storage("dy", &dy).unwrap();
+    let (gy, garg, gdx) = (
+        ctx.zeros("y", ly).unwrap(),
+        ctx.zeros("argmax", ly).unwrap(),
+        ctx.zeros("dx", lx).unwrap(),
+    );
+
+    // Max pooling: exact.
+    let fwd = Pool::max(&ctx, s, &gx, &gy, &garg).await.unwrap();
+    let bwd = Pool::max_backward(&ctx, s, &garg, &gdy, &gdx)
+        .await
+        .unwrap();
+    run(&ctx, &[fwd.dispatch.clone(), bwd.dispatch.clone()]);
+    let (mut y, mut arg, mut dx) = (vec![0.0; ly], vec![0u32; ly], vec![0.0; lx]);
+    max_pool_cpu(&s, &x, &mut y, &mut arg);
+    max_pool_backward_cpu(&s, &arg, &dy, &mut dx);
+    assert_close(
+        &format!("max pool {s:?}"),
+        &read(&ctx, &gy, ly).await,
+        &y,
+        |_| 0.0,
+    );
+    let mut gpu_arg: Vec<u32> = ctx.read(&garg).await.unwrap();
+    gpu_arg.truncate(ly);
+    assert_eq!(gpu_arg, arg, "max pool argmax {s:?}");
+    let gpu_dx = read(&ctx, &gdx, lx).await;
+    assert_close(&format!("max pool backward {s:?}"), &gpu_dx, &dx, |_| 0.0);
+
+    // Average pooling.
+    let fwd = Pool::avg(&ctx, s, &gx, &gy).await.unwrap();
+    let bwd = Pool::avg_backward(&ctx, s, &gdy, &gdx).await.unwrap();
+    run(&ctx, &[fwd.dispatch.clone(), bwd.dispatch.clone()]);
+    avg_pool_cpu(&s, &x, &mut y);
+    avg_pool_backward_cpu(&s, &dy, &mut dx);
+    let (mut my, mut mdx) = (vec![0.0; ly], vec![0.0; lx]);
+    avg_pool_cpu(&s, &abs(&x), &mut my);
+    avg_pool_backward_cpu(&s, &abs(&dy), &mut mdx);
+    let per_pixel = s.kh.div_ceil(s.sh) * s.kw.div_ceil(s.sw);
+    let gpu_y = read(&ctx, &gy, ly).await;
+    check(&format!("avg pool {s:?}"), &gpu_y, &y, &my, s.kh * s.kw);
+    let gpu_dx = read(&ctx, &gdx, lx).await;
+    check(
+        &format!("avg pool backward {s:?}"),
+        &gpu_dx,
+        &dx,
+        &mdx,
+        per_pixel,
+    );
+}
+
+gpu_test!(
+    async fn max_and_avg_pool_2x2_stride2_match_cpu() {
+        check_pool(PoolShape::new(1, 3, 7, 7, 2, 2), 20).await;
+        check_pool(PoolShape::new(3, 3, 8, 9, 2, 2), 21).await;
+    }
+);
+
+gpu_test!(
+    async fn max_and_avg_pool_overlapping_windows_match_cpu() {
+        check_pool(PoolShape::new(3, 3, 9, 9, 3, 2), 22).await;
+        check_pool(PoolShape::new(1, 3, 7, 7, 3, 1), 23).await;
+        let mut s = PoolShape::new(3, 3, 9, 7, 3, 2);
+        (s.kw, s.sh) = (2, 1);
+        check_pool(s, 24).await;
+    }
+);
+
+gpu_test!(
+    async fn global_avg_pool_matches_cpu() {
+        // Max over the whole image too (global max pooling comes for free).
+        check_pool(PoolShape::global(3, 3, 7, 9), 25).await;
+        check_pool(PoolShape::global(1, 5, 1, 1), 26).await;
+        check_pool(PoolShape::global(2, 3, 17, 17), 27).await;
+    }
+);
+
+// ---------------------------------------------------------------- finite differences
+
+#[cfg(not(target_arch = "wasm32"))]
+mod finite_differences {
+    use super::*;
+    use varlab::ops::conv::col2im_cpu;
+    use varlab::ops::gradcheck::check;
+
+    const EPS: f32 = 0.05;
+    const TOL: f64 = 1e-2;
+    const ATOL: f64 = 1e-3;
+
+    #[test]
+    fn linear_backward_matches_finite_differences() {
+        for (s, seed) in [
+            (LinearShape::new(7, 33, 17), 30u64),
+            (LinearShape::new(1, 33, 17), 31),
+        ] {
+            let mut rng = Rng::new(seed);
+            let (x, w, b, dy) = (
+                rng.vec(s.len_x()),
+                rng.vec(s.len_w()),
+                rng.vec(s.out_features),
+                rng.vec(s.len_y()),
+            );
+            let (mut dx, mut dw, mut db) = (
+                vec![0.0; s.len_x()],
+                vec![0.0; s.len_w()],
+                vec![0.0; s.out_features],
+            );
+            linear_backward_cpu(&s, &x, &w, &dy, Some(&mut dx), Some(&mut dw), Some(&mut db));
+            let forward = |x: &[f32], w: &[f32], b: &[f32]| {
+                let mut y = vec![0.0; s.len_y()];
+                linear_cpu(&s, x, w, Some(b), &mut y);
+                y
+            };
+            check(
+                "linear dx",
+                &x,
+                &dy,
+                &dx,
+                |v| forward(v, &w, &b),
+                EPS,
+                TOL,
+                ATOL,
+            );
+            check(
+                "linear dw",
+                &w,
+                &dy,
+                &dw,
+                |v| forward(&x, v, &b),
+                EPS,
+                TOL,
+                ATOL,
+            );
+            check(
+                "linear db",
+                &b,
+                &dy,
+                &db,
+                |v| forward(&x, &w, v),
+                EPS,
+                TOL,
+                ATOL,
+            );
+        }
+    }
+
+    #[test]
+    fn conv_backward_matches_finite_differences() {
+        for (s, seed) in [
+            (Conv2dShape::new(1, 3, 7, 7, 5, 3).padding(1, 1), 40u64),
+            (
+                Conv2dShape::new(3, 3, 9, 9, 5, 5)
+                    .stride(2, 2)
+                    .padding(2, 2),
+                41,
+            ),
+            (
+                Conv2dShape::new(2, 3, 9, 7, 5, 3)
+                    .kernel(3, 5)
+                    .stride(2, 1)
+                    .padding(0, 2),
+                42,
+            ),
+        ] {
+            let mut rng = Rng::new(seed);
+            let (x, w, b, dy) = (
+                rng.vec(s.len_x()),
+                rng.vec(s.len_w()),
+                rng.vec(s.cout),
+                rng.vec(s.len_y()),
+            );
+            let (mut dx, mut dw, mut db) = (
+                vec![0.0; s.len_x()],
+                vec![0.0; s.len_w()],
+                vec![0.0; s.cout],
+            );
+            conv2d_backward_cpu(&s, &x, &w, &dy, Some(&mut dx), Some(&mut dw), Some(&mut db));
+            let forward = |x: &[f32], w: &[f32], b: &[f32]| {
+                let mut y = vec![0.0; s.len_y()];
+                conv2d_cpu(&s, x, w, Some(b), &mut y);
+                y
+            };
+            check(
+                "conv dx",
+                &x,
+                &dy,
+                &dx,
+                |v| forward(v, &w, &b),
+                EPS,
+                TOL,
+                ATOL,
+            );
+            check(
+                "conv dw",
+                &w,
+                &dy,
+                &dw,
+                |v| forward(&x, v, &b),
+                EPS,
+                TOL,
+                ATOL,
+            );
+            check(
+                "conv db",
+                &b,
+                &dy,
+                &db,
+                |v| forward(&x, &w, v),
+                EPS,
+                TOL,
+                ATOL,
+            );
+        }
+    }
+
+    /// The two CPU layout twins are adjoint: ⟨im2col(x), c⟩ = ⟨x, col2im(c)⟩; and the conv
+    /// forward equals W·im2col(x) per batch item.
+    #[test]
+    fn im2col_and_col2im_are_adjoint_and_give_the_convolution() {
+        let s = Conv2dShape::new(2, 3, 9, 7, 5, 3)
+            .kernel(3, 5)
+            .stride(2, 1)
+            .padding(1, 2);
+        let mut rng = Rng::new(50);
+        let (x, c, w) = (
+            rng.vec(s.len_x()),
+            rng.vec(s.len_cols()),
+            rng.vec(s.len_w()),
+        );
+        let (mut cols, mut back) = (vec![0.0; s.len_cols()], vec![0.0; s.len_x()]);
+        im2col_cpu(&s, &x, &mut cols);
+        col2im_cpu(&s, &c, &mut back);
+        let dot = |a: &[f32], b: &[f32]| -> f64 {
+            a.iter().zip(b).map(|(&p, &q)| p as f64 * q as f64).sum()
+        };
+        let (lhs, rhs) = (dot(&cols, &c), dot(&x, &back));
+        assert!(
+            (lhs - rhs).abs() < 1e-4 * (1.0 + lhs.abs()),
+            "{lhs} vs {rhs}"
+        );
+        let mut y = vec![0.0; s.len_y()];
+        conv2d_cpu(&s, &x, &w, None, &mut y);
+        let mut via_cols = vec![0.0; s.len_y()];
+        varlab::ops::matmul::matmul_cpu(&s.forward_product(), &w, &cols, 1.0, 0.0, &mut via_cols);
+        for (a, b) in y.iter().zip(&via_cols) {
+            assert!((a - b).abs() <= 1e-5 * (1.0 + a.abs()), "{a} vs {b}");
+        }
+    }
+
+    /// Distinct values (a shuffled ramp with spacing 0.05), so a step of 1e-2 never
+    /// changes which input of a window is the maximum.
+    fn ramp(n: usize, seed: u64) -> Vec<f32> {
+        let mut v: Vec<f32> = (0..n).map(|i| 0.05 * i as f32 - 0.025 * n as f32).collect();
+        let mut rng = Rng::new(seed);
+        for i in (1..n).rev() {
+            let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+            v.swap(i, j);
+        }
+        v
+    }
+
+    #[test]
+    fn pool_backwards_match_finite_differences() {
+        let mut odd = PoolShape::new(3, 3, 9, 7, 3, 2);
+        (odd.kw, odd.sh) = (2, 1);
+        for (s, seed) in [
+            (PoolShape::new(1, 3, 7, 7, 2, 2), 60u64),
+            (PoolShape::new(3, 3, 9, 9, 3, 2), 61),
+            (PoolShape::new(1, 3, 7, 7, 3, 1), 62),
+            (odd, 63),
+            (PoolShape::global(3, 3, 7, 9), 64),
+        ] {
+            let (lx, ly) = (s.len_x(), s.len_y());
+            let dy = Rng::new(seed).vec(ly);
+
+            let x = ramp(lx, seed + 100);
+            let (mut y, mut arg, mut dx) = (vec![0.0; ly], vec![0u32; ly], vec![0.0; lx]);
+            max_pool_cpu(&s, &x, &mut y, &mut arg);
+            max_pool_backward_cpu(&s, &arg, &dy, &mut dx);
+            let max = |v: &[f32]| {
+                let (mut y, mut arg) = (vec![0.0; ly], vec![0u32; ly]);
+                max_pool_cpu(&s, v, &mut y, &mut arg);
+                y
+            };
+            check(
+                &format!("max pool {s:?}"),
+                &x,
+                &dy,
+                &dx,
+                max,
+                1e-2,
+                TOL,
+                ATOL,
+            );
+
+            let x = Rng::new(seed + 200).vec(lx);
+            avg_pool_backward_cpu(&s, &dy, &mut dx);
+            let avg = |v: &[f32]| {
+                let mut y = vec![0.0; ly];
+                avg_pool_cpu(&s, v, &mut y);
+                y
+            };
+            check(
+                &format!("avg pool {s:?}"),
+                &x,
+                &dy,
+                &dx,
+                avg,
+                EPS,
+                TOL,
+                ATOL,
+            );
+        }
+    }
+}
