@@ -1,0 +1,129 @@
+//! The CPU twins against an independent implementation: fixtures computed by JAX in float64
+//! (`scripts/make_fixtures.py`, committed in `tests/fixtures/`). Each layer is written there
+//! exactly as PyTorch defines it, so these tests pin layouts and conventions too.
+//!
+//! Tolerance: `|twin − jax| ≤ 1e-4·(1 + |jax|)` per element — the twins compute in f32 on
+//! inputs of order 1 with sums of at most a few hundred terms (errors ≈ 1e-6), so this bound
+//! catches any wrong index, layout or formula with a wide margin.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use varlab::ops::conv::{conv2d_backward_cpu, conv2d_cpu, Conv2dShape};
+use varlab::ops::linear::{linear_backward_cpu, linear_cpu, LinearShape};
+use varlab::ops::pool::{
+    avg_pool_backward_cpu, avg_pool_cpu, max_pool_backward_cpu, max_pool_cpu, PoolShape,
+};
+
+#[derive(Deserialize)]
+struct Array {
+    shape: Vec<usize>,
+    data: Vec<f64>,
+}
+
+struct Fixture(HashMap<String, Array>);
+
+impl Fixture {
+    fn load(name: &str) -> Fixture {
+        let path = format!("{}/tests/fixtures/{name}.json", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{path}: {e} (regenerate with scripts/make_fixtures.py)"));
+        Fixture(serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}")))
+    }
+    fn get(&self, key: &str) -> &Array {
+        self.0
+            .get(key)
+            .unwrap_or_else(|| panic!("fixture has no '{key}'"))
+    }
+    fn f32(&self, key: &str) -> Vec<f32> {
+        self.get(key).data.iter().map(|&v| v as f32).collect()
+    }
+    fn shape(&self, key: &str) -> &[usize] {
+        &self.get(key).shape
+    }
+    fn usize(&self, key: &str) -> usize {
+        self.get(key).data[0] as usize
+    }
+}
+
+fn assert_matches(what: &str, twin: &[f32], fx: &Fixture, key: &str) {
+    let want = &fx.get(key).data;
+    assert_eq!(twin.len(), want.len(), "{what}: length");
+    for (i, (&t, &w)) in twin.iter().zip(want).enumerate() {
+        let err = (t as f64 - w).abs();
+        assert!(
+            err <= 1e-4 * (1.0 + w.abs()),
+            "{what}[{i}]: twin {t} vs jax {w}"
+        );
+    }
+}
+
+#[test]
+fn linear_matches_jax() {
+    let fx = Fixture::load("linear");
+    let (n, inf) = (fx.shape("x")[0], fx.shape("x")[1]);
+    let s = LinearShape::new(n, inf, fx.shape("w")[0]);
+    let (x, w, b, dy) = (fx.f32("x"), fx.f32("w"), fx.f32("b"), fx.f32("dy"));
+    let mut y = vec![0.0; s.len_y()];
+    linear_cpu(&s, &x, &w, Some(&b), &mut y);
+    assert_matches("linear y", &y, &fx, "y");
+    let (mut dx, mut dw, mut db) = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; b.len()]);
+    linear_backward_cpu(&s, &x, &w, &dy, Some(&mut dx), Some(&mut dw), Some(&mut db));
+    assert_matches("linear dx", &dx, &fx, "dx");
+    assert_matches("linear dw", &dw, &fx, "dw");
+    assert_matches("linear db", &db, &fx, "db");
+}
+
+#[test]
+fn conv2d_matches_jax() {
+    let fx = Fixture::load("conv2d");
+    let (xs, ws) = (fx.shape("x").to_vec(), fx.shape("w").to_vec());
+    let (stride, pad) = (fx.usize("stride"), fx.usize("pad"));
+    let s = Conv2dShape::new(xs[0], xs[1], xs[2], xs[3], ws[0], ws[2])
+        .stride(stride, stride)
+        .padding(pad, pad);
+    let (x, w, b, dy) = (fx.f32("x"), fx.f32("w"), fx.f32("b"), fx.f32("dy"));
+    let mut y = vec![0.0; s.len_y()];
+    conv2d_cpu(&s, &x, &w, Some(&b), &mut y);
+    assert_matches("conv y", &y, &fx, "y");
+    let (mut dx, mut dw, mut db) = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; b.len()]);
+    conv2d_backward_cpu(&s, &x, &w, &dy, Some(&mut dx), Some(&mut dw), Some(&mut db));
+    assert_matches("conv dx", &dx, &fx, "dx");
+    assert_matches("conv dw", &dw, &fx, "dw");
+    assert_matches("conv db", &db, &fx, "db");
+}
+
+#[test]
+fn pooling_matches_jax() {
+    let fx = Fixture::load("maxpool2");
+    let xs = fx.shape("x").to_vec();
+    let s = PoolShape::new(xs[0], xs[1], xs[2], xs[3], 2, 2);
+    let (x, dy) = (fx.f32("x"), fx.f32("dy"));
+    let (mut y, mut arg) = (vec![0.0; s.len_y()], vec![0u32; s.len_y()]);
+    max_pool_cpu(&s, &x, &mut y, &mut arg);
+    assert_matches("maxpool y", &y, &fx, "y");
+    let mut dx = vec![0.0; x.len()];
+    max_pool_backward_cpu(&s, &arg, &dy, &mut dx);
+    assert_matches("maxpool dx", &dx, &fx, "dx");
+
+    let fx = Fixture::load("avgpool3s2");
+    let s = PoolShape::new(xs[0], xs[1], xs[2], xs[3], 3, 2);
+    let (x, dy) = (fx.f32("x"), fx.f32("dy"));
+    let mut y = vec![0.0; s.len_y()];
+    avg_pool_cpu(&s, &x, &mut y);
+    assert_matches("avgpool y", &y, &fx, "y");
+    let mut dx = vec![0.0; x.len()];
+    avg_pool_backward_cpu(&s, &dy, &mut dx);
+    assert_matches("avgpool dx", &dx, &fx, "dx");
+
+    let fx = Fixture::load("global_avgpool");
+    let s = PoolShape::global(xs[0], xs[1], xs[2], xs[3]);
+    let (x, dy) = (fx.f32("x"), fx.f32("dy"));
+    let mut y = vec![0.0; s.len_y()];
+    avg_pool_cpu(&s, &x, &mut y);
+    assert_matches("global avgpool y", &y, &fx, "y");
+    let mut dx = vec![0.0; x.len()];
+    avg_pool_backward_cpu(&s, &dy, &mut dx);
+    assert_matches("global avgpool dx", &dx, &fx, "dx");
+}
