@@ -2,6 +2,7 @@
 //! side. Tests run both on the same random inputs and compare (see `tests/kernels.rs` for
 //! the tolerance of each).
 
+pub mod attention;
 pub mod elementwise;
 pub mod gradcheck;
 pub mod matmul;
