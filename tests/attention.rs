@@ -26,6 +26,7 @@ mod common;
 use common::{assert_close, context};
 use varlab::gpu::Context;
 use varlab::ops::attention::*;
+#[cfg(not(target_arch = "wasm32"))]
 use varlab::ops::gradcheck::check;
 use varlab::rng::Rng;
 

@@ -7,6 +7,7 @@ pub mod elementwise;
 pub mod gradcheck;
 pub mod matmul;
 pub mod reduce;
+pub mod vit;
 
 pub use elementwise::Elementwise;
 pub use matmul::{Matmul, MatmulShape};
