@@ -188,8 +188,8 @@ pub fn softmax_rows_cpu(x: &[f32], cols: usize) -> Vec<f32> {
 }
 
 /// Softmax backward of rows `[rows, cols]`, scaled:
-/// `ds = scale · p ⊙ (dp − Σ_j dp_j·p_j)` (gradient of `scale·x ↦ softmax`'s input when
-/// `scale` is 1, and it folds in the `1/√D` of the scores otherwise).
+/// `ds = scale · p ⊙ (dp − Σ_j dp_j·p_j)`, the gradient w.r.t. `x` of `p = softmax(scale·x)`;
+/// with `scale = 1/√D` it folds the score scaling into the backward.
 pub fn softmax_backward_cpu(p: &[f32], dp: &[f32], cols: usize, scale: f32) -> Vec<f32> {
     let mut ds = vec![0.0; p.len()];
     for ((pr, dr), o) in p
