@@ -2,6 +2,7 @@
 //! side. Tests run both on the same random inputs and compare (see `tests/kernels.rs` for
 //! the tolerance of each).
 
+pub mod attention;
 pub mod conv;
 pub mod elementwise;
 pub mod gradcheck;
@@ -10,6 +11,7 @@ pub mod matmul;
 pub mod pool;
 pub mod reduce;
 pub mod stats;
+pub mod vit;
 
 pub use elementwise::Elementwise;
 pub use matmul::{Matmul, MatmulShape};

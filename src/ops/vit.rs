@@ -1,0 +1,707 @@
+//! ViT glue around the attention blocks: patch embedding, class token + position
+//! embedding, and the two heads' poolings (token mean, class-token select), forward and
+//! backward. Residual connections reuse [`crate::ops::Elementwise::add`].
+//!
+//! Patch embedding of images `x [N, C, H, W]` with patch size P (stride P, H and W
+//! multiples of P) into `E` channels is `patchify` (`[N, T, C·P·P]`, T = (H/P)·(W/P),
+//! patches in row-major order, each vector ordered (c, py, px)), then
+//! `out = cols·Wᵀ + b` with `W [E, C·P·P]` — a Conv2d weight `[E, C, P, P]` flattened — and
+//! `b [E]`. Its backward is `dW = doutᵀ·cols`, `db = Σ_rows dout`, `dcols = dout·W` and
+//! `dx = unpatchify(dcols)`, a pure permutation (patches do not overlap). The products run
+//! on [`Matmul`], everything else in `shaders/vit.wgsl`; reductions are per-column loops,
+//! never float atomics.
+
+use crate::gpu::{Context, Dispatch, GpuError, Result, Shader};
+use crate::ops::elementwise::grid_1d;
+use crate::ops::matmul::{matmul_cpu, Matmul, MatmulShape};
+
+const SHADER: Shader = Shader {
+    name: "vit",
+    source: include_str!("../../shaders/vit.wgsl"),
+};
+
+/// An image batch `[n, c, h, w]` cut into `patch × patch` patches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PatchShape {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub patch: usize,
+}
+
+impl PatchShape {
+    pub fn new(n: usize, c: usize, h: usize, w: usize, patch: usize) -> Self {
+        PatchShape { n, c, h, w, patch }
+    }
+    /// Patches per image, `(H/P)·(W/P)`.
+    pub fn tokens(&self) -> usize {
+        (self.h / self.patch) * (self.w / self.patch)
+    }
+    /// Length of one patch vector, `C·P·P`.
+    pub fn patch_len(&self) -> usize {
+        self.c * self.patch * self.patch
+    }
+    /// Elements of the image batch (and of the patch matrix): `N·C·H·W`.
+    pub fn len(&self) -> usize {
+        self.n * self.c * self.h * self.w
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn validate(&self) -> Result<()> {
+        if self.patch == 0 || self.h % self.patch != 0 || self.w % self.patch != 0 {
+            return Err(GpuError::Validation {
+                what: format!("a patch embedding of shape {self:?}"),
+                message: format!(
+                    "the image size {}×{} must be a multiple of the patch size {}",
+                    self.h, self.w, self.patch
+                ),
+            });
+        }
+        Ok(())
+    }
+    /// Index in `[N, T, C·P·P]` of image element `(n, c, y, x)`.
+    fn col_index(&self, n: usize, c: usize, y: usize, x: usize) -> usize {
+        let p = self.patch;
+        let t = (y / p) * (self.w / p) + x / p;
+        let f = (c * p + y % p) * p + x % p;
+        (n * self.tokens() + t) * self.patch_len() + f
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// CPU twins.
+
+/// `x [N, C, H, W]` → `[N, T, C·P·P]`.
+pub fn patchify_cpu(s: &PatchShape, x: &[f32]) -> Vec<f32> {
+    let mut out = vec![0.0; s.len()];
+    let mut i = 0;
+    for n in 0..s.n {
+        for c in 0..s.c {
+            for y in 0..s.h {
+                for xx in 0..s.w {
+                    out[s.col_index(n, c, y, xx)] = x[i];
+                    i += 1;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Backward of [`patchify_cpu`]: `dcols [N, T, C·P·P]` → `dx [N, C, H, W]`.
+pub fn unpatchify_cpu(s: &PatchShape, dcols: &[f32]) -> Vec<f32> {
+    let mut out = vec![0.0; s.len()];
+    let mut i = 0;
+    for n in 0..s.n {
+        for c in 0..s.c {
+            for y in 0..s.h {
+                for xx in 0..s.w {
+                    out[i] = dcols[s.col_index(n, c, y, xx)];
+                    i += 1;
+                }
+            }
+        }
+    }
+    out
+}
+
+fn embed_products(s: &PatchShape, e: usize) -> [MatmulShape; 3] {
+    let (rows, k) = (s.n * s.tokens(), s.patch_len());
+    [
+        // out = cols·Wᵀ
+        MatmulShape::new(rows, e, k).transposed(false, true),
+        // dW = doutᵀ·cols
+        MatmulShape::new(e, k, rows).transposed(true, false),
+        // dcols = dout·W
+        MatmulShape::new(rows, k, e),
+    ]
+}
+
+/// `dst[j] = Σ_{r<rows} src[offset + r·stride + j]` for `j < cols`, rows in ascending order.
+pub fn sum_rows_cpu(
+    src: &[f32],
+    rows: usize,
+    cols: usize,
+    stride: usize,
+    offset: usize,
+) -> Vec<f32> {
+    let mut out = vec![0.0f32; cols];
+    for r in 0..rows {
+        for (j, o) in out.iter_mut().enumerate() {
+            *o += src[offset + r * stride + j];
+        }
+    }
+    out
+}
+
+/// Patch embedding forward: `x [N, C, H, W]`, `w [E, C·P·P]`, `b [E]` → `[N, T, E]`.
+pub fn patch_embed_cpu(s: &PatchShape, e: usize, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
+    let cols = patchify_cpu(s, x);
+    let [fwd, _, _] = embed_products(s, e);
+    let mut out = vec![0.0; fwd.len_c()];
+    matmul_cpu(&fwd, &cols, w, 1.0, 0.0, &mut out);
+    for row in out.chunks_exact_mut(e) {
+        for (o, bv) in row.iter_mut().zip(b) {
+            *o += bv;
+        }
+    }
+    out
+}
+
+/// Patch embedding backward for `dout [N, T, E]`: `(dx [N, C, H, W], dw [E, C·P·P], db [E])`.
+pub fn patch_embed_backward_cpu(
+    s: &PatchShape,
+    e: usize,
+    x: &[f32],
+    w: &[f32],
+    dout: &[f32],
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let cols = patchify_cpu(s, x);
+    let [_, dws, dcs] = embed_products(s, e);
+    let mut dw = vec![0.0; dws.len_c()];
+    matmul_cpu(&dws, dout, &cols, 1.0, 0.0, &mut dw);
+    let db = sum_rows_cpu(dout, s.n * s.tokens(), e, e, 0);
+    let mut dcols = vec![0.0; dcs.len_c()];
+    matmul_cpu(&dcs, dout, w, 1.0, 0.0, &mut dcols);
+    (unpatchify_cpu(s, &dcols), dw, db)
+}
+
+/// `tokens [N, T, E]`, `cls [E]`, `pos [T+1, E]` → `[N, T+1, E]`: row 0 `cls + pos[0]`, row
+/// `t+1` `tokens[t] + pos[t+1]`.
+pub fn cls_pos_cpu(
+    n: usize,
+    t: usize,
+    e: usize,
+    tokens: &[f32],
+    cls: &[f32],
+    pos: &[f32],
+) -> Vec<f32> {
+    let mut out = vec![0.0; n * (t + 1) * e];
+    for ni in 0..n {
+        for row in 0..=t {
+            for j in 0..e {
+                let v = if row == 0 {
+                    cls[j]
+                } else {
+                    tokens[(ni * t + row - 1) * e + j]
+                };
+                out[(ni * (t + 1) + row) * e + j] = v + pos[row * e + j];
+            }
+        }
+    }
+    out
+}
+
+/// Backward of [`cls_pos_cpu`] for `dout [N, T+1, E]`:
+/// `(dtokens [N, T, E], dcls [E] = Σ_n dout[n, 0], dpos [T+1, E] = Σ_n dout[n])`.
+pub fn cls_pos_backward_cpu(
+    n: usize,
+    t: usize,
+    e: usize,
+    dout: &[f32],
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let per = (t + 1) * e;
+    let mut dtokens = vec![0.0; n * t * e];
+    for ni in 0..n {
+        dtokens[ni * t * e..(ni + 1) * t * e].copy_from_slice(&dout[ni * per + e..(ni + 1) * per]);
+    }
+    let dcls = sum_rows_cpu(dout, n, e, per, 0);
+    let dpos = sum_rows_cpu(dout, n, per, per, 0);
+    (dtokens, dcls, dpos)
+}
+
+/// `x [N, T, E]` → `[N, E]`, the mean over tokens (summed in order, then divided by T).
+pub fn mean_pool_cpu(n: usize, t: usize, e: usize, x: &[f32]) -> Vec<f32> {
+    let mut out = vec![0.0; n * e];
+    for ni in 0..n {
+        for j in 0..e {
+            let mut acc = 0.0f32;
+            for ti in 0..t {
+                acc += x[(ni * t + ti) * e + j];
+            }
+            out[ni * e + j] = acc / t as f32;
+        }
+    }
+    out
+}
+
+/// Backward of [`mean_pool_cpu`]: `dx[n, t, e] = dout[n, e] / T`.
+pub fn mean_pool_backward_cpu(n: usize, t: usize, e: usize, dout: &[f32]) -> Vec<f32> {
+    let mut dx = vec![0.0; n * t * e];
+    for ni in 0..n {
+        for ti in 0..t {
+            for j in 0..e {
+                dx[(ni * t + ti) * e + j] = dout[ni * e + j] / t as f32;
+            }
+        }
+    }
+    dx
+}
+
+/// `x [N, T, E]` → `[N, E]`, token 0 (the class token).
+pub fn cls_select_cpu(n: usize, t: usize, e: usize, x: &[f32]) -> Vec<f32> {
+    (0..n)
+        .flat_map(|ni| x[ni * t * e..ni * t * e + e].to_vec())
+        .collect()
+}
+
+/// Backward of [`cls_select_cpu`]: `dout [N, E]` into row 0 of `dx [N, T, E]`, zeros elsewhere.
+pub fn cls_select_backward_cpu(n: usize, t: usize, e: usize, dout: &[f32]) -> Vec<f32> {
+    let mut dx = vec![0.0; n * t * e];
+    for ni in 0..n {
+        dx[ni * t * e..ni * t * e + e].copy_from_slice(&dout[ni * e..(ni + 1) * e]);
+    }
+    dx
+}
+
+// ---------------------------------------------------------------------------------------
+// GPU.
+
+#[repr(C)]
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    n: u32,
+    c: u32,
+    h: u32,
+    w: u32,
+    patch: u32,
+    tokens: u32,
+    dim: u32,
+    rows: u32,
+    cols: u32,
+    stride: u32,
+    offset: u32,
+    _pad: u32,
+}
+
+fn check_buffers(what: &str, buffers: &[(&str, &wgpu::Buffer, usize)]) -> Result<()> {
+    for (name, buffer, len) in buffers {
+        if (buffer.size() as usize) < 4 * len {
+            return Err(GpuError::Validation {
+                what: what.to_string(),
+                message: format!(
+                    "buffer {name} holds {} bytes but needs {}",
+                    buffer.size(),
+                    4 * len
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// One prepared kernel of `shaders/vit.wgsl`; each constructor documents its buffers.
+pub struct VitKernel {
+    pub dispatch: Dispatch,
+    _params: wgpu::Buffer,
+}
+
+impl VitKernel {
+    async fn build(
+        ctx: &Context,
+        entry: &'static str,
+        params: Params,
+        elements: usize,
+        buffers: &[(u32, &wgpu::Buffer)],
+    ) -> Result<Self> {
+        let params = ctx.uniform(entry, &params);
+        let pipeline = ctx.pipeline(&SHADER, entry).await?;
+        let mut bindings: Vec<(u32, &wgpu::Buffer)> = vec![(0, &params)];
+        bindings.extend_from_slice(buffers);
+        let bind_group = ctx.bind(&pipeline, &bindings);
+        Ok(VitKernel {
+            dispatch: Dispatch {
+                label: entry,
+                pipeline,
+                bind_group,
+                workgroups: [grid_1d(ctx, elements), 1, 1],
+            },
+            _params: params,
+        })
+    }
+
+    fn image_params(s: &PatchShape) -> Params {
+        Params {
+            n: s.n as u32,
+            c: s.c as u32,
+            h: s.h as u32,
+            w: s.w as u32,
+            patch: s.patch as u32,
+            tokens: s.tokens() as u32,
+            ..Default::default()
+        }
+    }
+
+    /// `x [N, C, H, W]` → `cols [N, T, C·P·P]` (twin: [`patchify_cpu`]).
+    pub async fn patchify(
+        ctx: &Context,
+        s: &PatchShape,
+        x: &wgpu::Buffer,
+        cols: &wgpu::Buffer,
+    ) -> Result<Self> {
+        s.validate()?;
+        check_buffers("patchify", &[("x", x, s.len()), ("cols", cols, s.len())])?;
+        let p = Self::image_params(s);
+        Self::build(ctx, "patchify", p, s.len(), &[(1, x), (2, cols)]).await
+    }
+
+    /// `dcols [N, T, C·P·P]` → `dx [N, C, H, W]` (twin: [`unpatchify_cpu`]).
+    pub async fn unpatchify(
+        ctx: &Context,
+        s: &PatchShape,
+        dcols: &wgpu::Buffer,
+        dx: &wgpu::Buffer,
+    ) -> Result<Self> {
+        s.validate()?;
+        check_buffers(
+            "unpatchify",
+            &[("dcols", dcols, s.len()), ("dx", dx, s.len())],
+        )?;
+        let p = Self::image_params(s);
+        Self::build(ctx, "unpatchify", p, s.len(), &[(3, dcols), (4, dx)]).await
+    }
+
+    /// In place: `y [rows, cols] += bias [cols]`.
+    pub async fn bias_add(
+        ctx: &Context,
+        rows: usize,
+        cols: usize,
+        bias: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+    ) -> Result<Self> {
+        check_buffers("bias_add", &[("bias", bias, cols), ("y", y, rows * cols)])?;
+        let p = Params {
+            rows: rows as u32,
+            cols: cols as u32,
+            ..Default::default()
+        };
+        Self::build(ctx, "bias_add", p, rows * cols, &[(5, bias), (6, y)]).await
+    }
+
+    /// `dst[j] = Σ_{r<rows} src[offset + r·stride + j]` for `j < cols` (twin:
+    /// [`sum_rows_cpu`]).
+    pub async fn sum_rows(
+        ctx: &Context,
+        rows: usize,
+        cols: usize,
+        stride: usize,
+        offset: usize,
+        src: &wgpu::Buffer,
+        dst: &wgpu::Buffer,
+    ) -> Result<Self> {
+        let need = if rows == 0 {
+            0
+        } else {
+            offset + (rows - 1) * stride + cols
+        };
+        check_buffers("sum_rows", &[("src", src, need), ("dst", dst, cols)])?;
+        let p = Params {
+            rows: rows as u32,
+            cols: cols as u32,
+            stride: stride as u32,
+            offset: offset as u32,
+            ..Default::default()
+        };
+        Self::build(ctx, "sum_rows", p, cols, &[(7, src), (8, dst)]).await
+    }
+
+    fn token_params(n: usize, t: usize, e: usize) -> Params {
+        Params {
+            n: n as u32,
+            tokens: t as u32,
+            dim: e as u32,
+            ..Default::default()
+        }
+    }
+
+    /// `tokens [N, T, E]`, `cls [E]`, `pos [T+1, E]` → `out [N, T+1, E]` (twin:
+    /// [`cls_pos_cpu`]).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn cls_pos(
+        ctx: &Context,
+        n: usize,
+        t: usize,
+        e: usize,
+        tokens: &wgpu::Buffer,
+        cls: &wgpu::Buffer,
+        pos: &wgpu::Buffer,
+        out: &wgpu::Buffer,
+    ) -> Result<Self> {
+        let len = n * (t + 1) * e;
+        check_buffers(
+            "cls_pos",
+            &[
+                ("tokens", tokens, n * t * e),
+                ("cls", cls, e),
+                ("pos", pos, (t + 1) * e),
+                ("out", out, len),
+            ],
+        )?;
+        let p = Self::token_params(n, t, e);
+        Self::build(
+            ctx,
+            "cls_pos",
+            p,
+            len,
+            &[(9, tokens), (10, cls), (11, pos), (12, out)],
+        )
+        .await
+    }
+
+    /// `dout [N, T+1, E]` → `dtokens [N, T, E]` (rows 1..=T).
+    pub async fn cls_pos_tokens(
+        ctx: &Context,
+        n: usize,
+        t: usize,
+        e: usize,
+        dout: &wgpu::Buffer,
+        dtokens: &wgpu::Buffer,
+    ) -> Result<Self> {
+        check_buffers(
+            "cls_pos_tokens",
+            &[
+                ("dout", dout, n * (t + 1) * e),
+                ("dtokens", dtokens, n * t * e),
+            ],
+        )?;
+        let p = Self::token_params(n, t, e);
+        Self::build(
+            ctx,
+            "cls_pos_tokens",
+            p,
+            n * t * e,
+            &[(7, dout), (8, dtokens)],
+        )
+        .await
+    }
+
+    async fn pool(
+        ctx: &Context,
+        entry: &'static str,
+        (n, t, e): (usize, usize, usize),
+        (src_name, src, src_len): (&str, &wgpu::Buffer, usize),
+        (dst_name, dst, dst_len): (&str, &wgpu::Buffer, usize),
+    ) -> Result<Self> {
+        check_buffers(entry, &[(src_name, src, src_len), (dst_name, dst, dst_len)])?;
+        let p = Self::token_params(n, t, e);
+        Self::build(ctx, entry, p, src_len.max(dst_len), &[(7, src), (8, dst)]).await
+    }
+
+    /// `x [N, T, E]` → `out [N, E]`, the token mean (twin: [`mean_pool_cpu`]).
+    pub async fn mean_pool(
+        ctx: &Context,
+        (n, t, e): (usize, usize, usize),
+        x: &wgpu::Buffer,
+        out: &wgpu::Buffer,
+    ) -> Result<Self> {
+        let shape = (n, t, e);
+        Self::pool(
+            ctx,
+            "mean_pool",
+            shape,
+            ("x", x, n * t * e),
+            ("out", out, n * e),
+        )
+        .await
+    }
+
+    /// `dout [N, E]` → `dx [N, T, E] = dout / T` (twin: [`mean_pool_backward_cpu`]).
+    pub async fn mean_pool_backward(
+        ctx: &Context,
+        (n, t, e): (usize, usize, usize),
+        dout: &wgpu::Buffer,
+        dx: &wgpu::Buffer,
+    ) -> Result<Self> {
+        let shape = (n, t, e);
+        let (src, dst) = (("dout", dout, n * e), ("dx", dx, n * t * e));
+        Self::pool(ctx, "mean_pool_back", shape, src, dst).await
+    }
+
+    /// `x [N, T, E]` → `out [N, E]`, token 0 (twin: [`cls_select_cpu`]).
+    pub async fn cls_select(
+        ctx: &Context,
+        (n, t, e): (usize, usize, usize),
+        x: &wgpu::Buffer,
+        out: &wgpu::Buffer,
+    ) -> Result<Self> {
+        let shape = (n, t, e);
+        Self::pool(
+            ctx,
+            "cls_select",
+            shape,
+            ("x", x, n * t * e),
+            ("out", out, n * e),
+        )
+        .await
+    }
+
+    /// `dout [N, E]` → `dx [N, T, E]`, row 0 set, the rest zeroed (twin:
+    /// [`cls_select_backward_cpu`]).
+    pub async fn cls_select_backward(
+        ctx: &Context,
+        (n, t, e): (usize, usize, usize),
+        dout: &wgpu::Buffer,
+        dx: &wgpu::Buffer,
+    ) -> Result<Self> {
+        let shape = (n, t, e);
+        let (src, dst) = (("dout", dout, n * e), ("dx", dx, n * t * e));
+        Self::pool(ctx, "cls_select_back", shape, src, dst).await
+    }
+}
+
+/// A prepared patch embedding `x [N, C, H, W]` → `out [N, T, E]` with `w [E, C·P·P]` and
+/// `b [E]`. Encode `dispatches` in order; `cols` keeps the patch matrix for the backward.
+pub struct PatchEmbed {
+    pub shape: PatchShape,
+    pub embed: usize,
+    pub dispatches: Vec<Dispatch>,
+    /// `[N, T, C·P·P]`.
+    pub cols: wgpu::Buffer,
+    w: wgpu::Buffer,
+    _matmul: Matmul,
+    _kernels: Vec<VitKernel>,
+}
+
+/// A prepared patch-embedding backward; encode `dispatches` after the forward.
+pub struct PatchEmbedBackward {
+    pub dispatches: Vec<Dispatch>,
+    /// `dcols [N, T, C·P·P]`.
+    pub dcols: wgpu::Buffer,
+    _matmuls: Vec<Matmul>,
+    _kernels: Vec<VitKernel>,
+}
+
+impl PatchEmbed {
+    pub async fn new(
+        ctx: &Context,
+        shape: PatchShape,
+        embed: usize,
+        x: &wgpu::Buffer,
+        w: &wgpu::Buffer,
+        b: &wgpu::Buffer,
+        out: &wgpu::Buffer,
+    ) -> Result<PatchEmbed> {
+        let s = shape;
+        s.validate()?;
+        let rows = s.n * s.tokens();
+        check_buffers(
+            &format!("a patch embedding of shape {s:?} into {embed} channels"),
+            &[
+                ("x", x, s.len()),
+                ("w", w, embed * s.patch_len()),
+                ("b", b, embed),
+                ("out", out, rows * embed),
+            ],
+        )?;
+        let [fwd, _, _] = embed_products(&s, embed);
+        let cols = ctx.zeros("patch columns", s.len())?;
+        let k_patch = VitKernel::patchify(ctx, &s, x, &cols).await?;
+        let m = Matmul::new(ctx, fwd, 1.0, 0.0, &cols, w, out).await?;
+        let k_bias = VitKernel::bias_add(ctx, rows, embed, b, out).await?;
+        Ok(PatchEmbed {
+            shape: s,
+            embed,
+            dispatches: vec![
+                k_patch.dispatch.clone(),
+                m.dispatch.clone(),
+                k_bias.dispatch.clone(),
+            ],
+            cols,
+            w: w.clone(),
+            _matmul: m,
+            _kernels: vec![k_patch, k_bias],
+        })
+    }
+
+    pub fn forward_dispatches(&self) -> Vec<&Dispatch> {
+        self.dispatches.iter().collect()
+    }
+
+    /// Prepares the backward for `dout [N, T, E]`, writing `dx [N, C, H, W]`,
+    /// `dw [E, C·P·P]` and `db [E]` (overwritten).
+    pub async fn backward(
+        &self,
+        ctx: &Context,
+        dout: &wgpu::Buffer,
+        dx: &wgpu::Buffer,
+        dw: &wgpu::Buffer,
+        db: &wgpu::Buffer,
+    ) -> Result<PatchEmbedBackward> {
+        let (s, e) = (self.shape, self.embed);
+        let rows = s.n * s.tokens();
+        check_buffers(
+            &format!("a patch embedding backward of shape {s:?} into {e} channels"),
+            &[
+                ("dout", dout, rows * e),
+                ("dx", dx, s.len()),
+                ("dw", dw, e * s.patch_len()),
+                ("db", db, e),
+            ],
+        )?;
+        let [_, dws, dcs] = embed_products(&s, e);
+        let dcols = ctx.zeros("patch column gradients", s.len())?;
+        let m_dw = Matmul::new(ctx, dws, 1.0, 0.0, dout, &self.cols, dw).await?;
+        let k_db = VitKernel::sum_rows(ctx, rows, e, e, 0, dout, db).await?;
+        let m_dc = Matmul::new(ctx, dcs, 1.0, 0.0, dout, &self.w, &dcols).await?;
+        let k_un = VitKernel::unpatchify(ctx, &s, &dcols, dx).await?;
+        Ok(PatchEmbedBackward {
+            dispatches: vec![
+                m_dw.dispatch.clone(),
+                k_db.dispatch.clone(),
+                m_dc.dispatch.clone(),
+                k_un.dispatch.clone(),
+            ],
+            dcols,
+            _matmuls: vec![m_dw, m_dc],
+            _kernels: vec![k_db, k_un],
+        })
+    }
+}
+
+impl PatchEmbedBackward {
+    pub fn dispatches(&self) -> Vec<&Dispatch> {
+        self.dispatches.iter().collect()
+    }
+}
+
+/// Prepared class token + position embedding over `tokens [N, T, E]` → `out [N, T+1, E]`,
+/// with its backward `dout → (dtokens, dcls, dpos)`.
+pub struct ClsPos {
+    pub forward: VitKernel,
+    /// `dtokens`, `dcls = Σ_n dout[n, 0]`, `dpos = Σ_n dout[n]`; encode all three.
+    pub backward: [VitKernel; 3],
+}
+
+impl ClsPos {
+    #[allow(clippy::too_many_arguments)]
+    pub async fn new(
+        ctx: &Context,
+        (n, t, e): (usize, usize, usize),
+        tokens: &wgpu::Buffer,
+        cls: &wgpu::Buffer,
+        pos: &wgpu::Buffer,
+        out: &wgpu::Buffer,
+        dout: &wgpu::Buffer,
+        (dtokens, dcls, dpos): (&wgpu::Buffer, &wgpu::Buffer, &wgpu::Buffer),
+    ) -> Result<ClsPos> {
+        let per = (t + 1) * e;
+        check_buffers(
+            "cls_pos backward",
+            &[("dcls", dcls, e), ("dpos", dpos, per)],
+        )?;
+        Ok(ClsPos {
+            forward: VitKernel::cls_pos(ctx, n, t, e, tokens, cls, pos, out).await?,
+            backward: [
+                VitKernel::cls_pos_tokens(ctx, n, t, e, dout, dtokens).await?,
+                VitKernel::sum_rows(ctx, n, e, per, 0, dout, dcls).await?,
+                VitKernel::sum_rows(ctx, n, per, per, 0, dout, dpos).await?,
+            ],
+        })
+    }
+
+    pub fn backward_dispatches(&self) -> Vec<&Dispatch> {
+        self.backward.iter().map(|k| &k.dispatch).collect()
+    }
+}
