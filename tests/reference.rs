@@ -127,3 +127,44 @@ fn pooling_matches_jax() {
     avg_pool_backward_cpu(&s, &dy, &mut dx);
     assert_matches("global avgpool dx", &dx, &fx, "dx");
 }
+
+#[test]
+fn attention_block_matches_jax() {
+    use varlab::ops::attention::{attention_backward_cpu, attention_forward_cpu, AttentionShape};
+    let fx = Fixture::load("attention");
+    let xs = fx.shape("x").to_vec();
+    let s = AttentionShape::new(xs[0], xs[1], xs[2], fx.usize("heads"));
+    let (x, wqkv, bqkv, wo, bo, dy) = (
+        fx.f32("x"),
+        fx.f32("wqkv"),
+        fx.f32("bqkv"),
+        fx.f32("wo"),
+        fx.f32("bo"),
+        fx.f32("dy"),
+    );
+    let saved = attention_forward_cpu(&s, &x, &wqkv, &bqkv, &wo, &bo);
+    assert_matches("attention y", &saved.y, &fx, "y");
+    let g = attention_backward_cpu(&s, &x, &wqkv, &wo, &saved, &dy);
+    assert_matches("attention dx", &g.dx, &fx, "dx");
+    assert_matches("attention dwqkv", &g.dwqkv, &fx, "dwqkv");
+    assert_matches("attention dbqkv", &g.dbqkv, &fx, "dbqkv");
+    assert_matches("attention dwo", &g.dwo, &fx, "dwo");
+    assert_matches("attention dbo", &g.dbo, &fx, "dbo");
+}
+
+#[test]
+fn patch_embedding_matches_a_strided_conv_in_jax() {
+    use varlab::ops::vit::{patch_embed_backward_cpu, patch_embed_cpu, PatchShape};
+    let fx = Fixture::load("patch_embed");
+    let xs = fx.shape("x").to_vec();
+    let e = fx.shape("w")[0];
+    let s = PatchShape::new(xs[0], xs[1], xs[2], xs[3], fx.usize("patch"));
+    let (x, w, b, dy) = (fx.f32("x"), fx.f32("w"), fx.f32("b"), fx.f32("dy"));
+    // The conv weight [E, C, P, P] flattened is the patch-embedding weight [E, C·P·P].
+    let y = patch_embed_cpu(&s, e, &x, &w, &b);
+    assert_matches("patch embed y", &y, &fx, "y");
+    let (dx, dw, db) = patch_embed_backward_cpu(&s, e, &x, &w, &dy);
+    assert_matches("patch embed dx", &dx, &fx, "dx");
+    assert_matches("patch embed dw", &dw, &fx, "dw");
+    assert_matches("patch embed db", &db, &fx, "db");
+}
