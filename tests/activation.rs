@@ -40,7 +40,10 @@ async fn check(act: Act, n: usize, seed: u64) {
     let ctx = context().await;
     let x = inputs(n, seed);
     let dy = Rng::new(seed + 100).vec(n);
-    let (gx, gdy) = (ctx.storage("x", &x).unwrap(), ctx.storage("dy", &dy).unwrap());
+    let (gx, gdy) = (
+        ctx.storage("x", &x).unwrap(),
+        ctx.storage("dy", &dy).unwrap(),
+    );
     let (gy, gdx) = (ctx.zeros("y", n).unwrap(), ctx.zeros("dx", n).unwrap());
     let fwd = Activation::forward(&ctx, act, n, &gx, &gy).await.unwrap();
     let bwd = Activation::backward(&ctx, act, n, &gx, &gdy, &gdx)
@@ -61,7 +64,10 @@ async fn check(act: Act, n: usize, seed: u64) {
             gelu_cpu(&x, &mut cy);
             gelu_backward_cpu(&x, &dy, &mut cdx);
             let e = f32::EPSILON;
-            assert!(y.iter().chain(&dx).all(|v| v.is_finite()), "non-finite GELU");
+            assert!(
+                y.iter().chain(&dx).all(|v| v.is_finite()),
+                "non-finite GELU"
+            );
             assert_close("gelu forward", &y, &cy, |i| 16.0 * e * (1.0 + x[i].abs()));
             assert_close("gelu backward", &dx, &cdx, |i| {
                 let a = x[i].abs().min(1e6);
@@ -92,8 +98,24 @@ gpu_test!(
         // The formula evaluated in f64 (Python's math.tanh), rounded to 7 digits.
         let ctx = context().await;
         let x = [-3.0f32, -1.0, 0.0, 0.5, 2.0, 1e20, -1e20];
-        let want_y = [-0.003_637_392, -0.158_808_0, 0.0, 0.345_714_0, 1.954_598, 1e20, -0.0];
-        let want_dx = [-0.011_584_17, -0.082_964_08, 0.5, 0.867_369_9, 1.086_099, 1.0, 0.0];
+        let want_y = [
+            -0.003_637_392,
+            -0.158_808,
+            0.0,
+            0.345_714,
+            1.954_598,
+            1e20,
+            -0.0,
+        ];
+        let want_dx = [
+            -0.011_584_17,
+            -0.082_964_08,
+            0.5,
+            0.867_369_9,
+            1.086_099,
+            1.0,
+            0.0,
+        ];
         let n = x.len();
         let gx = ctx.storage("x", &x).unwrap();
         let gdy = ctx.storage("dy", &[1.0f32; 7]).unwrap();
@@ -107,7 +129,9 @@ gpu_test!(
         ctx.submit(&[&fwd.dispatch, &bwd.dispatch]).unwrap();
         let y: Vec<f32> = ctx.read(&gy).await.unwrap();
         let dx: Vec<f32> = ctx.read(&gdx).await.unwrap();
-        assert_close("gelu values", &y, &want_y, |i| 2e-6 * (1.0 + want_y[i].abs()));
+        assert_close("gelu values", &y, &want_y, |i| {
+            2e-6 * (1.0 + want_y[i].abs())
+        });
         assert_close("gelu gradients", &dx, &want_dx, |_| 2e-6);
     }
 );

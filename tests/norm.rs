@@ -133,7 +133,14 @@ async fn check_batch_norm(n: usize, c: usize, h: usize, w: usize, seed: u64) {
     let (mut cy, mut csaved, mut crm, mut crv) = (vec![0.0; len], vec![0.0; 2 * c], rm0, rv0);
     for _ in 0..2 {
         batch_norm_train_cpu(
-            &cfg, &x, &gamma, &beta, &mut cy, &mut csaved, &mut crm, &mut crv,
+            &cfg,
+            &x,
+            &gamma,
+            &beta,
+            &mut cy,
+            &mut csaved,
+            &mut crm,
+            &mut crv,
         );
     }
     let (mut cdx, mut cdgamma, mut cdbeta) = (vec![0.0; len], vec![0.0; c], vec![0.0; c]);
@@ -320,8 +327,7 @@ async fn check_layer_norm(rows: usize, c: usize, seed: u64) {
     let col = |j: usize| -> (f32, f32) {
         let mut a = 0.0;
         let mut b = 0.0;
-        for r in 0..rows {
-            let g = &groups[r];
+        for (r, g) in groups.iter().enumerate() {
             let i = r * c + j;
             a += dy[i].abs();
             b += (dy[i] * (x[i] - g.mean) * g.rstd).abs();
@@ -394,9 +400,7 @@ mod fd {
         let forward = |x: &[f32], gamma: &[f32], beta: &[f32]| {
             let (mut y, mut saved) = (vec![0.0; len], vec![0.0; 2 * c]);
             let (mut rm, mut rv) = (vec![0.0; c], vec![1.0; c]);
-            batch_norm_train_cpu(
-                &cfg, x, gamma, beta, &mut y, &mut saved, &mut rm, &mut rv,
-            );
+            batch_norm_train_cpu(&cfg, x, gamma, beta, &mut y, &mut saved, &mut rm, &mut rv);
             (y, saved)
         };
         let (_, saved) = forward(&x, &gamma, &beta);
@@ -412,7 +416,16 @@ mod fd {
             &mut dbeta,
         );
         let (e, tol, atol) = FD;
-        check("bn dx", &x, &r, &dx, |v| forward(v, &gamma, &beta).0, e, tol, atol);
+        check(
+            "bn dx",
+            &x,
+            &r,
+            &dx,
+            |v| forward(v, &gamma, &beta).0,
+            e,
+            tol,
+            atol,
+        );
         check(
             "bn dgamma",
             &gamma,
@@ -462,7 +475,16 @@ mod fd {
             &mut dbeta,
         );
         let (e, tol, atol) = FD;
-        check("ln dx", &x, &r, &dx, |v| forward(v, &gamma, &beta).0, e, tol, atol);
+        check(
+            "ln dx",
+            &x,
+            &r,
+            &dx,
+            |v| forward(v, &gamma, &beta).0,
+            e,
+            tol,
+            atol,
+        );
         check(
             "ln dgamma",
             &gamma,

@@ -235,9 +235,9 @@ pub fn layer_norm_backward_cpu(
             dbeta[j] += dy[i];
         }
         let (mean_g, mean_g_xhat) = (sum_g / cf, sum_g_xhat / cf);
-        for j in 0..c {
+        for (j, &gm) in gamma[..c].iter().enumerate() {
             let i = r * c + j;
-            let g = dy[i] * gamma[j];
+            let g = dy[i] * gm;
             let xhat = (x[i] - mean) * rstd;
             dx[i] = rstd * (g - mean_g - xhat * mean_g_xhat);
         }
