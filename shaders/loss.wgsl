@@ -34,7 +34,9 @@ struct Params {
 var<workgroup> wg_val: array<f32, 64>;
 var<workgroup> wg_idx: array<u32, 64>;
 
-const NEG_MAX: f32 = -3.40282347e38;
+// The most negative finite f32, written exactly in hex: Tint refuses a decimal literal
+// beyond the f32 range (such as -3.40282347e38) even when it would round to -f32::MAX.
+const NEG_MAX: f32 = -0x1.fffffep+127f;
 
 @compute @workgroup_size(64)
 fn xent_rows(
