@@ -2,12 +2,15 @@
 //! side. Tests run both on the same random inputs and compare (see `tests/kernels.rs` for
 //! the tolerance of each).
 
+pub mod activation;
 pub mod attention;
 pub mod conv;
 pub mod elementwise;
 pub mod gradcheck;
 pub mod linear;
+pub mod loss;
 pub mod matmul;
+pub mod norm;
 pub mod pool;
 pub mod reduce;
 pub mod stats;

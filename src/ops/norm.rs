@@ -1,0 +1,593 @@
+//! Normalisation layers, forward and backward, as PyTorch defines them:
+//! - `BatchNorm2d` over NCHW activations `x [N, C, H, W]` with affine `gamma, beta [C]`:
+//!   training mode normalises each channel by its batch mean and biased variance over the
+//!   `M = N·H·W` values and updates `running_mean`/`running_var` with momentum
+//!   (`r = (1 − momentum)·r + momentum·stat`, the UNBIASED variance `·M/(M − 1)` for
+//!   `running_var`); eval mode normalises with the running statistics; the training-mode
+//!   backward writes `dx, dgamma, dbeta`.
+//! - `LayerNorm` over the last dimension of `x [rows, C]` with affine `gamma, beta [C]`.
+//!
+//! Both forwards write a `saved` buffer for the backward: BatchNorm `[2C]` = per-channel mean
+//! at `c`, `rstd = 1/√(var_biased + eps)` at `C + c`; LayerNorm `[2·rows]` = per-row mean at
+//! `r`, rstd at `rows + r`. eps defaults to 1e-5 and momentum to 0.1, as in PyTorch.
+//! Gradients are written, not accumulated.
+
+use crate::gpu::{Context, Dispatch, GpuError, Result, Shader};
+use crate::ops::elementwise::grid_1d;
+
+const SHADER: Shader = Shader {
+    name: "norm",
+    source: include_str!("../../shaders/norm.wgsl"),
+};
+
+/// Shape and hyper-parameters of a BatchNorm2d layer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BatchNorm2dConfig {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub eps: f32,
+    pub momentum: f32,
+}
+
+impl BatchNorm2dConfig {
+    /// PyTorch's defaults: eps 1e-5, momentum 0.1.
+    pub fn new(n: usize, c: usize, h: usize, w: usize) -> Self {
+        BatchNorm2dConfig {
+            n,
+            c,
+            h,
+            w,
+            eps: 1e-5,
+            momentum: 0.1,
+        }
+    }
+    /// Values per channel, `N·H·W`.
+    pub fn m(&self) -> usize {
+        self.n * self.h * self.w
+    }
+    /// Elements of `x` and `y`, `N·C·H·W`.
+    pub fn len(&self) -> usize {
+        self.n * self.c * self.h * self.w
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Index in `x` of the `j`-th value (`0 ≤ j < M`) of channel `c`.
+    fn index(&self, c: usize, j: usize) -> usize {
+        let hw = self.h * self.w;
+        let (n, i) = (j / hw, j % hw);
+        (n * self.c + c) * hw + i
+    }
+}
+
+/// CPU twin of the BatchNorm2d training forward: writes `y [N,C,H,W]`, `saved [2C]` (mean,
+/// rstd) and updates `running_mean`, `running_var [C]` in place. Sums are sequential f32;
+/// the variance is the two-pass `Σ(x − mean)²/M`.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_train_cpu(
+    cfg: &BatchNorm2dConfig,
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    y: &mut [f32],
+    saved: &mut [f32],
+    running_mean: &mut [f32],
+    running_var: &mut [f32],
+) {
+    let (c_len, m) = (cfg.c, cfg.m());
+    let mf = m as f32;
+    for c in 0..c_len {
+        let mut acc = 0.0f32;
+        for j in 0..m {
+            acc += x[cfg.index(c, j)];
+        }
+        let mean = acc / mf;
+        let mut acc = 0.0f32;
+        for j in 0..m {
+            let d = x[cfg.index(c, j)] - mean;
+            acc += d * d;
+        }
+        let var_b = acc / mf;
+        let rstd = 1.0 / (var_b + cfg.eps).sqrt();
+        let scale = gamma[c] * rstd;
+        for j in 0..m {
+            let i = cfg.index(c, j);
+            y[i] = (x[i] - mean) * scale + beta[c];
+        }
+        saved[c] = mean;
+        saved[c_len + c] = rstd;
+        let mo = cfg.momentum;
+        let var_u = var_b * mf / (m.max(2) - 1) as f32;
+        running_mean[c] = (1.0 - mo) * running_mean[c] + mo * mean;
+        running_var[c] = (1.0 - mo) * running_var[c] + mo * var_u;
+    }
+}
+
+/// CPU twin of the BatchNorm2d eval forward:
+/// `y = (x − running_mean)·(gamma/√(running_var + eps)) + beta`.
+pub fn batch_norm_eval_cpu(
+    cfg: &BatchNorm2dConfig,
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    running_mean: &[f32],
+    running_var: &[f32],
+    y: &mut [f32],
+) {
+    let hw = cfg.h * cfg.w;
+    for (i, (o, &v)) in y.iter_mut().zip(x).take(cfg.len()).enumerate() {
+        let c = (i / hw) % cfg.c;
+        let scale = gamma[c] / (running_var[c] + cfg.eps).sqrt();
+        *o = (v - running_mean[c]) * scale + beta[c];
+    }
+}
+
+/// CPU twin of the BatchNorm2d training-mode backward, from the forward's `saved`:
+/// `dbeta = Σ dy`, `dgamma = Σ dy·xhat`, `dx = gamma·rstd/M·(M·dy − dbeta − xhat·dgamma)`.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_backward_cpu(
+    cfg: &BatchNorm2dConfig,
+    x: &[f32],
+    dy: &[f32],
+    gamma: &[f32],
+    saved: &[f32],
+    dx: &mut [f32],
+    dgamma: &mut [f32],
+    dbeta: &mut [f32],
+) {
+    let (c_len, m) = (cfg.c, cfg.m());
+    let mf = m as f32;
+    for c in 0..c_len {
+        let (mean, rstd) = (saved[c], saved[c_len + c]);
+        let (mut sum_dy, mut sum_dy_xhat) = (0.0f32, 0.0f32);
+        for j in 0..m {
+            let i = cfg.index(c, j);
+            sum_dy += dy[i];
+            sum_dy_xhat += dy[i] * (x[i] - mean) * rstd;
+        }
+        let k = gamma[c] * rstd / mf;
+        for j in 0..m {
+            let i = cfg.index(c, j);
+            let xhat = (x[i] - mean) * rstd;
+            dx[i] = k * (mf * dy[i] - sum_dy - xhat * sum_dy_xhat);
+        }
+        dbeta[c] = sum_dy;
+        dgamma[c] = sum_dy_xhat;
+    }
+}
+
+/// Shape and eps of a LayerNorm over the last dimension of `[rows, c]`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LayerNormConfig {
+    pub rows: usize,
+    pub c: usize,
+    pub eps: f32,
+}
+
+impl LayerNormConfig {
+    /// PyTorch's default eps, 1e-5.
+    pub fn new(rows: usize, c: usize) -> Self {
+        LayerNormConfig { rows, c, eps: 1e-5 }
+    }
+    pub fn len(&self) -> usize {
+        self.rows * self.c
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// CPU twin of the LayerNorm forward: `y [rows, c]`, `saved [2·rows]` (mean, rstd), with
+/// sequential f32 sums and the two-pass biased variance.
+pub fn layer_norm_cpu(
+    cfg: &LayerNormConfig,
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    y: &mut [f32],
+    saved: &mut [f32],
+) {
+    let (rows, c) = (cfg.rows, cfg.c);
+    let cf = c as f32;
+    for r in 0..rows {
+        let row = &x[r * c..(r + 1) * c];
+        let mean = row.iter().fold(0.0f32, |a, &v| a + v) / cf;
+        let var_b = row.iter().fold(0.0f32, |a, &v| a + (v - mean) * (v - mean)) / cf;
+        let rstd = 1.0 / (var_b + cfg.eps).sqrt();
+        for j in 0..c {
+            y[r * c + j] = (row[j] - mean) * rstd * gamma[j] + beta[j];
+        }
+        saved[r] = mean;
+        saved[rows + r] = rstd;
+    }
+}
+
+/// CPU twin of the LayerNorm backward: with `g = dy·gamma`,
+/// `dx = rstd·(g − mean_j(g) − xhat·mean_j(g·xhat))`, `dgamma = Σ_rows dy·xhat`,
+/// `dbeta = Σ_rows dy`.
+#[allow(clippy::too_many_arguments)]
+pub fn layer_norm_backward_cpu(
+    cfg: &LayerNormConfig,
+    x: &[f32],
+    dy: &[f32],
+    gamma: &[f32],
+    saved: &[f32],
+    dx: &mut [f32],
+    dgamma: &mut [f32],
+    dbeta: &mut [f32],
+) {
+    let (rows, c) = (cfg.rows, cfg.c);
+    let cf = c as f32;
+    dgamma[..c].fill(0.0);
+    dbeta[..c].fill(0.0);
+    for r in 0..rows {
+        let (mean, rstd) = (saved[r], saved[rows + r]);
+        let (mut sum_g, mut sum_g_xhat) = (0.0f32, 0.0f32);
+        for j in 0..c {
+            let i = r * c + j;
+            let g = dy[i] * gamma[j];
+            let xhat = (x[i] - mean) * rstd;
+            sum_g += g;
+            sum_g_xhat += g * xhat;
+            dgamma[j] += dy[i] * xhat;
+            dbeta[j] += dy[i];
+        }
+        let (mean_g, mean_g_xhat) = (sum_g / cf, sum_g_xhat / cf);
+        for (j, &gm) in gamma[..c].iter().enumerate() {
+            let i = r * c + j;
+            let g = dy[i] * gm;
+            let xhat = (x[i] - mean) * rstd;
+            dx[i] = rstd * (g - mean_g - xhat * mean_g_xhat);
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    n: u32,
+    c: u32,
+    hw: u32,
+    m: u32,
+    eps: f32,
+    momentum: f32,
+    _pad: [u32; 2],
+}
+
+fn check_sizes(what: &str, total: usize, buffers: &[(&str, &wgpu::Buffer, usize)]) -> Result<()> {
+    if total > u32::MAX as usize {
+        return Err(GpuError::Validation {
+            what: what.to_string(),
+            message: format!("{total} elements are more than a u32 index can address"),
+        });
+    }
+    for (name, buffer, len) in buffers {
+        if (buffer.size() as usize) < 4 * len {
+            return Err(GpuError::Validation {
+                what: what.to_string(),
+                message: format!(
+                    "buffer {name} holds {} bytes but needs {}",
+                    buffer.size(),
+                    4 * len
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Workgroups for one-workgroup-per-item kernels, capped at the per-dimension limit (the
+/// kernels loop over the rest); 0 items gives 0 workgroups, which `encode` skips.
+fn grid_items(ctx: &Context, items: usize) -> u32 {
+    let cap = ctx.report.limits.max_compute_workgroups_per_dimension as usize;
+    items.min(cap) as u32
+}
+
+/// The buffers of a BatchNorm2d forward. `x`, `y`: `[N,C,H,W]`; `gamma`, `beta`,
+/// `running_mean`, `running_var`: `[C]`; `saved`: `[2C]`, written by the training pass.
+pub struct BatchNormBuffers<'a> {
+    pub x: &'a wgpu::Buffer,
+    pub gamma: &'a wgpu::Buffer,
+    pub beta: &'a wgpu::Buffer,
+    pub y: &'a wgpu::Buffer,
+    pub saved: &'a wgpu::Buffer,
+    pub running_mean: &'a wgpu::Buffer,
+    pub running_var: &'a wgpu::Buffer,
+}
+
+/// A prepared BatchNorm2d forward: encode `train` (batch statistics, writes `y` and
+/// `saved`, updates the running statistics) or `eval` (running statistics, writes `y`).
+pub struct BatchNorm2d {
+    pub cfg: BatchNorm2dConfig,
+    pub train: Dispatch,
+    pub eval: Dispatch,
+    _params: wgpu::Buffer,
+}
+
+fn bn_params(ctx: &Context, cfg: &BatchNorm2dConfig) -> wgpu::Buffer {
+    ctx.uniform(
+        "batchnorm params",
+        &Params {
+            n: cfg.n as u32,
+            c: cfg.c as u32,
+            hw: (cfg.h * cfg.w) as u32,
+            m: cfg.m() as u32,
+            eps: cfg.eps,
+            momentum: cfg.momentum,
+            _pad: [0; 2],
+        },
+    )
+}
+
+impl BatchNorm2d {
+    pub async fn new(
+        ctx: &Context,
+        cfg: BatchNorm2dConfig,
+        b: &BatchNormBuffers<'_>,
+    ) -> Result<Self> {
+        let what = format!("a BatchNorm2d over {cfg:?}");
+        check_sizes(
+            &what,
+            cfg.len(),
+            &[
+                ("x", b.x, cfg.len()),
+                ("y", b.y, cfg.len()),
+                ("gamma", b.gamma, cfg.c),
+                ("beta", b.beta, cfg.c),
+                ("saved", b.saved, 2 * cfg.c),
+                ("running_mean", b.running_mean, cfg.c),
+                ("running_var", b.running_var, cfg.c),
+            ],
+        )?;
+        let params = bn_params(ctx, &cfg);
+        let train = ctx.pipeline(&SHADER, "bn_train").await?;
+        let eval = ctx.pipeline(&SHADER, "bn_eval").await?;
+        let train_group = ctx.bind(
+            &train,
+            &[
+                (0, &params),
+                (1, b.x),
+                (2, b.gamma),
+                (3, b.beta),
+                (4, b.y),
+                (5, b.saved),
+                (6, b.running_mean),
+                (7, b.running_var),
+            ],
+        );
+        let eval_group = ctx.bind(
+            &eval,
+            &[
+                (0, &params),
+                (1, b.x),
+                (2, b.gamma),
+                (3, b.beta),
+                (4, b.y),
+                (6, b.running_mean),
+                (7, b.running_var),
+            ],
+        );
+        let channels = if cfg.is_empty() { 0 } else { cfg.c };
+        Ok(BatchNorm2d {
+            cfg,
+            train: Dispatch {
+                label: "batchnorm train",
+                pipeline: train,
+                bind_group: train_group,
+                workgroups: [grid_items(ctx, channels), 1, 1],
+            },
+            eval: Dispatch {
+                label: "batchnorm eval",
+                pipeline: eval,
+                bind_group: eval_group,
+                workgroups: [grid_1d(ctx, cfg.len()), 1, 1],
+            },
+            _params: params,
+        })
+    }
+}
+
+/// The buffers of a normalisation backward: `x`, `dy`, `dx` shaped like the forward input,
+/// `gamma`, `dgamma`, `dbeta`: `[C]`, `saved` as written by the forward.
+pub struct NormGrads<'a> {
+    pub x: &'a wgpu::Buffer,
+    pub dy: &'a wgpu::Buffer,
+    pub gamma: &'a wgpu::Buffer,
+    pub saved: &'a wgpu::Buffer,
+    pub dx: &'a wgpu::Buffer,
+    pub dgamma: &'a wgpu::Buffer,
+    pub dbeta: &'a wgpu::Buffer,
+}
+
+/// A prepared BatchNorm2d training-mode backward: encode `dispatch`.
+pub struct BatchNorm2dBackward {
+    pub dispatch: Dispatch,
+    _params: wgpu::Buffer,
+}
+
+impl BatchNorm2dBackward {
+    pub async fn new(ctx: &Context, cfg: BatchNorm2dConfig, g: &NormGrads<'_>) -> Result<Self> {
+        let what = format!("a BatchNorm2d backward over {cfg:?}");
+        check_sizes(
+            &what,
+            cfg.len(),
+            &[
+                ("x", g.x, cfg.len()),
+                ("dy", g.dy, cfg.len()),
+                ("dx", g.dx, cfg.len()),
+                ("gamma", g.gamma, cfg.c),
+                ("saved", g.saved, 2 * cfg.c),
+                ("dgamma", g.dgamma, cfg.c),
+                ("dbeta", g.dbeta, cfg.c),
+            ],
+        )?;
+        let params = bn_params(ctx, &cfg);
+        let pipeline = ctx.pipeline(&SHADER, "bn_backward").await?;
+        let bind_group = ctx.bind(
+            &pipeline,
+            &[
+                (0, &params),
+                (1, g.x),
+                (2, g.gamma),
+                (8, g.dy),
+                (9, g.saved),
+                (10, g.dx),
+                (11, g.dgamma),
+                (12, g.dbeta),
+            ],
+        );
+        let channels = if cfg.is_empty() { 0 } else { cfg.c };
+        Ok(BatchNorm2dBackward {
+            dispatch: Dispatch {
+                label: "batchnorm backward",
+                pipeline,
+                bind_group,
+                workgroups: [grid_items(ctx, channels), 1, 1],
+            },
+            _params: params,
+        })
+    }
+}
+
+fn ln_params(ctx: &Context, cfg: &LayerNormConfig) -> wgpu::Buffer {
+    ctx.uniform(
+        "layernorm params",
+        &Params {
+            n: cfg.rows as u32,
+            c: cfg.c as u32,
+            hw: 1,
+            m: cfg.c as u32,
+            eps: cfg.eps,
+            momentum: 0.0,
+            _pad: [0; 2],
+        },
+    )
+}
+
+/// A prepared LayerNorm forward over `x [rows, C]`: writes `y [rows, C]` and
+/// `saved [2·rows]`. Encode `dispatch`.
+pub struct LayerNorm {
+    pub cfg: LayerNormConfig,
+    pub dispatch: Dispatch,
+    _params: wgpu::Buffer,
+}
+
+impl LayerNorm {
+    pub async fn new(
+        ctx: &Context,
+        cfg: LayerNormConfig,
+        x: &wgpu::Buffer,
+        gamma: &wgpu::Buffer,
+        beta: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        saved: &wgpu::Buffer,
+    ) -> Result<Self> {
+        let what = format!("a LayerNorm over {cfg:?}");
+        check_sizes(
+            &what,
+            cfg.len(),
+            &[
+                ("x", x, cfg.len()),
+                ("y", y, cfg.len()),
+                ("gamma", gamma, cfg.c),
+                ("beta", beta, cfg.c),
+                ("saved", saved, 2 * cfg.rows),
+            ],
+        )?;
+        let params = ln_params(ctx, &cfg);
+        let pipeline = ctx.pipeline(&SHADER, "ln_forward").await?;
+        let bind_group = ctx.bind(
+            &pipeline,
+            &[
+                (0, &params),
+                (1, x),
+                (2, gamma),
+                (3, beta),
+                (4, y),
+                (5, saved),
+            ],
+        );
+        let rows = if cfg.is_empty() { 0 } else { cfg.rows };
+        Ok(LayerNorm {
+            cfg,
+            dispatch: Dispatch {
+                label: "layernorm forward",
+                pipeline,
+                bind_group,
+                workgroups: [grid_items(ctx, rows), 1, 1],
+            },
+            _params: params,
+        })
+    }
+}
+
+/// A prepared LayerNorm backward: encode both `dispatches` (dx per row, then dgamma/dbeta
+/// reduced over the rows), in either order.
+pub struct LayerNormBackward {
+    pub dispatches: [Dispatch; 2],
+    _params: wgpu::Buffer,
+}
+
+impl LayerNormBackward {
+    pub async fn new(ctx: &Context, cfg: LayerNormConfig, g: &NormGrads<'_>) -> Result<Self> {
+        let what = format!("a LayerNorm backward over {cfg:?}");
+        check_sizes(
+            &what,
+            cfg.len(),
+            &[
+                ("x", g.x, cfg.len()),
+                ("dy", g.dy, cfg.len()),
+                ("dx", g.dx, cfg.len()),
+                ("gamma", g.gamma, cfg.c),
+                ("saved", g.saved, 2 * cfg.rows),
+                ("dgamma", g.dgamma, cfg.c),
+                ("dbeta", g.dbeta, cfg.c),
+            ],
+        )?;
+        let params = ln_params(ctx, &cfg);
+        let dx_pipeline = ctx.pipeline(&SHADER, "ln_backward_dx").await?;
+        let dx_group = ctx.bind(
+            &dx_pipeline,
+            &[
+                (0, &params),
+                (1, g.x),
+                (2, g.gamma),
+                (8, g.dy),
+                (9, g.saved),
+                (10, g.dx),
+            ],
+        );
+        let p_pipeline = ctx.pipeline(&SHADER, "ln_backward_params").await?;
+        let p_group = ctx.bind(
+            &p_pipeline,
+            &[
+                (0, &params),
+                (1, g.x),
+                (8, g.dy),
+                (9, g.saved),
+                (11, g.dgamma),
+                (12, g.dbeta),
+            ],
+        );
+        let rows = if cfg.is_empty() { 0 } else { cfg.rows };
+        Ok(LayerNormBackward {
+            dispatches: [
+                Dispatch {
+                    label: "layernorm backward dx",
+                    pipeline: dx_pipeline,
+                    bind_group: dx_group,
+                    workgroups: [grid_items(ctx, rows), 1, 1],
+                },
+                Dispatch {
+                    label: "layernorm backward dgamma dbeta",
+                    pipeline: p_pipeline,
+                    bind_group: p_group,
+                    workgroups: [grid_items(ctx, cfg.c.div_ceil(16)), 1, 1],
+                },
+            ],
+            _params: params,
+        })
+    }
+}
