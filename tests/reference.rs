@@ -168,3 +168,87 @@ fn patch_embedding_matches_a_strided_conv_in_jax() {
     assert_matches("patch embed dw", &dw, &fx, "dw");
     assert_matches("patch embed db", &db, &fx, "db");
 }
+
+#[test]
+fn activations_match_jax() {
+    use varlab::ops::activation::{gelu_backward_cpu, gelu_cpu, relu_backward_cpu, relu_cpu};
+    for (name, fwd, bwd) in [
+        (
+            "relu",
+            relu_cpu as fn(&[f32], &mut [f32]),
+            relu_backward_cpu as fn(&[f32], &[f32], &mut [f32]),
+        ),
+        ("gelu_tanh", gelu_cpu, gelu_backward_cpu),
+    ] {
+        let fx = Fixture::load(name);
+        let (x, dy) = (fx.f32("x"), fx.f32("dy"));
+        let mut y = vec![0.0; x.len()];
+        fwd(&x, &mut y);
+        assert_matches(name, &y, &fx, "y");
+        let mut dx = vec![0.0; x.len()];
+        bwd(&x, &dy, &mut dx);
+        assert_matches(name, &dx, &fx, "dx");
+    }
+}
+
+#[test]
+fn batch_norm_matches_jax_and_pytorch_running_stats() {
+    use varlab::ops::norm::{
+        batch_norm_backward_cpu, batch_norm_eval_cpu, batch_norm_train_cpu, BatchNorm2dConfig,
+    };
+    let fx = Fixture::load("batchnorm2d");
+    let xs = fx.shape("x").to_vec();
+    let mut cfg = BatchNorm2dConfig::new(xs[0], xs[1], xs[2], xs[3]);
+    cfg.eps = fx.get("eps").data[0] as f32;
+    cfg.momentum = fx.get("momentum").data[0] as f32;
+    let (x, gamma, beta, dy) = (fx.f32("x"), fx.f32("gamma"), fx.f32("beta"), fx.f32("dy"));
+    let (mut rm, mut rv) = (fx.f32("running_mean"), fx.f32("running_var"));
+    let mut y_eval = vec![0.0; x.len()];
+    batch_norm_eval_cpu(&cfg, &x, &gamma, &beta, &rm, &rv, &mut y_eval);
+    assert_matches("bn eval y", &y_eval, &fx, "y_eval");
+    let (mut y, mut saved) = (vec![0.0; x.len()], vec![0.0; 2 * cfg.c]);
+    batch_norm_train_cpu(
+        &cfg, &x, &gamma, &beta, &mut y, &mut saved, &mut rm, &mut rv,
+    );
+    assert_matches("bn train y", &y, &fx, "y");
+    assert_matches("bn running mean", &rm, &fx, "new_running_mean");
+    assert_matches("bn running var", &rv, &fx, "new_running_var");
+    let (mut dx, mut dg, mut db) = (vec![0.0; x.len()], vec![0.0; cfg.c], vec![0.0; cfg.c]);
+    batch_norm_backward_cpu(&cfg, &x, &dy, &gamma, &saved, &mut dx, &mut dg, &mut db);
+    assert_matches("bn dx", &dx, &fx, "dx");
+    assert_matches("bn dgamma", &dg, &fx, "dgamma");
+    assert_matches("bn dbeta", &db, &fx, "dbeta");
+}
+
+#[test]
+fn layer_norm_matches_jax() {
+    use varlab::ops::norm::{layer_norm_backward_cpu, layer_norm_cpu, LayerNormConfig};
+    let fx = Fixture::load("layernorm");
+    let xs = fx.shape("x").to_vec();
+    let mut cfg = LayerNormConfig::new(xs[0], xs[1]);
+    cfg.eps = fx.get("eps").data[0] as f32;
+    let (x, gamma, beta, dy) = (fx.f32("x"), fx.f32("gamma"), fx.f32("beta"), fx.f32("dy"));
+    let (mut y, mut saved) = (vec![0.0; x.len()], vec![0.0; 2 * cfg.rows]);
+    layer_norm_cpu(&cfg, &x, &gamma, &beta, &mut y, &mut saved);
+    assert_matches("ln y", &y, &fx, "y");
+    let (mut dx, mut dg, mut db) = (vec![0.0; x.len()], vec![0.0; cfg.c], vec![0.0; cfg.c]);
+    layer_norm_backward_cpu(&cfg, &x, &dy, &gamma, &saved, &mut dx, &mut dg, &mut db);
+    assert_matches("ln dx", &dx, &fx, "dx");
+    assert_matches("ln dgamma", &dg, &fx, "dgamma");
+    assert_matches("ln dbeta", &db, &fx, "dbeta");
+}
+
+#[test]
+fn cross_entropy_matches_jax() {
+    use varlab::ops::loss::softmax_cross_entropy_cpu;
+    let fx = Fixture::load("cross_entropy");
+    let s = fx.shape("logits").to_vec();
+    let (n, k) = (s[0], s[1]);
+    let logits = fx.f32("logits");
+    let labels: Vec<u32> = fx.get("labels").data.iter().map(|&v| v as u32).collect();
+    let mut dlogits = vec![0.0; n * k];
+    let out = softmax_cross_entropy_cpu(n, k, &logits, &labels, &mut dlogits);
+    assert_matches("xent dlogits", &dlogits, &fx, "dlogits");
+    assert_matches("xent mean loss", &[out.loss_sum / n as f32], &fx, "loss");
+    assert_eq!(out.correct as usize, fx.usize("correct"));
+}
