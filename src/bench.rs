@@ -198,5 +198,191 @@ pub async fn ops(ctx: &Context, scale: usize, reps: u32) -> Result<Vec<OpBench>>
         4.0 * n as f64,
         method,
     ));
+    rows.extend(layers(ctx, scale, reps).await?);
+    Ok(rows)
+}
+
+/// The layer kernels at the shapes of the models (LeNet-5's second convolution, a ResNet
+/// block's batch norm, a ViT-tiny block), batch `32·scale`.
+async fn layers(ctx: &Context, scale: usize, reps: u32) -> Result<Vec<OpBench>> {
+    use crate::ops::activation::{Act, Activation};
+    use crate::ops::attention::{Attention, AttentionShape, AttentionWeights};
+    use crate::ops::conv::{Conv2d, Conv2dBackward, Conv2dShape};
+    use crate::ops::loss::SoftmaxCrossEntropy;
+    use crate::ops::norm::{
+        BatchNorm2d, BatchNorm2dConfig, BatchNormBuffers, LayerNorm, LayerNormConfig,
+    };
+    use crate::ops::pool::{Pool, PoolShape};
+
+    let mut rows = Vec::new();
+    let mut rng = Rng::new(2);
+    let n = 32 * scale;
+    let mut buf = |len: usize| ctx.storage("bench", &rng.vec(len));
+
+    // Convolution: LeNet-5's conv2, 6→16 channels, 14×14, 5×5 kernel.
+    let cs = Conv2dShape::new(n, 6, 14, 14, 16, 5);
+    let (x, w, b, y) = (
+        buf(cs.len_x())?,
+        buf(cs.len_w())?,
+        buf(16)?,
+        buf(cs.len_y())?,
+    );
+    let conv = Conv2d::new(ctx, cs, &x, &w, Some(&b), &y).await?;
+    let d: Vec<&Dispatch> = conv.dispatches.iter().collect();
+    let (s, method) = time(ctx, &d, &y, reps).await?;
+    let shape = format!("{n}×6×14×14→16, k5");
+    rows.push(row(
+        "conv2d forward (im2col+mm)",
+        shape.clone(),
+        s,
+        cs.forward_product().flops(),
+        0.0,
+        method,
+    ));
+    let (dy, dx, dw, db) = (
+        buf(cs.len_y())?,
+        buf(cs.len_x())?,
+        buf(cs.len_w())?,
+        buf(16)?,
+    );
+    let back = Conv2dBackward::new(
+        ctx,
+        cs,
+        &conv.cols,
+        &w,
+        &dy,
+        Some(&dx),
+        Some(&dw),
+        Some(&db),
+    )
+    .await?;
+    let d: Vec<&Dispatch> = back.dispatches.iter().collect();
+    let (s, method) = time(ctx, &d, &dx, reps).await?;
+    rows.push(row(
+        "conv2d backward",
+        shape,
+        s,
+        2.0 * cs.forward_product().flops(),
+        0.0,
+        method,
+    ));
+
+    // Max-pool 2×2 after LeNet-5's conv1: 6 channels, 28×28.
+    let ps = PoolShape::new(n, 6, 28, 28, 2, 2);
+    let (x, y, arg) = (
+        buf(ps.len_x())?,
+        buf(ps.len_y())?,
+        ctx.zeros("argmax", ps.len_y())?,
+    );
+    let pool = Pool::max(ctx, ps, &x, &y, &arg).await?;
+    let (s, method) = time(ctx, &[&pool.dispatch], &y, reps).await?;
+    let bytes = 4.0 * (ps.len_x() + 2 * ps.len_y()) as f64;
+    rows.push(row(
+        "max-pool 2×2",
+        format!("{n}×6×28×28"),
+        s,
+        0.0,
+        bytes,
+        method,
+    ));
+
+    // Batch norm (training) in a ResNet-20 stage: 16 channels, 32×32.
+    let cfg = BatchNorm2dConfig::new(n, 16, 32, 32);
+    let (x, y, g, be) = (buf(cfg.len())?, buf(cfg.len())?, buf(16)?, buf(16)?);
+    let (saved, rm, rv) = (buf(32)?, buf(16)?, buf(16)?);
+    let bufs = BatchNormBuffers {
+        x: &x,
+        gamma: &g,
+        beta: &be,
+        y: &y,
+        saved: &saved,
+        running_mean: &rm,
+        running_var: &rv,
+    };
+    let bn = BatchNorm2d::new(ctx, cfg, &bufs).await?;
+    let (s, method) = time(ctx, &[&bn.train], &y, reps).await?;
+    rows.push(row(
+        "batch norm (train)",
+        format!("{n}×16×32×32"),
+        s,
+        0.0,
+        12.0 * cfg.len() as f64,
+        method,
+    ));
+
+    // ViT-tiny on 32×32 images, patch 4: 65 tokens of width 64, 4 heads.
+    let (t, c) = (65, 64);
+    let lcfg = LayerNormConfig::new(n * t, c);
+    let (x, y, g, be, saved) = (
+        buf(n * t * c)?,
+        buf(n * t * c)?,
+        buf(c)?,
+        buf(c)?,
+        buf(2 * n * t)?,
+    );
+    let ln = LayerNorm::new(ctx, lcfg, &x, &g, &be, &y, &saved).await?;
+    let (s, method) = time(ctx, &[&ln.dispatch], &y, reps).await?;
+    rows.push(row(
+        "layer norm",
+        format!("{}×{c}", n * t),
+        s,
+        0.0,
+        8.0 * (n * t * c) as f64,
+        method,
+    ));
+    let hidden = buf(n * t * 4 * c)?;
+    let hidden_out = buf(n * t * 4 * c)?;
+    let gelu = Activation::forward(ctx, Act::Gelu, n * t * 4 * c, &hidden, &hidden_out).await?;
+    let (s, method) = time(ctx, &[&gelu.dispatch], &hidden_out, reps).await?;
+    rows.push(row(
+        "GELU",
+        (n * t * 4 * c).to_string(),
+        s,
+        0.0,
+        8.0 * (n * t * 4 * c) as f64,
+        method,
+    ));
+    let a = AttentionShape::new(n, t, c, 4);
+    let (wqkv, bqkv, wo, bo) = (buf(3 * c * c)?, buf(3 * c)?, buf(c * c)?, buf(c)?);
+    let weights = AttentionWeights {
+        wqkv: &wqkv,
+        bqkv: &bqkv,
+        wo: &wo,
+        bo: &bo,
+    };
+    let attn = Attention::new(ctx, a, &x, &weights, &y).await?;
+    let d: Vec<&Dispatch> = attn.dispatches.iter().collect();
+    let (s, method) = time(ctx, &d, &y, reps).await?;
+    let flops = 2.0 * (n * t) as f64 * (4 * c * c) as f64 + 4.0 * (n * t * t * c) as f64;
+    rows.push(row(
+        "attention block forward",
+        format!("{n}×{t}×{c}, 4 heads"),
+        s,
+        flops,
+        0.0,
+        method,
+    ));
+
+    // Softmax cross-entropy with metrics, batch 4·n, 10 classes.
+    let (b, k) = (4 * n, 10);
+    let logits = buf(b * k)?;
+    let labels: Vec<u32> = (0..b as u32).map(|i| i % 10).collect();
+    let labels = ctx.storage("labels", &labels)?;
+    let (dlogits, metrics) = (
+        buf(b * k)?,
+        ctx.zeros("metrics", crate::ops::loss::METRICS_LEN)?,
+    );
+    let xent =
+        SoftmaxCrossEntropy::new(ctx, b, k, true, &logits, &labels, &dlogits, &metrics).await?;
+    let [x1, x2] = &xent.dispatches;
+    let (s, method) = time(ctx, &[x1, x2], &metrics, reps).await?;
+    rows.push(row(
+        "softmax cross-entropy",
+        format!("{b}×{k}"),
+        s,
+        0.0,
+        8.0 * (b * k) as f64,
+        method,
+    ));
     Ok(rows)
 }
