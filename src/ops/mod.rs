@@ -6,6 +6,7 @@ pub mod attention;
 pub mod conv;
 pub mod elementwise;
 pub mod gradcheck;
+mod kernel;
 pub mod linear;
 pub mod matmul;
 pub mod pool;
