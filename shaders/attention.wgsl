@@ -7,11 +7,9 @@
 //   split_heads:      its backward: tokens [B, T, C] -> heads [B, H, T, D]
 //   softmax_rows:     x [rows, cols] <- softmax of each row, in place (max subtracted)
 //   softmax_backward: dp [rows, cols] <- scale * p * (dp - sum_j dp_j p_j), in place
-//   bias_add:         y [rows, cols] += bias [cols]
-//   bias_grad:        db [cols] = sum over rows of dy [rows, cols] (no atomics: a
-//                     workgroup of 32 columns x 8 row lanes, then a fixed-order sum)
-// The permutations and bias_add use 256 threads and grid-stride loops; the row kernels
-// loop over rows with a grid stride of workgroups, so any size stays within the limits.
+// The bias addition and bias gradients are linear.wgsl's bias_add / column_sum.
+// The permutations use 256 threads and grid-stride loops; the row kernels loop over rows
+// with a grid stride of workgroups, so any size stays within the limits.
 
 struct Params {
     batch: u32,
@@ -33,10 +31,6 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> tokens: array<f32>;
 @group(0) @binding(7) var<storage, read_write> rows_x: array<f32>;
 @group(0) @binding(8) var<storage, read> rows_p: array<f32>;
-@group(0) @binding(9) var<storage, read> bias: array<f32>;
-@group(0) @binding(10) var<storage, read_write> y: array<f32>;
-@group(0) @binding(11) var<storage, read> grad_in: array<f32>;
-@group(0) @binding(12) var<storage, read_write> grad_out: array<f32>;
 
 // Index in a [B, H, T, D] tensor of channel `c` (0..C) of token (b, t).
 fn head_index(b: u32, t: u32, c: u32) -> u32 {
@@ -163,38 +157,5 @@ fn softmax_backward(
         for (var j = lid; j < p.cols; j += ROW_THREADS) {
             rows_x[base + j] = p.scale * (rows_p[base + j] * (rows_x[base + j] - s));
         }
-    }
-}
-
-@compute @workgroup_size(256)
-fn bias_add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let n = p.rows * p.cols;
-    for (var i = gid.x; i < n; i += nwg.x * 256u) {
-        y[i] = y[i] + bias[i % p.cols];
-    }
-}
-
-var<workgroup> lanes: array<f32, 256>;
-
-@compute @workgroup_size(32, 8)
-fn bias_grad(
-    @builtin(local_invocation_id) lid: vec3<u32>,
-    @builtin(workgroup_id) wid: vec3<u32>,
-) {
-    let col = wid.x * 32u + lid.x;
-    var acc = 0.0;
-    if (col < p.cols) {
-        for (var r = lid.y; r < p.rows; r += 8u) {
-            acc += grad_in[r * p.cols + col];
-        }
-    }
-    lanes[lid.y * 32u + lid.x] = acc;
-    workgroupBarrier();
-    if (lid.y == 0u && col < p.cols) {
-        var total = 0.0;
-        for (var l = 0u; l < 8u; l++) {
-            total += lanes[l * 32u + lid.x];
-        }
-        grad_out[col] = total;
     }
 }

@@ -3,9 +3,13 @@
 // outer = N, inner = H·W.
 //   bias_add:     y[o, c, i] += bias[c]                    (total = outer·channels·inner)
 //   channel_sum:  out[c] = Σ_{o, i} x[o, c, i]              (the bias gradient)
+//   column_sum:   the same for inner = 1, i.e. column sums of a [rows, cols] matrix
 // bias_add: 256 threads per workgroup, grid-stride loop. channel_sum: one workgroup per
 // channel (a grid-stride loop over channels when there are more channels than workgroups),
-// per-thread sums then a tree in workgroup memory; no atomics.
+// per-thread sums then a tree in workgroup memory. column_sum: a workgroup of 32 adjacent
+// columns × 8 row lanes (so each row's 32 reads are contiguous), each lane summing every
+// 8th row, then the 8 lanes added in a fixed order; a grid-stride loop over column blocks.
+// No atomics.
 
 struct Params {
     outer: u32,
@@ -55,6 +59,35 @@ fn channel_sum(
             dst[c] = partial[0];
         }
         // Everyone has read partial[0] before the next channel overwrites it.
+        workgroupBarrier();
+    }
+}
+
+// src = x [rows = outer, cols = channels], dst = out [channels].
+@compute @workgroup_size(32, 8)
+fn column_sum(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    for (var block = wid.x; block * 32u < p.channels; block += nwg.x) {
+        let col = block * 32u + lid.x;
+        var acc = 0.0;
+        if (col < p.channels) {
+            for (var r = lid.y; r < p.outer; r += 8u) {
+                acc += src[r * p.channels + col];
+            }
+        }
+        partial[lid.y * 32u + lid.x] = acc;
+        workgroupBarrier();
+        if (lid.y == 0u && col < p.channels) {
+            var total = 0.0;
+            for (var l = 0u; l < 8u; l++) {
+                total += partial[l * 32u + lid.x];
+            }
+            dst[col] = total;
+        }
+        // Every lane has been read before the next block overwrites them.
         workgroupBarrier();
     }
 }

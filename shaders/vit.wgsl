@@ -3,16 +3,14 @@
 // matching a Conv2d weight [E, C, P, P] flattened to [E, C·P·P].
 //   patchify:        image [N, C, H, W] -> cols [N, T, C·P·P]
 //   unpatchify:      its backward (a permutation): dcols -> dimage
-//   bias_add:        y [rows, cols] += bias [cols]
-//   sum_rows:        dst[j] = sum_{r < rows} src[offset + r·stride + j] for j < cols
-//                    (one thread per column, rows summed in ascending order, no atomics)
 //   cls_pos:         out [N, T+1, E]: row 0 = cls + pos[0], row t+1 = tokens[t] + pos[t+1]
 //   cls_pos_tokens:  dtokens [N, T, E] = dout [N, T+1, E] without row 0
 //   mean_pool:       out [N, E] = (sum_t x [N, T, E]) / T
 //   mean_pool_back:  dx [N, T, E] = dout [N, E] / T
 //   cls_select:      out [N, E] = x [N, 0, E]
 //   cls_select_back: dx [N, T, E] = dout at row 0, zero elsewhere
-// All use 256 threads per workgroup and grid-stride loops.
+// The patch embedding's bias and the column sums (db, dcls, dpos) run on linear.wgsl's
+// bias_add / column_sum. All use 256 threads per workgroup and grid-stride loops.
 
 struct Params {
     n: u32,
@@ -22,10 +20,6 @@ struct Params {
     psize: u32,
     tokens: u32, // T: patches, or tokens per item for the pooling kernels
     dim: u32,    // E
-    rows: u32,
-    cols: u32,
-    stride: u32,
-    offset: u32,
     _pad: u32,
 }
 
@@ -34,8 +28,6 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> cols: array<f32>;
 @group(0) @binding(3) var<storage, read> dcols: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dimage: array<f32>;
-@group(0) @binding(5) var<storage, read> bias: array<f32>;
-@group(0) @binding(6) var<storage, read_write> y: array<f32>;
 @group(0) @binding(7) var<storage, read> src: array<f32>;
 @group(0) @binding(8) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(9) var<storage, read> tokens_in: array<f32>;
@@ -72,25 +64,6 @@ fn unpatchify(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
         let ci = (i / (p.w * p.h)) % p.c;
         let ni = i / (p.w * p.h * p.c);
         dimage[i] = dcols[col_index(ni, ci, yy, xx)];
-    }
-}
-
-@compute @workgroup_size(256)
-fn bias_add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let total = p.rows * p.cols;
-    for (var i = gid.x; i < total; i += nwg.x * 256u) {
-        y[i] = y[i] + bias[i % p.cols];
-    }
-}
-
-@compute @workgroup_size(256)
-fn sum_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    for (var j = gid.x; j < p.cols; j += nwg.x * 256u) {
-        var acc = 0.0;
-        for (var r = 0u; r < p.rows; r++) {
-            acc += src[p.offset + r * p.stride + j];
-        }
-        dst[j] = acc;
     }
 }
 

@@ -2,10 +2,9 @@
 //! and backward against the twin, and finite-difference checks of every twin backward.
 //!
 //! Tolerances (f32, ε = 2⁻²³), per element:
-//! - split_qkv / merge_qkv / merge_heads / split_heads, bias_add: exact (permutations, one
-//!   addition done identically).
-//! - bias_grad (column sum over R rows): `R·ε·Σ_r |dy_rj|` — the GPU sums 8 interleaved
-//!   lanes then the lanes, the twin sequentially.
+//! - split_qkv / merge_qkv / merge_heads / split_heads: exact (permutations).
+//! - The bias addition and bias gradients are linear's `BiasAdd` / `ChannelSum`, tested in
+//!   tests/conv.rs on the shapes used here.
 //! - softmax_rows: `(16 + 4·R_row + 2n)·ε·p_i + 1e-12`, with `R_row = max_j x_j − min_j x_j`
 //!   and n the row length: WGSL's `exp` may be off by `3 + 2|x|` ulp (spec), the row sum
 //!   adds `n·ε` relative, the division a few ulp; doubled for margin.
@@ -188,40 +187,6 @@ gpu_test!(
     }
 );
 
-gpu_test!(
-    async fn bias_add_and_bias_grad_match_cpu() {
-        let ctx = context().await;
-        for (seed, (rows, cols)) in [(1usize, 1usize), (5, 36), (34, 24), (37, 70)]
-            .into_iter()
-            .enumerate()
-        {
-            let mut rng = Rng::new(300 + seed as u64);
-            let y0 = rng.vec(rows * cols);
-            let bias = rng.vec(cols);
-            let (gy, gb) = (
-                ctx.storage("y", &y0).unwrap(),
-                ctx.storage("bias", &bias).unwrap(),
-            );
-            let gdb = ctx.zeros("db", cols).unwrap();
-            let add = AttentionKernel::bias_add(&ctx, rows, cols, &gb, &gy)
-                .await
-                .unwrap();
-            let grad = AttentionKernel::bias_grad(&ctx, rows, cols, &gy, &gdb)
-                .await
-                .unwrap();
-            ctx.submit(&[&add.dispatch, &grad.dispatch]).unwrap();
-            let mut y = y0.clone();
-            bias_add_cpu(&mut y, &bias);
-            assert_close("bias_add", &read(&ctx, &gy, rows * cols).await, &y, |_| 0.0);
-            let db = bias_grad_cpu(&y, cols);
-            let abs = bias_grad_cpu(&y.iter().map(|v| v.abs()).collect::<Vec<_>>(), cols);
-            assert_close("bias_grad", &read(&ctx, &gdb, cols).await, &db, |j| {
-                rows as f32 * f32::EPSILON * abs[j] + 1e-30
-            });
-        }
-    }
-);
-
 struct Block {
     x: Vec<f32>,
     wqkv: Vec<f32>,
@@ -361,7 +326,7 @@ fn softmax_backward_matches_finite_differences() {
 
 #[cfg(not(target_arch = "wasm32"))]
 #[test]
-fn split_merge_and_bias_backwards_match_finite_differences() {
+fn split_and_merge_backwards_match_finite_differences() {
     let (eps, tol, atol) = FD;
     let s = AttentionShape::new(2, 5, 8, 2);
     let n = s.len_x();
@@ -384,26 +349,6 @@ fn split_merge_and_bias_backwards_match_finite_differences() {
         &heads,
         &r,
         &split_heads_cpu(&s, &r),
-        fwd,
-        eps,
-        tol,
-        atol,
-    );
-    // bias_add: backward is bias_grad.
-    let (rows, cols) = (7, 6);
-    let y = rng.vec(rows * cols);
-    let b = rng.vec(cols);
-    let r = rng.vec(rows * cols);
-    let fwd = |b: &[f32]| {
-        let mut out = y.clone();
-        bias_add_cpu(&mut out, b);
-        out
-    };
-    check(
-        "bias",
-        &b,
-        &r,
-        &bias_grad_cpu(&r, cols),
         fwd,
         eps,
         tol,

@@ -9,6 +9,10 @@
 //!   dW `Hout·Wout + N` (per-item products, then the sum over the batch); db `N·Hout·Wout`;
 //! - avg / global-avg pool forward `kh·kw`, backward the number of windows per pixel (the
 //!   sums run in the same order; what is left is WGSL's division, within 2.5 ulp).
+//! - the shared bias kernels on their own (as attention and the ViT glue use them too):
+//!   `BiasAdd` exact (one addition done identically); `ChannelSum` over R = outer·inner
+//!   terms per channel `R·ε·Σ|x|` (the GPU sums lanes then a tree / a fixed-order lane sum,
+//!   the twin sequentially).
 //! - im2col and max pooling (values, argmax, backward): exact equality — they only move
 //!   values, and the max-pool backward adds in the same order on both sides.
 //!
@@ -23,7 +27,10 @@ use varlab::gpu::{Context, Dispatch, GpuError};
 use varlab::ops::conv::{
     conv2d_backward_cpu, conv2d_cpu, im2col_cpu, Conv2d, Conv2dBackward, Conv2dShape,
 };
-use varlab::ops::linear::{linear_backward_cpu, linear_cpu, Linear, LinearBackward, LinearShape};
+use varlab::ops::linear::{
+    bias_add_cpu, channel_sum_cpu, linear_backward_cpu, linear_cpu, BiasAdd, ChannelSum, Linear,
+    LinearBackward, LinearShape,
+};
 use varlab::ops::pool::{
     avg_pool_backward_cpu, avg_pool_cpu, max_pool_backward_cpu, max_pool_cpu, Pool, PoolShape,
 };
@@ -124,6 +131,61 @@ gpu_test!(
         check_linear(LinearShape::new(7, 33, 17), true, 2).await;
         check_linear(LinearShape::new(7, 33, 17), false, 3).await;
         check_linear(LinearShape::new(70, 5, 130), true, 4).await;
+    }
+);
+
+// ---------------------------------------------------------------- bias kernels
+
+gpu_test!(
+    async fn bias_add_and_channel_sum_match_cpu() {
+        let ctx = context().await;
+        // [outer, channels, inner]. inner = 1 is a [rows, cols] matrix (the `column_sum`
+        // entry): attention's qkv / output biases (1×1 up to 37×70); the ViT's patch-embedding
+        // db over N·T rows (9×8 and 98×12 as in tests/vit.rs, then 1000×12 with many rows
+        // per lane) and its dpos over N rows of (T+1)·E (2×204, 3×250) and dcls, a one-row
+        // sum (1×5). inner > 1 is a convolution's [N, C, H·W] (the `channel_sum` entry).
+        let shapes = [
+            (1usize, 1usize, 1usize),
+            (5, 36, 1),
+            (34, 24, 1),
+            (37, 70, 1),
+            (9, 8, 1),
+            (98, 12, 1),
+            (1000, 12, 1),
+            (2, 204, 1),
+            (3, 250, 1),
+            (1, 5, 1),
+            (3, 5, 7),
+            (2, 3, 300),
+        ];
+        for (seed, (outer, channels, inner)) in shapes.into_iter().enumerate() {
+            let len = outer * channels * inner;
+            let mut rng = Rng::new(300 + seed as u64);
+            let y0 = rng.vec(len);
+            let bias = rng.vec(channels);
+            let (gy, gb) = (
+                ctx.storage("y", &y0).unwrap(),
+                ctx.storage("bias", &bias).unwrap(),
+            );
+            let gdb = ctx.zeros("db", channels).unwrap();
+            let add = BiasAdd::new(&ctx, outer, channels, inner, &gb, &gy)
+                .await
+                .unwrap();
+            let sum = ChannelSum::new(&ctx, outer, channels, inner, &gy, &gdb)
+                .await
+                .unwrap();
+            ctx.submit(&[&add.dispatch, &sum.dispatch]).unwrap();
+            let mut y = y0.clone();
+            bias_add_cpu(outer, channels, inner, &bias, &mut y);
+            assert_close("bias_add", &read(&ctx, &gy, len).await, &y, |_| 0.0);
+            let (mut db, mut mag) = (vec![0.0; channels], vec![0.0; channels]);
+            channel_sum_cpu(outer, channels, inner, &y, &mut db);
+            channel_sum_cpu(outer, channels, inner, &abs(&y), &mut mag);
+            let terms = (outer * inner) as f32;
+            assert_close("channel_sum", &read(&ctx, &gdb, channels).await, &db, |j| {
+                terms * f32::EPSILON * mag[j] + 1e-30
+            });
+        }
     }
 );
 
@@ -430,6 +492,29 @@ mod finite_differences {
                 TOL,
                 ATOL,
             );
+        }
+    }
+
+    #[test]
+    fn bias_add_backward_is_channel_sum() {
+        // [rows, cols] (inner = 1, as attention and the ViT use it) and a conv layout.
+        for (seed, (outer, channels, inner)) in [(7usize, 6usize, 1usize), (2, 3, 5)]
+            .into_iter()
+            .enumerate()
+        {
+            let mut rng = Rng::new(600 + seed as u64);
+            let len = outer * channels * inner;
+            let y = rng.vec(len);
+            let b = rng.vec(channels);
+            let r = rng.vec(len);
+            let fwd = |b: &[f32]| {
+                let mut out = y.clone();
+                bias_add_cpu(outer, channels, inner, b, &mut out);
+                out
+            };
+            let mut db = vec![0.0; channels];
+            channel_sum_cpu(outer, channels, inner, &r, &mut db);
+            check("bias", &b, &r, &db, fwd, EPS, TOL, ATOL);
         }
     }
 

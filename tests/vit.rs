@@ -6,7 +6,8 @@
 //! Tolerances (f32, ε = 2⁻²³), per element:
 //! - patchify / unpatchify, cls_pos forward and its dtokens, cls_select and its backward:
 //!   exact (permutations, one addition done identically).
-//! - sum_rows (dcls, dpos, patch-embedding db) over R rows: `R·ε·Σ_r |x_r|`.
+//! - the column sums (dcls, dpos, patch-embedding db; linear's `ChannelSum`, also tested in
+//!   tests/conv.rs on these shapes) over R rows: `R·ε·Σ_r |x_r|`.
 //! - patch embedding forward: `(2k + 2)·ε·(Σ_k |cols·w| + |b|)`, the matmul bound of a
 //!   k-term sum (k = C·P·P) plus the bias addition; dW: `2k·ε·Σ_k |dout·cols|` (k = N·T);
 //!   dx: `2E·ε·Σ_e |dout·w|`.
@@ -26,6 +27,7 @@ use varlab::ops::attention::{
 };
 #[cfg(not(target_arch = "wasm32"))]
 use varlab::ops::gradcheck::check;
+use varlab::ops::linear::channel_sum_cpu;
 use varlab::ops::matmul::{matmul_cpu, MatmulShape};
 use varlab::ops::vit::*;
 use varlab::ops::Elementwise;
@@ -54,6 +56,13 @@ fn scaled(rng: &mut Rng, n: usize, scale: f32) -> Vec<f32> {
 
 fn abs(v: &[f32]) -> Vec<f32> {
     v.iter().map(|x| x.abs()).collect()
+}
+
+/// Column sums of `x [rows, cols]`.
+fn column_sums(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0; cols];
+    channel_sum_cpu(rows, cols, 1, x, &mut out);
+    out
 }
 
 /// `|g − c| ≤ rtol·(|c_i| + mean |c|)` per element.
@@ -167,7 +176,7 @@ gpu_test!(
                 &dx,
                 |i| 2.0 * e as f32 * eps * m_dx[i] + 1e-30,
             );
-            let m_db = sum_rows_cpu(&abs(&dout), rows, e, e, 0);
+            let m_db = column_sums(&abs(&dout), rows, e);
             assert_close("patch embed db", &read(&ctx, &gdb, e).await, &db, |j| {
                 rows as f32 * eps * m_db[j] + 1e-30
             });
@@ -223,7 +232,7 @@ gpu_test!(
             let (dt, dc, dp) = cls_pos_backward_cpu(n, t, e, &dout);
             assert_close("dtokens", &read(&ctx, &gdt, n * t * e).await, &dt, |_| 0.0);
             let eps = n as f32 * f32::EPSILON;
-            let m = sum_rows_cpu(&abs(&dout), n, per, per, 0);
+            let m = column_sums(&abs(&dout), n, per);
             assert_close("dcls", &read(&ctx, &gdc, e).await, &dc, |j| {
                 eps * m[j] + 1e-30
             });

@@ -14,12 +14,16 @@
 //! `dmerged = dy·Wo`, `dO = split(dmerged)`, `dP = dO·vᵀ`,
 //! `dS = P ⊙ (dP − rowsum(dP ⊙ P)) / √D`, `dq = dS·k`, `dk = dSᵀ·q`, `dv = Pᵀ·dO`,
 //! `dqkv = merge(dq, dk, dv)`, `dWqkv = dqkvᵀ·x`, `dbqkv = Σ_rows dqkv`, `dx = dqkv·Wqkv`.
-//! The products run on [`Matmul`]; the permutations, softmax and bias kernels live in
+//! The products run on [`Matmul`], the bias addition and bias gradients on
+//! [`crate::ops::linear`]'s [`BiasAdd`] / [`ChannelSum`] (`[rows, cols]` is `outer = rows`,
+//! `channels = cols`, `inner = 1`); the permutations and softmax kernels live in
 //! `shaders/attention.wgsl`. Each piece has a CPU twin so it can be tested alone, and
 //! [`attention_forward_cpu`] / [`attention_backward_cpu`] chain them exactly as the GPU does.
 
 use crate::gpu::{Context, Dispatch, GpuError, Result, Shader};
 use crate::ops::elementwise::grid_1d;
+use crate::ops::kernel::{check_sizes, prepare};
+use crate::ops::linear::{bias_add_cpu, channel_sum_cpu, BiasAdd, ChannelSum};
 use crate::ops::matmul::{matmul_cpu, Matmul, MatmulShape};
 
 const SHADER: Shader = Shader {
@@ -81,26 +85,6 @@ impl AttentionShape {
 
 // ---------------------------------------------------------------------------------------
 // CPU twins of the pieces.
-
-/// `y[r, j] += bias[j]` for `y [rows, bias.len()]`.
-pub fn bias_add_cpu(y: &mut [f32], bias: &[f32]) {
-    for row in y.chunks_exact_mut(bias.len()) {
-        for (o, b) in row.iter_mut().zip(bias) {
-            *o += b;
-        }
-    }
-}
-
-/// `db[j] = Σ_r dy[r, j]` for `dy [rows, cols]`, summed over rows in ascending order.
-pub fn bias_grad_cpu(dy: &[f32], cols: usize) -> Vec<f32> {
-    let mut db = vec![0.0f32; cols];
-    for row in dy.chunks_exact(cols) {
-        for (d, g) in db.iter_mut().zip(row) {
-            *d += g;
-        }
-    }
-    db
-}
 
 /// Index in a `[B, H, T, D]` tensor of channel `c` of token `(b, t)`.
 fn head_index(s: &AttentionShape, b: usize, t: usize, c: usize) -> usize {
@@ -302,14 +286,14 @@ pub fn attention_forward_cpu(
 ) -> AttentionSaved {
     let pr = Products::new(s);
     let mut qkv = mm(&pr.qkv, x, wqkv, 1.0);
-    bias_add_cpu(&mut qkv, bqkv);
+    bias_add_cpu(s.rows(), 3 * s.dim, 1, bqkv, &mut qkv);
     let (q, k, v) = split_qkv_cpu(s, &qkv);
     let scores = mm(&pr.scores, &q, &k, s.scale());
     let p = softmax_rows_cpu(&scores, s.tokens);
     let o = mm(&pr.out, &p, &v, 1.0);
     let merged = merge_heads_cpu(s, &o);
     let mut y = mm(&pr.proj, &merged, wo, 1.0);
-    bias_add_cpu(&mut y, bo);
+    bias_add_cpu(s.rows(), s.dim, 1, bo, &mut y);
     AttentionSaved {
         qkv,
         q,
@@ -333,7 +317,8 @@ pub fn attention_backward_cpu(
 ) -> AttentionGradsCpu {
     let pr = Products::new(s);
     let dwo = mm(&pr.dwo, dy, &saved.merged, 1.0);
-    let dbo = bias_grad_cpu(dy, s.dim);
+    let mut dbo = vec![0.0; s.dim];
+    channel_sum_cpu(s.rows(), s.dim, 1, dy, &mut dbo);
     let dmerged = mm(&pr.dmerged, dy, wo, 1.0);
     let d_o = split_heads_cpu(s, &dmerged);
     let dp = mm(&pr.dp, &d_o, &saved.v, 1.0);
@@ -343,7 +328,8 @@ pub fn attention_backward_cpu(
     let dv = mm(&pr.dv, &saved.p, &d_o, 1.0);
     let dqkv = merge_qkv_cpu(s, &dq, &dk, &dv);
     let dwqkv = mm(&pr.dwqkv, &dqkv, x, 1.0);
-    let dbqkv = bias_grad_cpu(&dqkv, 3 * s.dim);
+    let mut dbqkv = vec![0.0; 3 * s.dim];
+    channel_sum_cpu(s.rows(), 3 * s.dim, 1, &dqkv, &mut dbqkv);
     let dx = mm(&pr.dx, &dqkv, wqkv, 1.0);
     AttentionGradsCpu {
         dx,
@@ -370,22 +356,6 @@ struct Params {
     scale: f32,
 }
 
-fn check_buffers(what: &str, buffers: &[(&str, &wgpu::Buffer, usize)]) -> Result<()> {
-    for (name, buffer, len) in buffers {
-        if (buffer.size() as usize) < 4 * len {
-            return Err(GpuError::Validation {
-                what: what.to_string(),
-                message: format!(
-                    "buffer {name} holds {} bytes but needs {}",
-                    buffer.size(),
-                    4 * len
-                ),
-            });
-        }
-    }
-    Ok(())
-}
-
 /// One prepared kernel of `shaders/attention.wgsl`; each constructor documents its buffers.
 pub struct AttentionKernel {
     pub dispatch: Dispatch,
@@ -400,18 +370,9 @@ impl AttentionKernel {
         workgroups: [u32; 3],
         buffers: &[(u32, &wgpu::Buffer)],
     ) -> Result<Self> {
-        let params = ctx.uniform(entry, &params);
-        let pipeline = ctx.pipeline(&SHADER, entry).await?;
-        let mut bindings: Vec<(u32, &wgpu::Buffer)> = vec![(0, &params)];
-        bindings.extend_from_slice(buffers);
-        let bind_group = ctx.bind(&pipeline, &bindings);
+        let (dispatch, params) = prepare(ctx, &SHADER, entry, &params, workgroups, buffers).await?;
         Ok(AttentionKernel {
-            dispatch: Dispatch {
-                label: entry,
-                pipeline,
-                bind_group,
-                workgroups,
-            },
+            dispatch,
             _params: params,
         })
     }
@@ -440,7 +401,7 @@ impl AttentionKernel {
     ) -> Result<Self> {
         s.validate()?;
         let n = s.len_x();
-        check_buffers(
+        check_sizes(
             "split_qkv",
             &[("qkv", qkv, 3 * n), ("q", q, n), ("k", k, n), ("v", v, n)],
         )?;
@@ -460,7 +421,7 @@ impl AttentionKernel {
     ) -> Result<Self> {
         s.validate()?;
         let n = s.len_x();
-        check_buffers(
+        check_sizes(
             "merge_qkv",
             &[
                 ("dqkv", dqkv, 3 * n),
@@ -490,7 +451,7 @@ impl AttentionKernel {
     ) -> Result<Self> {
         s.validate()?;
         let n = s.len_x();
-        check_buffers("merge_heads", &[("heads", heads, n), ("tokens", tokens, n)])?;
+        check_sizes("merge_heads", &[("heads", heads, n), ("tokens", tokens, n)])?;
         let p = Self::shape_params(s);
         let wg = [grid_1d(ctx, n), 1, 1];
         Self::build(ctx, "merge_heads", p, wg, &[(5, heads), (6, tokens)]).await
@@ -505,7 +466,7 @@ impl AttentionKernel {
     ) -> Result<Self> {
         s.validate()?;
         let n = s.len_x();
-        check_buffers("split_heads", &[("tokens", tokens, n), ("heads", heads, n)])?;
+        check_sizes("split_heads", &[("tokens", tokens, n), ("heads", heads, n)])?;
         let p = Self::shape_params(s);
         let wg = [grid_1d(ctx, n), 1, 1];
         Self::build(ctx, "split_heads", p, wg, &[(5, heads), (6, tokens)]).await
@@ -537,7 +498,7 @@ impl AttentionKernel {
         cols: usize,
         x: &wgpu::Buffer,
     ) -> Result<Self> {
-        check_buffers("softmax_rows", &[("x", x, rows * cols)])?;
+        check_sizes("softmax_rows", &[("x", x, rows * cols)])?;
         let p = Self::row_params(rows, cols, 1.0);
         let wg = [Self::row_groups(ctx, rows), 1, 1];
         Self::build(ctx, "softmax_rows", p, wg, &[(7, x)]).await
@@ -554,38 +515,10 @@ impl AttentionKernel {
         dp: &wgpu::Buffer,
     ) -> Result<Self> {
         let n = rows * cols;
-        check_buffers("softmax_backward", &[("p", p, n), ("dp", dp, n)])?;
+        check_sizes("softmax_backward", &[("p", p, n), ("dp", dp, n)])?;
         let params = Self::row_params(rows, cols, scale);
         let wg = [Self::row_groups(ctx, rows), 1, 1];
         Self::build(ctx, "softmax_backward", params, wg, &[(7, dp), (8, p)]).await
-    }
-
-    /// In place: `y [rows, cols] += bias [cols]` (twin: [`bias_add_cpu`]).
-    pub async fn bias_add(
-        ctx: &Context,
-        rows: usize,
-        cols: usize,
-        bias: &wgpu::Buffer,
-        y: &wgpu::Buffer,
-    ) -> Result<Self> {
-        check_buffers("bias_add", &[("bias", bias, cols), ("y", y, rows * cols)])?;
-        let p = Self::row_params(rows, cols, 1.0);
-        let wg = [grid_1d(ctx, rows * cols), 1, 1];
-        Self::build(ctx, "bias_add", p, wg, &[(9, bias), (10, y)]).await
-    }
-
-    /// `db [cols] = Σ_r dy [rows, cols]` (twin: [`bias_grad_cpu`]).
-    pub async fn bias_grad(
-        ctx: &Context,
-        rows: usize,
-        cols: usize,
-        dy: &wgpu::Buffer,
-        db: &wgpu::Buffer,
-    ) -> Result<Self> {
-        check_buffers("bias_grad", &[("dy", dy, rows * cols), ("db", db, cols)])?;
-        let p = Self::row_params(rows, cols, 1.0);
-        let wx = ctx.check_workgroups("a bias gradient", cols.div_ceil(32) as u64)?;
-        Self::build(ctx, "bias_grad", p, [wx, 1, 1], &[(11, dy), (12, db)]).await
     }
 }
 
@@ -630,6 +563,7 @@ pub struct Attention {
     wo: wgpu::Buffer,
     _matmuls: Vec<Matmul>,
     _kernels: Vec<AttentionKernel>,
+    _biases: Vec<BiasAdd>,
 }
 
 /// A prepared attention block backward; encode `dispatches` in order after the forward.
@@ -644,6 +578,7 @@ pub struct AttentionBackward {
     _scratch: Vec<wgpu::Buffer>,
     _matmuls: Vec<Matmul>,
     _kernels: Vec<AttentionKernel>,
+    _bias_grads: Vec<ChannelSum>,
 }
 
 impl Attention {
@@ -658,7 +593,7 @@ impl Attention {
         let s = shape;
         s.validate()?;
         let (n, c, rows) = (s.len_x(), s.dim, s.rows());
-        check_buffers(
+        check_sizes(
             &format!("an attention block of shape {s:?}"),
             &[
                 ("x", x, n),
@@ -679,7 +614,7 @@ impl Attention {
         let merged = ctx.zeros("attention merged", n)?;
 
         let m_qkv = Matmul::new(ctx, pr.qkv, 1.0, 0.0, x, w.wqkv, &qkv).await?;
-        let k_bias = AttentionKernel::bias_add(ctx, rows, 3 * c, w.bqkv, &qkv).await?;
+        let k_bias = BiasAdd::new(ctx, rows, 3 * c, 1, w.bqkv, &qkv).await?;
         let k_split = AttentionKernel::split_qkv(ctx, &s, &qkv, &q, &k, &v).await?;
         let m_scores = Matmul::new(ctx, pr.scores, s.scale(), 0.0, &q, &k, &p).await?;
         let k_soft =
@@ -687,7 +622,7 @@ impl Attention {
         let m_out = Matmul::new(ctx, pr.out, 1.0, 0.0, &p, &v, &o).await?;
         let k_merge = AttentionKernel::merge_heads(ctx, &s, &o, &merged).await?;
         let m_proj = Matmul::new(ctx, pr.proj, 1.0, 0.0, &merged, w.wo, y).await?;
-        let k_bias_o = AttentionKernel::bias_add(ctx, rows, c, w.bo, y).await?;
+        let k_bias_o = BiasAdd::new(ctx, rows, c, 1, w.bo, y).await?;
 
         let dispatches = vec![
             m_qkv.dispatch.clone(),
@@ -714,7 +649,8 @@ impl Attention {
             wqkv: w.wqkv.clone(),
             wo: w.wo.clone(),
             _matmuls: vec![m_qkv, m_scores, m_out, m_proj],
-            _kernels: vec![k_bias, k_split, k_soft, k_merge, k_bias_o],
+            _kernels: vec![k_split, k_soft, k_merge],
+            _biases: vec![k_bias, k_bias_o],
         })
     }
 
@@ -733,7 +669,7 @@ impl Attention {
     ) -> Result<AttentionBackward> {
         let s = self.shape;
         let (n, c, rows) = (s.len_x(), s.dim, s.rows());
-        check_buffers(
+        check_sizes(
             &format!("an attention backward of shape {s:?}"),
             &[
                 ("dy", dy, n),
@@ -754,7 +690,7 @@ impl Attention {
         let dqkv = ctx.zeros("attention dqkv", 3 * n)?;
 
         let m_dwo = Matmul::new(ctx, pr.dwo, 1.0, 0.0, dy, &self.merged, grads.dwo).await?;
-        let k_dbo = AttentionKernel::bias_grad(ctx, rows, c, dy, grads.dbo).await?;
+        let k_dbo = ChannelSum::new(ctx, rows, c, 1, dy, grads.dbo).await?;
         let m_dmerged = Matmul::new(ctx, pr.dmerged, 1.0, 0.0, dy, &self.wo, &dmerged).await?;
         let k_split = AttentionKernel::split_heads(ctx, &s, &dmerged, &d_o).await?;
         let m_dp = Matmul::new(ctx, pr.dp, 1.0, 0.0, &d_o, &self.v, &dp).await?;
@@ -766,7 +702,7 @@ impl Attention {
         let m_dv = Matmul::new(ctx, pr.dv, 1.0, 0.0, &self.p, &d_o, &dv).await?;
         let k_merge = AttentionKernel::merge_qkv(ctx, &s, &dq, &dk, &dv, &dqkv).await?;
         let m_dwqkv = Matmul::new(ctx, pr.dwqkv, 1.0, 0.0, &dqkv, &self.x, grads.dwqkv).await?;
-        let k_dbqkv = AttentionKernel::bias_grad(ctx, rows, 3 * c, &dqkv, grads.dbqkv).await?;
+        let k_dbqkv = ChannelSum::new(ctx, rows, 3 * c, 1, &dqkv, grads.dbqkv).await?;
         let m_dx = Matmul::new(ctx, pr.dx, 1.0, 0.0, &dqkv, &self.wqkv, grads.dx).await?;
 
         let dispatches = vec![
@@ -791,7 +727,8 @@ impl Attention {
             dqkv,
             _scratch: vec![dmerged, dq, dk, dv],
             _matmuls: vec![m_dwo, m_dmerged, m_dp, m_dq, m_dk, m_dv, m_dwqkv, m_dx],
-            _kernels: vec![k_dbo, k_split, k_soft, k_merge, k_dbqkv],
+            _kernels: vec![k_split, k_soft, k_merge],
+            _bias_grads: vec![k_dbo, k_dbqkv],
         })
     }
 }

@@ -19,7 +19,8 @@
 //! - `db[c] = Σ_{n, p} dY[n, c, p]` (`channel_sum` from [`super::linear`]).
 
 use super::elementwise::grid_1d;
-use super::linear::{check_sizes, BiasAdd, ChannelSum};
+use super::kernel::check_sizes;
+use super::linear::{BiasAdd, ChannelSum};
 use super::matmul::{Matmul, MatmulShape};
 use crate::gpu::{Context, Dispatch, GpuError, Result, Shader};
 

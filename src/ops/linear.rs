@@ -1,14 +1,17 @@
-//! Fully connected layer `y = x·Wᵀ + b` (PyTorch layout), forward and backward, plus the
-//! per-channel bias kernels (`bias_add`, `channel_sum`) that convolutions reuse.
+//! Fully connected layer `y = x·Wᵀ + b` (PyTorch layout), forward and backward, plus
+//! the per-channel bias kernels [`BiasAdd`] and [`ChannelSum`] that convolutions, attention
+//! and the ViT glue reuse (a `[rows, cols]` tensor is `outer = rows`, `channels = cols`,
+//! `inner = 1`).
 //!
 //! Shapes: `x` [N, in], `W` [out, in], `b` [out], `y` [N, out], all row-major f32.
 //! Forward: one [`Matmul`] (`trans_b`), then `bias_add`. Backward: `dX = dY·W`,
-//! `dW = dYᵀ·X` (two Matmuls) and `db = Σ_n dY[n, :]` (`channel_sum`, a workgroup tree
-//! per output column, no atomics). Gradients are written, not accumulated.
+//! `dW = dYᵀ·X` (two Matmuls) and `db = Σ_n dY[n, :]` (`channel_sum`, workgroup trees, no
+//! atomics). Gradients are written, not accumulated.
 
 use super::elementwise::grid_1d;
+use super::kernel::{check_sizes, prepare};
 use super::matmul::{Matmul, MatmulShape};
-use crate::gpu::{Context, Dispatch, GpuError, Result, Shader};
+use crate::gpu::{Context, Dispatch, Result, Shader};
 
 const SHADER: Shader = Shader {
     name: "linear",
@@ -133,23 +136,6 @@ pub fn channel_sum_cpu(outer: usize, channels: usize, inner: usize, x: &[f32], o
     }
 }
 
-/// Refuses buffers smaller than the operands they hold (`(name, buffer, f32 words)`).
-pub(crate) fn check_sizes(what: &str, operands: &[(&str, &wgpu::Buffer, usize)]) -> Result<()> {
-    for (name, buffer, len) in operands {
-        if (buffer.size() as usize) < 4 * len {
-            return Err(GpuError::Validation {
-                what: what.to_string(),
-                message: format!(
-                    "operand {name} holds {} bytes but needs {}",
-                    buffer.size(),
-                    4 * len
-                ),
-            });
-        }
-    }
-    Ok(())
-}
-
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct BiasParams {
@@ -188,22 +174,22 @@ impl BiasAdd {
             &format!("a bias add over [{outer}, {channels}, {inner}]"),
             &[("bias", bias, channels), ("y", y, total)],
         )?;
-        let params = ctx.uniform("bias_add params", &bias_params(outer, channels, inner));
-        let pipeline = ctx.pipeline(&SHADER, "bias_add").await?;
-        let bind_group = ctx.bind(&pipeline, &[(0, &params), (1, bias), (2, y)]);
+        let params = bias_params(outer, channels, inner);
+        let workgroups = [grid_1d(ctx, total), 1, 1];
+        let buffers = [(1, bias), (2, y)];
+        let (dispatch, params) =
+            prepare(ctx, &SHADER, "bias_add", &params, workgroups, &buffers).await?;
         Ok(BiasAdd {
-            dispatch: Dispatch {
-                label: "bias_add",
-                pipeline,
-                bind_group,
-                workgroups: [grid_1d(ctx, total), 1, 1],
-            },
+            dispatch,
             _params: params,
         })
     }
 }
 
 /// `out[c] = Σ_{o, i} x[o, c, i]` (a bias gradient), prepared once. Written, not accumulated.
+/// For `inner = 1` (column sums of `[rows, cols]`) the `column_sum` entry runs: 8 row lanes
+/// per column, added in a fixed order; otherwise `channel_sum`, a tree per channel. Either
+/// way the result is within `outer·inner·ε·Σ|x|` of [`channel_sum_cpu`].
 pub struct ChannelSum {
     pub dispatch: Dispatch,
     _params: wgpu::Buffer,
@@ -223,17 +209,20 @@ impl ChannelSum {
             &[("x", x, outer * channels * inner), ("out", out, channels)],
         )?;
         let cap = ctx.report.limits.max_compute_workgroups_per_dimension as usize;
-        let groups = channels.clamp(1, cap) as u32;
-        let params = ctx.uniform("channel_sum params", &bias_params(outer, channels, inner));
-        let pipeline = ctx.pipeline(&SHADER, "channel_sum").await?;
-        let bind_group = ctx.bind(&pipeline, &[(0, &params), (1, x), (2, out)]);
+        // Rows of a matrix (inner = 1): 32 adjacent columns per workgroup, so that reads
+        // are contiguous; otherwise one workgroup per channel, reading along `inner`.
+        let (entry, groups) = if inner == 1 {
+            ("column_sum", channels.div_ceil(32))
+        } else {
+            ("channel_sum", channels)
+        };
+        let workgroups = [groups.clamp(1, cap) as u32, 1, 1];
+        let params = bias_params(outer, channels, inner);
+        let buffers = [(1, x), (2, out)];
+        let (dispatch, params) =
+            prepare(ctx, &SHADER, entry, &params, workgroups, &buffers).await?;
         Ok(ChannelSum {
-            dispatch: Dispatch {
-                label: "channel_sum",
-                pipeline,
-                bind_group,
-                workgroups: [groups, 1, 1],
-            },
+            dispatch,
             _params: params,
         })
     }

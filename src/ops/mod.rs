@@ -7,6 +7,7 @@ pub mod attention;
 pub mod conv;
 pub mod elementwise;
 pub mod gradcheck;
+mod kernel;
 pub mod linear;
 pub mod loss;
 pub mod matmul;

@@ -10,7 +10,7 @@
 //! windows need no atomics. Gradients are written, not accumulated.
 
 use super::elementwise::grid_1d;
-use super::linear::check_sizes;
+use super::kernel::check_sizes;
 use crate::gpu::{Context, Dispatch, GpuError, Result, Shader};
 
 const SHADER: Shader = Shader {

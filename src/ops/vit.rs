@@ -8,11 +8,15 @@
 //! `out = cols·Wᵀ + b` with `W [E, C·P·P]` — a Conv2d weight `[E, C, P, P]` flattened — and
 //! `b [E]`. Its backward is `dW = doutᵀ·cols`, `db = Σ_rows dout`, `dcols = dout·W` and
 //! `dx = unpatchify(dcols)`, a pure permutation (patches do not overlap). The products run
-//! on [`Matmul`], everything else in `shaders/vit.wgsl`; reductions are per-column loops,
-//! never float atomics.
+//! on [`Matmul`]; the bias addition and the column sums (`db`, `dcls`, `dpos`) on
+//! [`crate::ops::linear`]'s [`BiasAdd`] / [`ChannelSum`] (`[rows, cols]` is `outer = rows`,
+//! `channels = cols`, `inner = 1`; fixed-order lane sums, never float atomics);
+//! everything else in `shaders/vit.wgsl`.
 
 use crate::gpu::{Context, Dispatch, GpuError, Result, Shader};
 use crate::ops::elementwise::grid_1d;
+use crate::ops::kernel::{check_sizes, prepare};
+use crate::ops::linear::{bias_add_cpu, channel_sum_cpu, BiasAdd, ChannelSum};
 use crate::ops::matmul::{matmul_cpu, Matmul, MatmulShape};
 
 const SHADER: Shader = Shader {
@@ -119,34 +123,13 @@ fn embed_products(s: &PatchShape, e: usize) -> [MatmulShape; 3] {
     ]
 }
 
-/// `dst[j] = Σ_{r<rows} src[offset + r·stride + j]` for `j < cols`, rows in ascending order.
-pub fn sum_rows_cpu(
-    src: &[f32],
-    rows: usize,
-    cols: usize,
-    stride: usize,
-    offset: usize,
-) -> Vec<f32> {
-    let mut out = vec![0.0f32; cols];
-    for r in 0..rows {
-        for (j, o) in out.iter_mut().enumerate() {
-            *o += src[offset + r * stride + j];
-        }
-    }
-    out
-}
-
 /// Patch embedding forward: `x [N, C, H, W]`, `w [E, C·P·P]`, `b [E]` → `[N, T, E]`.
 pub fn patch_embed_cpu(s: &PatchShape, e: usize, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
     let cols = patchify_cpu(s, x);
     let [fwd, _, _] = embed_products(s, e);
     let mut out = vec![0.0; fwd.len_c()];
     matmul_cpu(&fwd, &cols, w, 1.0, 0.0, &mut out);
-    for row in out.chunks_exact_mut(e) {
-        for (o, bv) in row.iter_mut().zip(b) {
-            *o += bv;
-        }
-    }
+    bias_add_cpu(s.n * s.tokens(), e, 1, b, &mut out);
     out
 }
 
@@ -162,7 +145,8 @@ pub fn patch_embed_backward_cpu(
     let [_, dws, dcs] = embed_products(s, e);
     let mut dw = vec![0.0; dws.len_c()];
     matmul_cpu(&dws, dout, &cols, 1.0, 0.0, &mut dw);
-    let db = sum_rows_cpu(dout, s.n * s.tokens(), e, e, 0);
+    let mut db = vec![0.0; e];
+    channel_sum_cpu(s.n * s.tokens(), e, 1, dout, &mut db);
     let mut dcols = vec![0.0; dcs.len_c()];
     matmul_cpu(&dcs, dout, w, 1.0, 0.0, &mut dcols);
     (unpatchify_cpu(s, &dcols), dw, db)
@@ -195,7 +179,8 @@ pub fn cls_pos_cpu(
 }
 
 /// Backward of [`cls_pos_cpu`] for `dout [N, T+1, E]`:
-/// `(dtokens [N, T, E], dcls [E] = Σ_n dout[n, 0], dpos [T+1, E] = Σ_n dout[n])`.
+/// `(dtokens [N, T, E], dcls [E] = Σ_n dout[n, 0], dpos [T+1, E] = Σ_n dout[n])`; `dcls` is
+/// row 0 of `dpos`.
 pub fn cls_pos_backward_cpu(
     n: usize,
     t: usize,
@@ -207,8 +192,9 @@ pub fn cls_pos_backward_cpu(
     for ni in 0..n {
         dtokens[ni * t * e..(ni + 1) * t * e].copy_from_slice(&dout[ni * per + e..(ni + 1) * per]);
     }
-    let dcls = sum_rows_cpu(dout, n, e, per, 0);
-    let dpos = sum_rows_cpu(dout, n, per, per, 0);
+    let mut dpos = vec![0.0; per];
+    channel_sum_cpu(n, per, 1, dout, &mut dpos);
+    let dcls = dpos[..e].to_vec();
     (dtokens, dcls, dpos)
 }
 
@@ -269,27 +255,7 @@ struct Params {
     patch: u32,
     tokens: u32,
     dim: u32,
-    rows: u32,
-    cols: u32,
-    stride: u32,
-    offset: u32,
     _pad: u32,
-}
-
-fn check_buffers(what: &str, buffers: &[(&str, &wgpu::Buffer, usize)]) -> Result<()> {
-    for (name, buffer, len) in buffers {
-        if (buffer.size() as usize) < 4 * len {
-            return Err(GpuError::Validation {
-                what: what.to_string(),
-                message: format!(
-                    "buffer {name} holds {} bytes but needs {}",
-                    buffer.size(),
-                    4 * len
-                ),
-            });
-        }
-    }
-    Ok(())
 }
 
 /// One prepared kernel of `shaders/vit.wgsl`; each constructor documents its buffers.
@@ -306,18 +272,10 @@ impl VitKernel {
         elements: usize,
         buffers: &[(u32, &wgpu::Buffer)],
     ) -> Result<Self> {
-        let params = ctx.uniform(entry, &params);
-        let pipeline = ctx.pipeline(&SHADER, entry).await?;
-        let mut bindings: Vec<(u32, &wgpu::Buffer)> = vec![(0, &params)];
-        bindings.extend_from_slice(buffers);
-        let bind_group = ctx.bind(&pipeline, &bindings);
+        let workgroups = [grid_1d(ctx, elements), 1, 1];
+        let (dispatch, params) = prepare(ctx, &SHADER, entry, &params, workgroups, buffers).await?;
         Ok(VitKernel {
-            dispatch: Dispatch {
-                label: entry,
-                pipeline,
-                bind_group,
-                workgroups: [grid_1d(ctx, elements), 1, 1],
-            },
+            dispatch,
             _params: params,
         })
     }
@@ -342,7 +300,7 @@ impl VitKernel {
         cols: &wgpu::Buffer,
     ) -> Result<Self> {
         s.validate()?;
-        check_buffers("patchify", &[("x", x, s.len()), ("cols", cols, s.len())])?;
+        check_sizes("patchify", &[("x", x, s.len()), ("cols", cols, s.len())])?;
         let p = Self::image_params(s);
         Self::build(ctx, "patchify", p, s.len(), &[(1, x), (2, cols)]).await
     }
@@ -355,56 +313,12 @@ impl VitKernel {
         dx: &wgpu::Buffer,
     ) -> Result<Self> {
         s.validate()?;
-        check_buffers(
+        check_sizes(
             "unpatchify",
             &[("dcols", dcols, s.len()), ("dx", dx, s.len())],
         )?;
         let p = Self::image_params(s);
         Self::build(ctx, "unpatchify", p, s.len(), &[(3, dcols), (4, dx)]).await
-    }
-
-    /// In place: `y [rows, cols] += bias [cols]`.
-    pub async fn bias_add(
-        ctx: &Context,
-        rows: usize,
-        cols: usize,
-        bias: &wgpu::Buffer,
-        y: &wgpu::Buffer,
-    ) -> Result<Self> {
-        check_buffers("bias_add", &[("bias", bias, cols), ("y", y, rows * cols)])?;
-        let p = Params {
-            rows: rows as u32,
-            cols: cols as u32,
-            ..Default::default()
-        };
-        Self::build(ctx, "bias_add", p, rows * cols, &[(5, bias), (6, y)]).await
-    }
-
-    /// `dst[j] = Σ_{r<rows} src[offset + r·stride + j]` for `j < cols` (twin:
-    /// [`sum_rows_cpu`]).
-    pub async fn sum_rows(
-        ctx: &Context,
-        rows: usize,
-        cols: usize,
-        stride: usize,
-        offset: usize,
-        src: &wgpu::Buffer,
-        dst: &wgpu::Buffer,
-    ) -> Result<Self> {
-        let need = if rows == 0 {
-            0
-        } else {
-            offset + (rows - 1) * stride + cols
-        };
-        check_buffers("sum_rows", &[("src", src, need), ("dst", dst, cols)])?;
-        let p = Params {
-            rows: rows as u32,
-            cols: cols as u32,
-            stride: stride as u32,
-            offset: offset as u32,
-            ..Default::default()
-        };
-        Self::build(ctx, "sum_rows", p, cols, &[(7, src), (8, dst)]).await
     }
 
     fn token_params(n: usize, t: usize, e: usize) -> Params {
@@ -430,7 +344,7 @@ impl VitKernel {
         out: &wgpu::Buffer,
     ) -> Result<Self> {
         let len = n * (t + 1) * e;
-        check_buffers(
+        check_sizes(
             "cls_pos",
             &[
                 ("tokens", tokens, n * t * e),
@@ -459,7 +373,7 @@ impl VitKernel {
         dout: &wgpu::Buffer,
         dtokens: &wgpu::Buffer,
     ) -> Result<Self> {
-        check_buffers(
+        check_sizes(
             "cls_pos_tokens",
             &[
                 ("dout", dout, n * (t + 1) * e),
@@ -484,7 +398,7 @@ impl VitKernel {
         (src_name, src, src_len): (&str, &wgpu::Buffer, usize),
         (dst_name, dst, dst_len): (&str, &wgpu::Buffer, usize),
     ) -> Result<Self> {
-        check_buffers(entry, &[(src_name, src, src_len), (dst_name, dst, dst_len)])?;
+        check_sizes(entry, &[(src_name, src, src_len), (dst_name, dst, dst_len)])?;
         let p = Self::token_params(n, t, e);
         Self::build(ctx, entry, p, src_len.max(dst_len), &[(7, src), (8, dst)]).await
     }
@@ -561,7 +475,8 @@ pub struct PatchEmbed {
     pub cols: wgpu::Buffer,
     w: wgpu::Buffer,
     _matmul: Matmul,
-    _kernels: Vec<VitKernel>,
+    _patchify: VitKernel,
+    _bias: BiasAdd,
 }
 
 /// A prepared patch-embedding backward; encode `dispatches` after the forward.
@@ -570,7 +485,8 @@ pub struct PatchEmbedBackward {
     /// `dcols [N, T, C·P·P]`.
     pub dcols: wgpu::Buffer,
     _matmuls: Vec<Matmul>,
-    _kernels: Vec<VitKernel>,
+    _unpatchify: VitKernel,
+    _db: ChannelSum,
 }
 
 impl PatchEmbed {
@@ -586,7 +502,7 @@ impl PatchEmbed {
         let s = shape;
         s.validate()?;
         let rows = s.n * s.tokens();
-        check_buffers(
+        check_sizes(
             &format!("a patch embedding of shape {s:?} into {embed} channels"),
             &[
                 ("x", x, s.len()),
@@ -599,7 +515,7 @@ impl PatchEmbed {
         let cols = ctx.zeros("patch columns", s.len())?;
         let k_patch = VitKernel::patchify(ctx, &s, x, &cols).await?;
         let m = Matmul::new(ctx, fwd, 1.0, 0.0, &cols, w, out).await?;
-        let k_bias = VitKernel::bias_add(ctx, rows, embed, b, out).await?;
+        let k_bias = BiasAdd::new(ctx, rows, embed, 1, b, out).await?;
         Ok(PatchEmbed {
             shape: s,
             embed,
@@ -611,7 +527,8 @@ impl PatchEmbed {
             cols,
             w: w.clone(),
             _matmul: m,
-            _kernels: vec![k_patch, k_bias],
+            _patchify: k_patch,
+            _bias: k_bias,
         })
     }
 
@@ -631,7 +548,7 @@ impl PatchEmbed {
     ) -> Result<PatchEmbedBackward> {
         let (s, e) = (self.shape, self.embed);
         let rows = s.n * s.tokens();
-        check_buffers(
+        check_sizes(
             &format!("a patch embedding backward of shape {s:?} into {e} channels"),
             &[
                 ("dout", dout, rows * e),
@@ -643,7 +560,7 @@ impl PatchEmbed {
         let [_, dws, dcs] = embed_products(&s, e);
         let dcols = ctx.zeros("patch column gradients", s.len())?;
         let m_dw = Matmul::new(ctx, dws, 1.0, 0.0, dout, &self.cols, dw).await?;
-        let k_db = VitKernel::sum_rows(ctx, rows, e, e, 0, dout, db).await?;
+        let k_db = ChannelSum::new(ctx, rows, e, 1, dout, db).await?;
         let m_dc = Matmul::new(ctx, dcs, 1.0, 0.0, dout, &self.w, &dcols).await?;
         let k_un = VitKernel::unpatchify(ctx, &s, &dcols, dx).await?;
         Ok(PatchEmbedBackward {
@@ -655,7 +572,8 @@ impl PatchEmbed {
             ],
             dcols,
             _matmuls: vec![m_dw, m_dc],
-            _kernels: vec![k_db, k_un],
+            _unpatchify: k_un,
+            _db: k_db,
         })
     }
 }
@@ -670,8 +588,12 @@ impl PatchEmbedBackward {
 /// with its backward `dout → (dtokens, dcls, dpos)`.
 pub struct ClsPos {
     pub forward: VitKernel,
-    /// `dtokens`, `dcls = Σ_n dout[n, 0]`, `dpos = Σ_n dout[n]`; encode all three.
-    pub backward: [VitKernel; 3],
+    /// `dtokens`, then `dpos = Σ_n dout[n]` (the column sums of `dout` seen as
+    /// `[N, (T+1)·E]`), then `dcls = Σ_n dout[n, 0]`, which is row 0 of `dpos` (a one-row
+    /// column sum of it, i.e. a copy); encode all three in this order.
+    pub backward: [Dispatch; 3],
+    _dtokens: VitKernel,
+    _sums: [ChannelSum; 2],
 }
 
 impl ClsPos {
@@ -687,21 +609,27 @@ impl ClsPos {
         (dtokens, dcls, dpos): (&wgpu::Buffer, &wgpu::Buffer, &wgpu::Buffer),
     ) -> Result<ClsPos> {
         let per = (t + 1) * e;
-        check_buffers(
+        check_sizes(
             "cls_pos backward",
             &[("dcls", dcls, e), ("dpos", dpos, per)],
         )?;
+        let forward = VitKernel::cls_pos(ctx, n, t, e, tokens, cls, pos, out).await?;
+        let k_dtokens = VitKernel::cls_pos_tokens(ctx, n, t, e, dout, dtokens).await?;
+        let k_dpos = ChannelSum::new(ctx, n, per, 1, dout, dpos).await?;
+        let k_dcls = ChannelSum::new(ctx, 1, e, 1, dpos, dcls).await?;
         Ok(ClsPos {
-            forward: VitKernel::cls_pos(ctx, n, t, e, tokens, cls, pos, out).await?,
+            forward,
             backward: [
-                VitKernel::cls_pos_tokens(ctx, n, t, e, dout, dtokens).await?,
-                VitKernel::sum_rows(ctx, n, e, per, 0, dout, dcls).await?,
-                VitKernel::sum_rows(ctx, n, per, per, 0, dout, dpos).await?,
+                k_dtokens.dispatch.clone(),
+                k_dpos.dispatch.clone(),
+                k_dcls.dispatch.clone(),
             ],
+            _dtokens: k_dtokens,
+            _sums: [k_dpos, k_dcls],
         })
     }
 
     pub fn backward_dispatches(&self) -> Vec<&Dispatch> {
-        self.backward.iter().map(|k| &k.dispatch).collect()
+        self.backward.iter().collect()
     }
 }
