@@ -44,7 +44,7 @@ pub enum DataError {
         source: std::io::Error,
     },
     #[error(
-        "The file '{file}' is truncated: {what} needs {needed} bytes but the file has only \
+        "The file '{file}' is truncated: it should hold {needed} bytes for {what} but has only \
          {found}; download it again."
     )]
     Truncated {
@@ -93,8 +93,8 @@ pub enum DataError {
     },
     #[error(
         "The file '{file}' has label {label} at index {index}, out of range for {classes} \
-         classes (labels are 0 to {})",
-        classes - 1
+         classes (labels are 0 to {}).",
+        classes.saturating_sub(1)
     )]
     LabelOutOfRange {
         file: String,
@@ -205,11 +205,13 @@ impl Dataset {
         }
     }
 
-    /// How many images each class has.
+    /// How many images each class has (labels past `classes` are not counted).
     pub fn class_counts(&self) -> Vec<usize> {
         let mut counts = vec![0; self.classes];
         for &l in &self.labels {
-            counts[l as usize] += 1;
+            if let Some(n) = counts.get_mut(l as usize) {
+                *n += 1;
+            }
         }
         counts
     }
@@ -239,6 +241,9 @@ impl Dataset {
             .map(|(&m, &s)| (1.0 / (255.0 * s), -m / s))
             .unzip();
         let plane = self.height * self.width;
+        if plane == 0 || self.channels == 0 {
+            return Vec::new();
+        }
         let mut out = Vec::with_capacity(self.images.len());
         for image in self.images.chunks_exact(self.image_len()) {
             for (c, channel) in image.chunks_exact(plane).enumerate() {
