@@ -155,11 +155,13 @@ impl Dataset {
     ) -> Result<Dataset> {
         let image_len = channels * height * width;
         if image_len == 0 || images.len() != labels.len() * image_len {
-            return Err(DataError::CountMismatch {
-                images_file: name.to_string(),
-                images: images.len().checked_div(image_len).unwrap_or(0),
-                labels_file: name.to_string(),
-                labels: labels.len(),
+            return Err(DataError::Dimensions {
+                file: name.to_string(),
+                found: format!("{} bytes in all", images.len()),
+                expected: format!(
+                    "{} labels × {channels}×{height}×{width} bytes",
+                    labels.len()
+                ),
             });
         }
         check_labels(name, &labels, classes)?;
@@ -339,7 +341,12 @@ mod tests {
     #[test]
     fn new_rejects_bad_shapes_and_labels() {
         let e = Dataset::new("t", vec![0; 5], vec![0, 0], [1, 1, 2], 2).unwrap_err();
-        assert!(matches!(e, DataError::CountMismatch { .. }), "{e}");
+        assert!(matches!(e, DataError::Dimensions { .. }), "{e}");
+        assert!(
+            e.to_string()
+                .contains("5 bytes in all where 2 labels × 1×1×2"),
+            "{e}"
+        );
         let e = Dataset::new("t", vec![0; 4], vec![0, 2], [1, 1, 2], 2).unwrap_err();
         assert!(
             matches!(
