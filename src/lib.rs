@@ -5,6 +5,7 @@
 //! front ends (the web page through [`web`], the `varlab` CLI, tests).
 
 pub mod bench;
+pub mod data;
 pub mod gpu;
 pub mod ops;
 pub mod rng;

@@ -1,0 +1,274 @@
+//! CIFAR-10 in its binary format: records of 3073 bytes, one label byte (0–9) then the
+//! 32×32 image as 1024 red, 1024 green and 1024 blue bytes (row-major planes). Read from
+//! record bytes, from the official `cifar-10-binary.tar.gz` (members `data_batch_1.bin` …
+//! `data_batch_5.bin` and `test_batch.bin`, in any directory), or natively from a directory
+//! holding those files or the test subset's `train.bin` and `test.bin`.
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+
+use super::{is_gzip, DataError, Dataset, Result, Split};
+
+pub const SIDE: usize = 32;
+pub const CHANNELS: usize = 3;
+pub const CLASSES: usize = 10;
+/// Bytes per record: the label, then `3 × 32 × 32` pixels.
+pub const RECORD: usize = 1 + CHANNELS * SIDE * SIDE;
+/// The official batches: five of training data, then the test batch.
+pub const OFFICIAL: [&str; 6] = [
+    "data_batch_1.bin",
+    "data_batch_2.bin",
+    "data_batch_3.bin",
+    "data_batch_4.bin",
+    "data_batch_5.bin",
+    "test_batch.bin",
+];
+/// The two files of a subset in the same format (as in `../shared/data/cifar10/`).
+pub const SUBSET: [&str; 2] = ["train.bin", "test.bin"];
+
+const EXPECTED: &str = "CIFAR-10 in binary form is data_batch_1.bin … data_batch_5.bin and \
+                        test_batch.bin (the official cifar-10-binary.tar.gz from \
+                        https://www.cs.toronto.edu/~kriz/cifar.html), or a subset's train.bin \
+                        and test.bin";
+
+/// Appends the records of `bytes` to `images` and `labels`; errors name `file`.
+fn append_records(
+    file: &str,
+    bytes: &[u8],
+    images: &mut Vec<u8>,
+    labels: &mut Vec<u8>,
+) -> Result<()> {
+    if bytes.len() % RECORD != 0 {
+        return Err(DataError::RecordSize {
+            file: file.to_string(),
+            len: bytes.len(),
+            record: RECORD,
+        });
+    }
+    if bytes.is_empty() {
+        return Err(DataError::Empty {
+            file: file.to_string(),
+        });
+    }
+    for (index, record) in bytes.chunks_exact(RECORD).enumerate() {
+        if record[0] as usize >= CLASSES {
+            return Err(DataError::LabelOutOfRange {
+                file: file.to_string(),
+                index,
+                label: record[0],
+                classes: CLASSES,
+            });
+        }
+        labels.push(record[0]);
+        images.extend_from_slice(&record[1..]);
+    }
+    Ok(())
+}
+
+/// A dataset named `name` from the records of several files, in order: `(file, bytes)`.
+fn from_files<'a>(
+    name: &str,
+    files: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+) -> Result<Dataset> {
+    let (mut images, mut labels) = (Vec::new(), Vec::new());
+    for (file, bytes) in files {
+        labels.reserve(bytes.len() / RECORD);
+        images.reserve(bytes.len() / RECORD * (RECORD - 1));
+        append_records(file, bytes, &mut images, &mut labels)?;
+    }
+    Ok(Dataset {
+        name: name.to_string(),
+        images,
+        labels,
+        channels: CHANNELS,
+        height: SIDE,
+        width: SIDE,
+        classes: CLASSES,
+    })
+}
+
+/// A dataset from the bytes of one binary file of records; `name` names both the dataset
+/// and the file in errors.
+pub fn cifar_from_records(name: &str, bytes: &[u8]) -> Result<Dataset> {
+    from_files(name, [(name, bytes)])
+}
+
+/// Which files make the split: the official batches when all six are there, else the
+/// subset's two; otherwise the error lists what is missing from the layout `container`
+/// comes closest to.
+fn layout(
+    container: &str,
+    present: impl Fn(&str) -> bool,
+) -> Result<(&'static [&'static str], &'static str)> {
+    let missing = |names: &[&str]| -> Vec<String> {
+        names
+            .iter()
+            .filter(|n| !present(n))
+            .map(|n| n.to_string())
+            .collect()
+    };
+    let (official, subset) = (missing(&OFFICIAL), missing(&SUBSET));
+    if official.is_empty() {
+        return Ok((&OFFICIAL[..5], OFFICIAL[5]));
+    }
+    if subset.is_empty() {
+        return Ok((&SUBSET[..1], SUBSET[1]));
+    }
+    let closer_to_subset = subset.len() < SUBSET.len() && official.len() == OFFICIAL.len();
+    Err(DataError::Missing {
+        file: container.to_string(),
+        missing: if closer_to_subset { subset } else { official },
+        expected: EXPECTED,
+    })
+}
+
+/// The split from files found in `container` (a tarball or a directory): `files` maps a
+/// base name to the name used in errors and the bytes.
+fn split_from_files(container: &str, files: &BTreeMap<String, (String, Vec<u8>)>) -> Result<Split> {
+    let (train, test) = layout(container, |n| files.contains_key(n))?;
+    let get = |n: &str| {
+        let (file, bytes) = &files[n];
+        (file.as_str(), bytes.as_slice())
+    };
+    Ok(Split {
+        train: from_files("CIFAR-10 train", train.iter().map(|n| get(n)))?,
+        test: from_files("CIFAR-10 test", [get(test)])?,
+    })
+}
+
+/// A reader that remembers whether its inner reader ever failed, to tell gzip errors from
+/// tar errors when the tar reader reports them.
+struct Tracked<'a, R> {
+    inner: R,
+    failed: &'a Cell<bool>,
+}
+
+impl<R: Read> Read for Tracked<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).inspect_err(|_| self.failed.set(true))
+    }
+}
+
+/// CIFAR-10 from the bytes of the official `cifar-10-binary.tar.gz` (or any gzipped tar
+/// holding the files of [`OFFICIAL`] or [`SUBSET`], whatever their directory). The archive
+/// is decompressed as it is read; only the batch files are kept. Errors name `file`.
+pub fn cifar_from_tar_gz(file: &str, bytes: &[u8]) -> Result<Split> {
+    if !is_gzip(bytes) {
+        return Err(DataError::Gzip {
+            file: file.to_string(),
+            source: io::Error::new(
+                io::ErrorKind::InvalidData,
+                "it does not start with the gzip magic bytes 1f 8b",
+            ),
+        });
+    }
+    let gzip_failed = Cell::new(false);
+    let mut archive = tar::Archive::new(Tracked {
+        inner: flate2::read::GzDecoder::new(bytes),
+        failed: &gzip_failed,
+    });
+    let fail = |source: io::Error| {
+        let file = file.to_string();
+        match gzip_failed.get() {
+            true => DataError::Gzip { file, source },
+            false => DataError::Tar { file, source },
+        }
+    };
+    let mut files = BTreeMap::new();
+    for entry in archive.entries().map_err(fail)? {
+        let mut entry = entry.map_err(fail)?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let path = entry.path().map_err(fail)?.into_owned();
+        let Some(base) = path.file_name().and_then(|b| b.to_str()) else {
+            continue;
+        };
+        if !(OFFICIAL.contains(&base) || SUBSET.contains(&base)) || files.contains_key(base) {
+            continue;
+        }
+        // The header's size is not trusted for more than a batch's worth of memory.
+        let mut data = Vec::with_capacity((entry.size() as usize).min(10_001 * RECORD));
+        entry.read_to_end(&mut data).map_err(fail)?;
+        let name = format!("{file}/{}", path.display());
+        files.insert(base.to_string(), (name, data));
+    }
+    split_from_files(file, &files)
+}
+
+/// CIFAR-10 from `path`: a directory holding the official batches (`data_batch_*.bin`,
+/// `test_batch.bin`) or a subset's `train.bin` and `test.bin`, or a `.tar.gz` file.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn load_cifar(path: impl AsRef<std::path::Path>) -> Result<Split> {
+    let path = path.as_ref();
+    let shown = path.display().to_string();
+    if !path.is_dir() {
+        return cifar_from_tar_gz(&shown, &super::read_file(path)?);
+    }
+    let (train, test) = layout(&shown, |n| path.join(n).is_file())?;
+    let mut files = BTreeMap::new();
+    for &name in train.iter().chain([&test]) {
+        let file = path.join(name);
+        let bytes = super::read_file(&file)?;
+        files.insert(name.to_string(), (file.display().to_string(), bytes));
+    }
+    split_from_files(&shown, &files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(label: u8, fill: u8) -> Vec<u8> {
+        let mut r = vec![fill; RECORD];
+        r[0] = label;
+        r
+    }
+
+    #[test]
+    fn records_parse_in_order() {
+        let bytes = [record(3, 1), record(9, 2)].concat();
+        let d = cifar_from_records("b.bin", &bytes).unwrap();
+        assert_eq!((d.len(), d.channels, d.height, d.width), (2, 3, 32, 32));
+        assert_eq!(d.labels, [3, 9]);
+        assert_eq!(d.image(1).unwrap(), &[2; RECORD - 1][..]);
+    }
+
+    #[test]
+    fn bad_records() {
+        let e = cifar_from_records("b.bin", &[0; RECORD + 5]).unwrap_err();
+        assert!(matches!(e, DataError::RecordSize { len: 3078, .. }), "{e}");
+        assert!(e.to_string().contains("5 bytes left over"), "{e}");
+        let e = cifar_from_records("b.bin", &[]).unwrap_err();
+        assert!(matches!(e, DataError::Empty { .. }), "{e}");
+        let bytes = [record(0, 0), record(10, 0)].concat();
+        let e = cifar_from_records("b.bin", &bytes).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                DataError::LabelOutOfRange {
+                    index: 1,
+                    label: 10,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn layout_prefers_official_and_lists_what_is_missing() {
+        let all = |_: &str| true;
+        assert_eq!(layout("d", all).unwrap().1, "test_batch.bin");
+        let subset = |n: &str| SUBSET.contains(&n);
+        assert_eq!(
+            layout("d", subset).unwrap(),
+            (&["train.bin"][..], "test.bin")
+        );
+        let e = layout("d", |n| n == "train.bin").unwrap_err();
+        assert!(matches!(&e, DataError::Missing { missing, .. } if missing == &["test.bin"]));
+        let e = layout("d", |n| n.starts_with("data")).unwrap_err();
+        assert!(matches!(&e, DataError::Missing { missing, .. } if missing == &["test_batch.bin"]));
+    }
+}
