@@ -247,3 +247,22 @@ gpu_test!(
         assert!((gpu - cpu).abs() < 1e-3, "gpu {gpu} vs cpu {cpu}");
     }
 );
+
+/// Natively, wgpu reports an error no scope caught synchronously (its default handler would
+/// panic); the context records it and the next readback returns it. In the browser the same
+/// error arrives later as an event, so this check is native-only.
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn an_invalid_command_is_a_typed_error_not_a_panic() {
+    pollster::block_on(async {
+        // Copying past the end of a buffer is a validation error that no launcher checks.
+        let ctx = context().await;
+        let small = ctx.zeros("small", 4).unwrap();
+        let big = ctx.zeros("big", 64).unwrap();
+        let mut encoder = ctx.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(&big, 0, &small, 0, 256);
+        ctx.queue.submit([encoder.finish()]);
+        let err = ctx.read::<f32>(&small).await.err().expect("accepted");
+        assert!(matches!(err, GpuError::Validation { .. }), "{err}");
+    })
+}

@@ -12,6 +12,8 @@ pub struct Context {
     pub report: AdapterReport,
     pub(super) pipelines: Mutex<HashMap<(&'static str, &'static str), wgpu::ComputePipeline>>,
     pub(super) lost: Arc<Mutex<Option<String>>>,
+    /// The first GPU error no error scope caught (wgpu's default would panic natively).
+    pub(super) uncaptured: Arc<Mutex<Option<String>>>,
 }
 
 /// What the adapter is and what it allows: shown by `varlab info` and on the page.
@@ -101,6 +103,15 @@ impl Context {
             *lost_in_callback.lock().unwrap() = Some(format!("{reason:?}: {message}"));
         });
 
+        let uncaptured = Arc::new(Mutex::new(None));
+        let uncaptured_in_handler = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
+            let mut slot = uncaptured_in_handler.lock().unwrap();
+            if slot.is_none() {
+                *slot = Some(error.to_string());
+            }
+        }));
+
         let limits = device.limits();
         let features = device.features();
         let report = AdapterReport {
@@ -130,15 +141,23 @@ impl Context {
             report,
             pipelines: Mutex::new(HashMap::new()),
             lost,
+            uncaptured,
         })
     }
 
-    /// `Err(DeviceLost)` once the device is gone.
+    /// `Err(DeviceLost)` once the device is gone; `Err(Validation)` once the GPU has reported
+    /// an error that no error scope caught (results after it cannot be trusted).
     pub fn check_alive(&self) -> Result<()> {
-        match self.lost.lock().unwrap().as_ref() {
-            Some(reason) => Err(GpuError::DeviceLost(reason.clone())),
-            None => Ok(()),
+        if let Some(reason) = self.lost.lock().unwrap().as_ref() {
+            return Err(GpuError::DeviceLost(reason.clone()));
         }
+        if let Some(message) = self.uncaptured.lock().unwrap().as_ref() {
+            return Err(GpuError::Validation {
+                what: "an earlier GPU command".into(),
+                message: message.clone(),
+            });
+        }
+        Ok(())
     }
 
     /// Refuses a workgroup count above the per-dimension limit, naming the limit.
