@@ -262,7 +262,7 @@ fn an_invalid_command_is_a_typed_error_not_a_panic() {
         let mut encoder = ctx.device.create_command_encoder(&Default::default());
         encoder.copy_buffer_to_buffer(&big, 0, &small, 0, 256);
         ctx.queue.submit([encoder.finish()]);
-        let err = ctx.read::<f32>(&small).await.err().expect("accepted");
+        let err = ctx.read::<f32>(&small).await.expect_err("accepted");
         assert!(matches!(err, GpuError::Validation { .. }), "{err}");
     })
 }
