@@ -246,6 +246,33 @@ fn pytorch_layouts() {
 }
 
 #[test]
+fn tables_map_tensors_to_their_nodes() {
+    for name in PRESETS {
+        let m = model(name, CIFAR);
+        let (p, s) = (m.params(), m.state());
+        for (i, node) in m.nodes.iter().enumerate() {
+            let want: Vec<Vec<usize>> = node.op.params().into_iter().map(|d| d.shape).collect();
+            let got: Vec<Vec<usize>> = p.of_node(i).map(|e| e.shape.clone()).collect();
+            assert_eq!(got, want, "{name}: node {i} ('{}')", node.name);
+            assert_eq!(s.of_node(i).count(), node.op.state().len());
+        }
+    }
+    let m = model("resnet8", CIFAR);
+    let bn = m.nodes.iter().position(|n| n.name == "bn1").unwrap();
+    let state = m.state();
+    let names: Vec<&str> = state.of_node(bn).map(|e| e.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "bn1.running_mean",
+            "bn1.running_var",
+            "bn1.num_batches_tracked"
+        ]
+    );
+    assert_eq!(state.entries[0].node, bn);
+}
+
+#[test]
 fn offsets_aligned_and_disjoint() {
     for name in PRESETS {
         for input in [MNIST, CIFAR] {

@@ -3,7 +3,7 @@
 //!   typed errors;
 //! - [`models`]: the presets (`mlp`, `lenet5`, `resnet8`, `resnet20`, `vit-tiny`);
 //! - [`params`]: the flat, 256-byte-aligned parameter and state tables, `summary()`;
-//! - [`init`]: seeded initialisation of both arrays.
+//! - [`mod@init`]: seeded initialisation of both arrays.
 
 pub mod init;
 pub mod models;

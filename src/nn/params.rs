@@ -8,7 +8,7 @@
 //! any device — so with 256-byte offsets every tensor (and its gradient, at the same offset
 //! in a same-sized gradient buffer) can be bound on its own, on every adapter, while
 //! optimizers and pruning still sweep the whole array in one dispatch. The gaps between
-//! tensors are zero after [`super::init`]; they stay zero under any optimizer as long as the
+//! tensors are zero after [`mod@super::init`]; they stay zero under any optimizer as long as the
 //! gradient buffer's gaps are zero too (gradients are written per tensor, never in the gaps).
 //!
 //! **Order** is PyTorch's `state_dict` order (nodes in order, each op's parameters in its
@@ -43,6 +43,8 @@ pub struct ParamInfo {
     /// Number of elements (the product of `shape`).
     pub len: usize,
     pub kind: ParamKind,
+    /// Index in `Model::nodes` of the node owning the tensor (executors look weights up by it).
+    pub node: usize,
     /// Pruned and regularised by VAR: the weights of convs, linears (the head included),
     /// attention projections, MLP layers and the patch embedding.
     pub prunable: bool,
@@ -69,6 +71,8 @@ pub struct StateInfo {
     pub offset: usize,
     pub len: usize,
     pub kind: StateKind,
+    /// Index in `Model::nodes` of the owning BatchNorm node.
+    pub node: usize,
 }
 
 impl StateInfo {
@@ -104,6 +108,11 @@ impl ParamTable {
     pub fn get(&self, name: &str) -> Option<&ParamInfo> {
         self.entries.iter().find(|p| p.name == name)
     }
+
+    /// The tensors of node `node`, in the order of [`super::spec::Op::params`].
+    pub fn of_node(&self, node: usize) -> impl Iterator<Item = &ParamInfo> {
+        self.entries.iter().filter(move |p| p.node == node)
+    }
 }
 
 /// The non-trainable tensors, laid out like [`ParamTable`].
@@ -122,6 +131,11 @@ impl StateTable {
     pub fn get(&self, name: &str) -> Option<&StateInfo> {
         self.entries.iter().find(|s| s.name == name)
     }
+
+    /// The state tensors of node `node`, in the order of [`super::spec::Op::state`].
+    pub fn of_node(&self, node: usize) -> impl Iterator<Item = &StateInfo> {
+        self.entries.iter().filter(move |s| s.node == node)
+    }
 }
 
 impl Model {
@@ -129,7 +143,7 @@ impl Model {
     pub fn params(&self) -> ParamTable {
         let mut offset = 0;
         let mut entries = Vec::new();
-        for node in &self.nodes {
+        for (index, node) in self.nodes.iter().enumerate() {
             for decl in node.op.params() {
                 let len = decl.shape.iter().product();
                 entries.push(ParamInfo {
@@ -138,6 +152,7 @@ impl Model {
                     offset,
                     len,
                     kind: decl.kind,
+                    node: index,
                     prunable: decl.kind.prunable(),
                 });
                 offset = align_up(offset + len);
@@ -153,7 +168,7 @@ impl Model {
     pub fn state(&self) -> StateTable {
         let mut offset = 0;
         let mut entries = Vec::new();
-        for node in &self.nodes {
+        for (index, node) in self.nodes.iter().enumerate() {
             for decl in node.op.state() {
                 let len = decl.shape.iter().product(); // 1 for the scalar []
                 entries.push(StateInfo {
@@ -162,6 +177,7 @@ impl Model {
                     offset,
                     len,
                     kind: decl.kind,
+                    node: index,
                 });
                 offset = align_up(offset + len);
             }

@@ -272,7 +272,7 @@ pub struct Node {
     pub output: usize,
 }
 
-/// How the weight matrices are initialised (see [`super::init`]).
+/// How the weight matrices are initialised (see [`mod@super::init`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum InitScheme {
     /// He et al.: `N(0, 2/fan_in)` — the CNNs and the MLP.
