@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod data;
 pub mod gpu;
+pub mod nn;
 pub mod ops;
 pub mod rng;
 pub mod smoke;
