@@ -24,6 +24,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show a model preset: every parameter tensor (PyTorch names and layouts) and the totals.
+    Model {
+        /// mlp, lenet5, resnet8, resnet20 or vit-tiny.
+        name: String,
+        /// The input it is built for: mnist (1×28×28) or cifar10 (3×32×32).
+        #[arg(long, default_value = "mnist", value_parser = ["mnist", "cifar10"])]
+        dataset: String,
+    },
     /// Benchmarks that print figures.
     Bench {
         #[command(subcommand)]
@@ -59,19 +67,47 @@ enum Bench {
     },
 }
 
+/// Why a command failed: bad input (exit code 2, like clap's own usage errors) or a failure
+/// while running (exit code 1). Either way one sentence on stderr.
+enum Fail {
+    Usage(String),
+    Run(String),
+}
+
+impl From<String> for Fail {
+    fn from(message: String) -> Fail {
+        Fail::Run(message)
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match pollster::block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
+        Err(Fail::Usage(message)) => {
+            eprintln!("varlab: {message}");
+            ExitCode::from(2)
+        }
+        Err(Fail::Run(message)) => {
             eprintln!("varlab: {message}");
             ExitCode::from(1)
         }
     }
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
+async fn run(cli: Cli) -> Result<(), Fail> {
     match cli.command {
+        Command::Model { name, dataset } => {
+            let input = if dataset == "mnist" {
+                [1, 28, 28]
+            } else {
+                [3, 32, 32]
+            };
+            let model = varlab::nn::Model::by_name(&name, input, 10)
+                .map_err(|e| Fail::Usage(e.to_string()))?;
+            print!("{}", model.summary());
+            Ok(())
+        }
         Command::Bench {
             what: Bench::Ops { scale, reps, json },
         } => {
@@ -149,14 +185,16 @@ async fn run(cli: Cli) -> Result<(), String> {
             if smoke.matches_cpu {
                 Ok(())
             } else {
-                Err("the GPU matmul disagrees with its CPU twin".into())
+                Err(Fail::Run(
+                    "the GPU matmul disagrees with its CPU twin".into(),
+                ))
             }
         }
         Command::Bench {
             what: Bench::Matmul { sizes, reps, json },
         } => {
             if let Some(&bad) = sizes.iter().find(|&&s| s == 0 || s > 8192) {
-                return Err(format!("size {bad} is outside 1..=8192"));
+                return Err(Fail::Usage(format!("size {bad} is outside 1..=8192")));
             }
             let ctx = Context::new().await.map_err(|e| e.to_string())?;
             println!("adapter: {} ({})", ctx.report.name, ctx.report.backend);
@@ -181,7 +219,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
-fn write_json(path: Option<std::path::PathBuf>, doc: serde_json::Value) -> Result<(), String> {
+fn write_json(path: Option<std::path::PathBuf>, doc: serde_json::Value) -> Result<(), Fail> {
     if let Some(path) = path {
         std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap())
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
