@@ -7,8 +7,8 @@
 //! f32, so the clamp changes no value. The backward takes the forward input `x` and the
 //! upstream gradient `dy` and writes `dx`; ReLU's gradient at exactly 0 is 0 (as PyTorch).
 
-use crate::gpu::{Context, Dispatch, GpuError, Result, Shader};
-use crate::ops::elementwise::grid_1d;
+use super::kernel::{grid_1d, prepare_checked};
+use crate::gpu::{Context, Dispatch, Result, Shader};
 
 const SHADER: Shader = Shader {
     name: "activation",
@@ -89,44 +89,18 @@ impl Activation {
         ctx: &Context,
         entry: &'static str,
         n: usize,
-        buffers: &[(u32, &str, &wgpu::Buffer)],
+        operands: &[(u32, &str, &wgpu::Buffer, usize)],
     ) -> Result<Self> {
-        for (_, name, buffer) in buffers {
-            if (buffer.size() as usize) < 4 * n {
-                return Err(GpuError::Validation {
-                    what: format!("{entry} over {n} elements"),
-                    message: format!(
-                        "buffer {name} holds {} bytes but needs {}",
-                        buffer.size(),
-                        4 * n
-                    ),
-                });
-            }
-        }
-        if n > u32::MAX as usize {
-            return Err(GpuError::Validation {
-                what: format!("{entry} over {n} elements"),
-                message: "more elements than a u32 index can address".into(),
-            });
-        }
-        let params = ctx.uniform(
-            entry,
-            &Params {
-                n: n as u32,
-                _pad: [0; 3],
-            },
-        );
-        let pipeline = ctx.pipeline(&SHADER, entry).await?;
-        let mut bindings: Vec<(u32, &wgpu::Buffer)> = vec![(0, &params)];
-        bindings.extend(buffers.iter().map(|(i, _, b)| (*i, *b)));
-        let bind_group = ctx.bind(&pipeline, &bindings);
+        let params = Params {
+            n: n as u32,
+            _pad: [0; 3],
+        };
+        let what = format!("{entry} over {n} elements");
+        let workgroups = [grid_1d(ctx, n), 1, 1];
+        let (dispatch, params) =
+            prepare_checked(ctx, &SHADER, entry, &what, &params, workgroups, operands).await?;
         Ok(Activation {
-            dispatch: Dispatch {
-                label: entry,
-                pipeline,
-                bind_group,
-                workgroups: [grid_1d(ctx, n), 1, 1],
-            },
+            dispatch,
             _params: params,
         })
     }
@@ -143,7 +117,7 @@ impl Activation {
             Act::Relu => "relu_forward",
             Act::Gelu => "gelu_forward",
         };
-        Self::new(ctx, entry, n, &[(1, "x", x), (3, "y", y)]).await
+        Self::new(ctx, entry, n, &[(1, "x", x, n), (3, "y", y, n)]).await
     }
 
     /// `dx = act'(x)·dy` over the first `n` elements, from the forward input `x` (`dx` must
@@ -160,6 +134,12 @@ impl Activation {
             Act::Relu => "relu_backward",
             Act::Gelu => "gelu_backward",
         };
-        Self::new(ctx, entry, n, &[(1, "x", x), (2, "dy", dy), (3, "dx", dx)]).await
+        Self::new(
+            ctx,
+            entry,
+            n,
+            &[(1, "x", x, n), (2, "dy", dy, n), (3, "dx", dx, n)],
+        )
+        .await
     }
 }

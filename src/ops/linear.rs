@@ -8,8 +8,7 @@
 //! `dW = dYᵀ·X` (two Matmuls) and `db = Σ_n dY[n, :]` (`channel_sum`, workgroup trees, no
 //! atomics). Gradients are written, not accumulated.
 
-use super::elementwise::grid_1d;
-use super::kernel::{check_sizes, prepare};
+use super::kernel::{check_sizes, grid_1d, grid_items, prepare};
 use super::matmul::{Matmul, MatmulShape};
 use crate::gpu::{Context, Dispatch, Result, Shader};
 
@@ -208,7 +207,6 @@ impl ChannelSum {
             &format!("a channel sum over [{outer}, {channels}, {inner}]"),
             &[("x", x, outer * channels * inner), ("out", out, channels)],
         )?;
-        let cap = ctx.report.limits.max_compute_workgroups_per_dimension as usize;
         // Rows of a matrix (inner = 1): 32 adjacent columns per workgroup, so that reads
         // are contiguous; otherwise one workgroup per channel, reading along `inner`.
         let (entry, groups) = if inner == 1 {
@@ -216,7 +214,7 @@ impl ChannelSum {
         } else {
             ("channel_sum", channels)
         };
-        let workgroups = [groups.clamp(1, cap) as u32, 1, 1];
+        let workgroups = [grid_items(ctx, groups).max(1), 1, 1];
         let params = bias_params(outer, channels, inner);
         let buffers = [(1, x), (2, out)];
         let (dispatch, params) =

@@ -14,8 +14,7 @@
 //! everything else in `shaders/vit.wgsl`.
 
 use crate::gpu::{Context, Dispatch, GpuError, Result, Shader};
-use crate::ops::elementwise::grid_1d;
-use crate::ops::kernel::{check_sizes, prepare};
+use crate::ops::kernel::{check_sizes, grid_1d, prepare};
 use crate::ops::linear::{bias_add_cpu, channel_sum_cpu, BiasAdd, ChannelSum};
 use crate::ops::matmul::{matmul_cpu, Matmul, MatmulShape};
 
