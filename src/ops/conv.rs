@@ -379,14 +379,8 @@ impl Conv2d {
         let (im2col, params) = helper(ctx, "im2col", &shape, shape.len_cols(), x, &cols).await?;
         let matmul = Matmul::new(ctx, shape.forward_product(), 1.0, 0.0, w, &cols, y).await?;
         let mut dispatches = vec![im2col, matmul.dispatch.clone()];
-        let bias = match b {
-            Some(b) => {
-                let op = BiasAdd::new(ctx, shape.n, shape.cout, shape.hw_out(), b, y).await?;
-                dispatches.push(op.dispatch.clone());
-                Some(op)
-            }
-            None => None,
-        };
+        let dims = (shape.n, shape.cout, shape.hw_out());
+        let bias = BiasAdd::append(ctx, dims, b, y, &mut dispatches).await?;
         Ok(Conv2d {
             shape,
             dispatches,
@@ -468,14 +462,8 @@ impl Conv2dBackward {
             buffers.push(dcols);
             buffers.push(params);
         }
-        let bias = match db {
-            Some(db) => {
-                let op = ChannelSum::new(ctx, shape.n, shape.cout, shape.hw_out(), dy, db).await?;
-                dispatches.push(op.dispatch.clone());
-                Some(op)
-            }
-            None => None,
-        };
+        let dims = (shape.n, shape.cout, shape.hw_out());
+        let bias = ChannelSum::append(ctx, dims, dy, db, &mut dispatches).await?;
         Ok(Conv2dBackward {
             shape,
             dispatches,

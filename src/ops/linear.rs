@@ -185,6 +185,23 @@ impl BiasAdd {
     }
 }
 
+impl BiasAdd {
+    /// [`BiasAdd::new`] over `[outer, channels, inner]` when a `bias` is given, its dispatch
+    /// appended to `dispatches`.
+    pub(crate) async fn append(
+        ctx: &Context,
+        (outer, channels, inner): (usize, usize, usize),
+        bias: Option<&wgpu::Buffer>,
+        y: &wgpu::Buffer,
+        dispatches: &mut Vec<Dispatch>,
+    ) -> Result<Option<BiasAdd>> {
+        let Some(bias) = bias else { return Ok(None) };
+        let op = BiasAdd::new(ctx, outer, channels, inner, bias, y).await?;
+        dispatches.push(op.dispatch.clone());
+        Ok(Some(op))
+    }
+}
+
 /// `out[c] = Σ_{o, i} x[o, c, i]` (a bias gradient), prepared once. Written, not accumulated.
 /// For `inner = 1` (column sums of `[rows, cols]`) the `column_sum` entry runs: 8 row lanes
 /// per column, added in a fixed order; otherwise `channel_sum`, a tree per channel. Either
@@ -226,6 +243,23 @@ impl ChannelSum {
     }
 }
 
+impl ChannelSum {
+    /// [`ChannelSum::new`] over `[outer, channels, inner]` when an `out` is given, its
+    /// dispatch appended to `dispatches`.
+    pub(crate) async fn append(
+        ctx: &Context,
+        (outer, channels, inner): (usize, usize, usize),
+        x: &wgpu::Buffer,
+        out: Option<&wgpu::Buffer>,
+        dispatches: &mut Vec<Dispatch>,
+    ) -> Result<Option<ChannelSum>> {
+        let Some(out) = out else { return Ok(None) };
+        let op = ChannelSum::new(ctx, outer, channels, inner, x, out).await?;
+        dispatches.push(op.dispatch.clone());
+        Ok(Some(op))
+    }
+}
+
 /// A prepared forward `y = x·Wᵀ (+ b)`: encode `dispatches` in order.
 pub struct Linear {
     pub shape: LinearShape,
@@ -254,14 +288,8 @@ impl Linear {
         )?;
         let matmul = Matmul::new(ctx, shape.forward_product(), 1.0, 0.0, x, w, y).await?;
         let mut dispatches = vec![matmul.dispatch.clone()];
-        let bias = match b {
-            Some(b) => {
-                let op = BiasAdd::new(ctx, shape.n, shape.out_features, 1, b, y).await?;
-                dispatches.push(op.dispatch.clone());
-                Some(op)
-            }
-            None => None,
-        };
+        let dims = (shape.n, shape.out_features, 1);
+        let bias = BiasAdd::append(ctx, dims, b, y, &mut dispatches).await?;
         Ok(Linear {
             shape,
             dispatches,
@@ -313,14 +341,8 @@ impl LinearBackward {
             dispatches.push(op.dispatch.clone());
             matmuls.push(op);
         }
-        let bias = match db {
-            Some(db) => {
-                let op = ChannelSum::new(ctx, shape.n, shape.out_features, 1, dy, db).await?;
-                dispatches.push(op.dispatch.clone());
-                Some(op)
-            }
-            None => None,
-        };
+        let dims = (shape.n, shape.out_features, 1);
+        let bias = ChannelSum::append(ctx, dims, dy, db, &mut dispatches).await?;
         Ok(LinearBackward {
             shape,
             dispatches,

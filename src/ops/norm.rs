@@ -363,6 +363,24 @@ pub struct NormGrads<'a> {
     pub dbeta: &'a wgpu::Buffer,
 }
 
+impl NormGrads<'_> {
+    /// Size checks for `len` activations, `c` channels and a `saved` of `saved` floats.
+    fn check(&self, what: &str, len: usize, c: usize, saved: usize) -> Result<()> {
+        check_sizes(
+            what,
+            &[
+                ("x", self.x, len),
+                ("dy", self.dy, len),
+                ("dx", self.dx, len),
+                ("gamma", self.gamma, c),
+                ("saved", self.saved, saved),
+                ("dgamma", self.dgamma, c),
+                ("dbeta", self.dbeta, c),
+            ],
+        )
+    }
+}
+
 /// A prepared BatchNorm2d training-mode backward: encode `dispatch`.
 pub struct BatchNorm2dBackward {
     pub dispatch: Dispatch,
@@ -371,18 +389,11 @@ pub struct BatchNorm2dBackward {
 
 impl BatchNorm2dBackward {
     pub async fn new(ctx: &Context, cfg: BatchNorm2dConfig, g: &NormGrads<'_>) -> Result<Self> {
-        let what = format!("a BatchNorm2d backward over {cfg:?}");
-        check_sizes(
-            &what,
-            &[
-                ("x", g.x, cfg.len()),
-                ("dy", g.dy, cfg.len()),
-                ("dx", g.dx, cfg.len()),
-                ("gamma", g.gamma, cfg.c),
-                ("saved", g.saved, 2 * cfg.c),
-                ("dgamma", g.dgamma, cfg.c),
-                ("dbeta", g.dbeta, cfg.c),
-            ],
+        g.check(
+            &format!("a BatchNorm2d backward over {cfg:?}"),
+            cfg.len(),
+            cfg.c,
+            2 * cfg.c,
         )?;
         let channels = if cfg.is_empty() { 0 } else { cfg.c };
         let (dispatch, params) = prepare(
@@ -477,18 +488,11 @@ pub struct LayerNormBackward {
 
 impl LayerNormBackward {
     pub async fn new(ctx: &Context, cfg: LayerNormConfig, g: &NormGrads<'_>) -> Result<Self> {
-        let what = format!("a LayerNorm backward over {cfg:?}");
-        check_sizes(
-            &what,
-            &[
-                ("x", g.x, cfg.len()),
-                ("dy", g.dy, cfg.len()),
-                ("dx", g.dx, cfg.len()),
-                ("gamma", g.gamma, cfg.c),
-                ("saved", g.saved, 2 * cfg.rows),
-                ("dgamma", g.dgamma, cfg.c),
-                ("dbeta", g.dbeta, cfg.c),
-            ],
+        g.check(
+            &format!("a LayerNorm backward over {cfg:?}"),
+            cfg.len(),
+            cfg.c,
+            2 * cfg.rows,
         )?;
         let rows = if cfg.is_empty() { 0 } else { cfg.rows };
         let (dx_pass, params) = prepare(

@@ -390,77 +390,66 @@ impl VitKernel {
         .await
     }
 
+    /// A token pooling `src = x [N, T, E]` → `dst = out [N, E]`, or with `backward` its
+    /// gradient `src = dout [N, E]` → `dst = dx [N, T, E]`.
     async fn pool(
         ctx: &Context,
         entry: &'static str,
         (n, t, e): (usize, usize, usize),
-        (src_name, src, src_len): (&str, &wgpu::Buffer, usize),
-        (dst_name, dst, dst_len): (&str, &wgpu::Buffer, usize),
+        backward: bool,
+        src: &wgpu::Buffer,
+        dst: &wgpu::Buffer,
     ) -> Result<Self> {
-        check_sizes(entry, &[(src_name, src, src_len), (dst_name, dst, dst_len)])?;
+        let (tokens, rows) = (n * t * e, n * e);
+        let operands = if backward {
+            [("dout", src, rows), ("dx", dst, tokens)]
+        } else {
+            [("x", src, tokens), ("out", dst, rows)]
+        };
+        check_sizes(entry, &operands)?;
         let p = Self::token_params(n, t, e);
-        Self::build(ctx, entry, p, src_len.max(dst_len), &[(7, src), (8, dst)]).await
+        Self::build(ctx, entry, p, tokens.max(rows), &[(7, src), (8, dst)]).await
     }
 
     /// `x [N, T, E]` → `out [N, E]`, the token mean (twin: [`mean_pool_cpu`]).
     pub async fn mean_pool(
         ctx: &Context,
-        (n, t, e): (usize, usize, usize),
+        shape: (usize, usize, usize),
         x: &wgpu::Buffer,
         out: &wgpu::Buffer,
     ) -> Result<Self> {
-        let shape = (n, t, e);
-        Self::pool(
-            ctx,
-            "mean_pool",
-            shape,
-            ("x", x, n * t * e),
-            ("out", out, n * e),
-        )
-        .await
+        Self::pool(ctx, "mean_pool", shape, false, x, out).await
     }
 
     /// `dout [N, E]` → `dx [N, T, E] = dout / T` (twin: [`mean_pool_backward_cpu`]).
     pub async fn mean_pool_backward(
         ctx: &Context,
-        (n, t, e): (usize, usize, usize),
+        shape: (usize, usize, usize),
         dout: &wgpu::Buffer,
         dx: &wgpu::Buffer,
     ) -> Result<Self> {
-        let shape = (n, t, e);
-        let (src, dst) = (("dout", dout, n * e), ("dx", dx, n * t * e));
-        Self::pool(ctx, "mean_pool_back", shape, src, dst).await
+        Self::pool(ctx, "mean_pool_back", shape, true, dout, dx).await
     }
 
     /// `x [N, T, E]` → `out [N, E]`, token 0 (twin: [`cls_select_cpu`]).
     pub async fn cls_select(
         ctx: &Context,
-        (n, t, e): (usize, usize, usize),
+        shape: (usize, usize, usize),
         x: &wgpu::Buffer,
         out: &wgpu::Buffer,
     ) -> Result<Self> {
-        let shape = (n, t, e);
-        Self::pool(
-            ctx,
-            "cls_select",
-            shape,
-            ("x", x, n * t * e),
-            ("out", out, n * e),
-        )
-        .await
+        Self::pool(ctx, "cls_select", shape, false, x, out).await
     }
 
     /// `dout [N, E]` → `dx [N, T, E]`, row 0 set, the rest zeroed (twin:
     /// [`cls_select_backward_cpu`]).
     pub async fn cls_select_backward(
         ctx: &Context,
-        (n, t, e): (usize, usize, usize),
+        shape: (usize, usize, usize),
         dout: &wgpu::Buffer,
         dx: &wgpu::Buffer,
     ) -> Result<Self> {
-        let shape = (n, t, e);
-        let (src, dst) = (("dout", dout, n * e), ("dx", dx, n * t * e));
-        Self::pool(ctx, "cls_select_back", shape, src, dst).await
+        Self::pool(ctx, "cls_select_back", shape, true, dout, dx).await
     }
 }
 
