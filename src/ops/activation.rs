@@ -7,8 +7,8 @@
 //! f32, so the clamp changes no value. The backward takes the forward input `x` and the
 //! upstream gradient `dy` and writes `dx`; ReLU's gradient at exactly 0 is 0 (as PyTorch).
 
-use super::kernel::{grid_1d, prepare_checked};
-use crate::gpu::{Context, Dispatch, Result, Shader};
+use super::kernel::{grid_1d, Kernel};
+use crate::gpu::{Context, Result, Shader};
 
 const SHADER: Shader = Shader {
     name: "activation",
@@ -78,11 +78,11 @@ struct Params {
     _pad: [u32; 3],
 }
 
+/// Marker of the activation kernels.
+pub enum ActivationOps {}
+
 /// A prepared activation pass (forward or backward) over `n` elements: encode `dispatch`.
-pub struct Activation {
-    pub dispatch: Dispatch,
-    _params: wgpu::Buffer,
-}
+pub type Activation = Kernel<ActivationOps>;
 
 impl Activation {
     async fn new(
@@ -97,12 +97,7 @@ impl Activation {
         };
         let what = format!("{entry} over {n} elements");
         let workgroups = [grid_1d(ctx, n), 1, 1];
-        let (dispatch, params) =
-            prepare_checked(ctx, &SHADER, entry, &what, &params, workgroups, operands).await?;
-        Ok(Activation {
-            dispatch,
-            _params: params,
-        })
+        Self::prepare_checked(ctx, &SHADER, entry, &what, &params, workgroups, operands).await
     }
 
     /// `y = act(x)` over the first `n` elements (`y` must not be `x`).

@@ -21,7 +21,7 @@
 //! [`attention_forward_cpu`] / [`attention_backward_cpu`] chain them exactly as the GPU does.
 
 use crate::gpu::{Context, Dispatch, GpuError, Result, Shader};
-use crate::ops::kernel::{check_sizes, grid_1d, grid_items, prepare};
+use crate::ops::kernel::{check_sizes, grid_1d, grid_items, Kernel};
 use crate::ops::linear::{bias_add_cpu, channel_sum_cpu, BiasAdd, ChannelSum};
 use crate::ops::matmul::{matmul_cpu, Matmul, MatmulShape};
 
@@ -355,11 +355,11 @@ struct Params {
     scale: f32,
 }
 
+/// Marker of the kernels of `shaders/attention.wgsl`.
+pub enum AttentionOps {}
+
 /// One prepared kernel of `shaders/attention.wgsl`; each constructor documents its buffers.
-pub struct AttentionKernel {
-    pub dispatch: Dispatch,
-    _params: wgpu::Buffer,
-}
+pub type AttentionKernel = Kernel<AttentionOps>;
 
 impl AttentionKernel {
     async fn build(
@@ -369,11 +369,7 @@ impl AttentionKernel {
         workgroups: [u32; 3],
         buffers: &[(u32, &wgpu::Buffer)],
     ) -> Result<Self> {
-        let (dispatch, params) = prepare(ctx, &SHADER, entry, &params, workgroups, buffers).await?;
-        Ok(AttentionKernel {
-            dispatch,
-            _params: params,
-        })
+        Self::prepare(ctx, &SHADER, entry, &params, workgroups, buffers).await
     }
 
     fn shape_params(s: &AttentionShape) -> Params {

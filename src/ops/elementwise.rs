@@ -1,7 +1,7 @@
 //! Elementwise kernels over flat f32 arrays: `add`, `scale`, `axpy`.
 
-use super::kernel::{grid_1d, prepare_checked};
-use crate::gpu::{Context, Dispatch, Result, Shader};
+use super::kernel::{grid_1d, Kernel};
+use crate::gpu::{Context, Result, Shader};
 
 const SHADER: Shader = Shader {
     name: "elementwise",
@@ -37,11 +37,11 @@ struct Params {
     _pad: [u32; 2],
 }
 
-/// A prepared elementwise kernel.
-pub struct Elementwise {
-    pub dispatch: Dispatch,
-    _params: wgpu::Buffer,
-}
+/// Marker of the elementwise kernels.
+pub enum ElementwiseOps {}
+
+/// A prepared elementwise kernel: encode `dispatch`.
+pub type Elementwise = Kernel<ElementwiseOps>;
 
 impl Elementwise {
     async fn new(
@@ -58,12 +58,7 @@ impl Elementwise {
         };
         let what = format!("{entry} of {n} elements");
         let workgroups = [grid_1d(ctx, n), 1, 1];
-        let (dispatch, params) =
-            prepare_checked(ctx, &SHADER, entry, &what, &params, workgroups, operands).await?;
-        Ok(Elementwise {
-            dispatch,
-            _params: params,
-        })
+        Self::prepare_checked(ctx, &SHADER, entry, &what, &params, workgroups, operands).await
     }
 
     /// `out = x + y` over the first `n` elements.

@@ -1,6 +1,8 @@
 //! Launcher plumbing shared by the kernel families: operand size checks, workgroup counts
 //! and the "uniform params + pipeline + bind group" preparation of one dispatch.
 
+use std::marker::PhantomData;
+
 use crate::gpu::{Context, Dispatch, GpuError, Result, Shader};
 
 /// Refuses operands (`(name, buffer, f32 words)`) that our shaders cannot index with a u32
@@ -109,4 +111,52 @@ pub(crate) async fn prepare_checked<P: bytemuck::Pod>(
     check_sizes(what, &sizes)?;
     let buffers: Vec<(u32, &wgpu::Buffer)> = operands.iter().map(|&(i, _, b, _)| (i, b)).collect();
     prepare(ctx, shader, entry, params, workgroups, &buffers).await
+}
+
+/// A prepared single-dispatch kernel: encode `dispatch`; the uniform buffer it reads is kept
+/// alongside. Each family names its own type with a marker (`Elementwise` is
+/// `Kernel<ElementwiseOps>`, `BiasAdd` is `Kernel<BiasAddOp>`, ...), so that each keeps its
+/// own constructors.
+pub struct Kernel<F> {
+    pub dispatch: Dispatch,
+    _params: wgpu::Buffer,
+    _family: PhantomData<F>,
+}
+
+impl<F> Kernel<F> {
+    /// [`prepare`], kept as a launcher.
+    pub(crate) async fn prepare<P: bytemuck::Pod>(
+        ctx: &Context,
+        shader: &Shader,
+        entry: &'static str,
+        params: &P,
+        workgroups: [u32; 3],
+        buffers: &[(u32, &wgpu::Buffer)],
+    ) -> Result<Self> {
+        let (dispatch, params) = prepare(ctx, shader, entry, params, workgroups, buffers).await?;
+        Ok(Kernel {
+            dispatch,
+            _params: params,
+            _family: PhantomData,
+        })
+    }
+
+    /// [`prepare_checked`], kept as a launcher.
+    pub(crate) async fn prepare_checked<P: bytemuck::Pod>(
+        ctx: &Context,
+        shader: &Shader,
+        entry: &'static str,
+        what: &str,
+        params: &P,
+        workgroups: [u32; 3],
+        operands: &[(u32, &str, &wgpu::Buffer, usize)],
+    ) -> Result<Self> {
+        let (dispatch, params) =
+            prepare_checked(ctx, shader, entry, what, params, workgroups, operands).await?;
+        Ok(Kernel {
+            dispatch,
+            _params: params,
+            _family: PhantomData,
+        })
+    }
 }

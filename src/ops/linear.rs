@@ -8,7 +8,7 @@
 //! `dW = dYᵀ·X` (two Matmuls) and `db = Σ_n dY[n, :]` (`channel_sum`, workgroup trees, no
 //! atomics). Gradients are written, not accumulated.
 
-use super::kernel::{check_sizes, grid_1d, grid_items, prepare};
+use super::kernel::{check_sizes, grid_1d, grid_items, Kernel};
 use super::matmul::{Matmul, MatmulShape};
 use crate::gpu::{Context, Dispatch, Result, Shader};
 
@@ -153,11 +153,11 @@ fn bias_params(outer: usize, channels: usize, inner: usize) -> BiasParams {
     }
 }
 
+/// Marker of [`BiasAdd`].
+pub enum BiasAddOp {}
+
 /// `y[o, c, i] += bias[c]` on a tensor [outer, channels, inner], prepared once.
-pub struct BiasAdd {
-    pub dispatch: Dispatch,
-    _params: wgpu::Buffer,
-}
+pub type BiasAdd = Kernel<BiasAddOp>;
 
 impl BiasAdd {
     pub async fn new(
@@ -176,12 +176,7 @@ impl BiasAdd {
         let params = bias_params(outer, channels, inner);
         let workgroups = [grid_1d(ctx, total), 1, 1];
         let buffers = [(1, bias), (2, y)];
-        let (dispatch, params) =
-            prepare(ctx, &SHADER, "bias_add", &params, workgroups, &buffers).await?;
-        Ok(BiasAdd {
-            dispatch,
-            _params: params,
-        })
+        Self::prepare(ctx, &SHADER, "bias_add", &params, workgroups, &buffers).await
     }
 }
 
@@ -206,10 +201,10 @@ impl BiasAdd {
 /// For `inner = 1` (column sums of `[rows, cols]`) the `column_sum` entry runs: 8 row lanes
 /// per column, added in a fixed order; otherwise `channel_sum`, a tree per channel. Either
 /// way the result is within `outer·inner·ε·Σ|x|` of [`channel_sum_cpu`].
-pub struct ChannelSum {
-    pub dispatch: Dispatch,
-    _params: wgpu::Buffer,
-}
+pub type ChannelSum = Kernel<ChannelSumOp>;
+
+/// Marker of [`ChannelSum`].
+pub enum ChannelSumOp {}
 
 impl ChannelSum {
     pub async fn new(
@@ -234,12 +229,7 @@ impl ChannelSum {
         let workgroups = [grid_items(ctx, groups).max(1), 1, 1];
         let params = bias_params(outer, channels, inner);
         let buffers = [(1, x), (2, out)];
-        let (dispatch, params) =
-            prepare(ctx, &SHADER, entry, &params, workgroups, &buffers).await?;
-        Ok(ChannelSum {
-            dispatch,
-            _params: params,
-        })
+        Self::prepare(ctx, &SHADER, entry, &params, workgroups, &buffers).await
     }
 }
 

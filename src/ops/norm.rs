@@ -12,7 +12,7 @@
 //! `r`, rstd at `rows + r`. eps defaults to 1e-5 and momentum to 0.1, as in PyTorch.
 //! Gradients are written, not accumulated.
 
-use super::kernel::{check_sizes, dispatch, grid_1d, grid_items, prepare};
+use super::kernel::{check_sizes, dispatch, grid_1d, grid_items, prepare, Kernel};
 use crate::gpu::{Context, Dispatch, Result, Shader};
 
 const SHADER: Shader = Shader {
@@ -381,11 +381,11 @@ impl NormGrads<'_> {
     }
 }
 
+/// Marker of [`BatchNorm2dBackward`].
+pub enum BatchNorm2dBackwardOp {}
+
 /// A prepared BatchNorm2d training-mode backward: encode `dispatch`.
-pub struct BatchNorm2dBackward {
-    pub dispatch: Dispatch,
-    _params: wgpu::Buffer,
-}
+pub type BatchNorm2dBackward = Kernel<BatchNorm2dBackwardOp>;
 
 impl BatchNorm2dBackward {
     pub async fn new(ctx: &Context, cfg: BatchNorm2dConfig, g: &NormGrads<'_>) -> Result<Self> {
@@ -396,7 +396,7 @@ impl BatchNorm2dBackward {
             2 * cfg.c,
         )?;
         let channels = if cfg.is_empty() { 0 } else { cfg.c };
-        let (dispatch, params) = prepare(
+        Self::prepare(
             ctx,
             &SHADER,
             "bn_backward",
@@ -412,11 +412,7 @@ impl BatchNorm2dBackward {
                 (12, g.dbeta),
             ],
         )
-        .await?;
-        Ok(BatchNorm2dBackward {
-            dispatch,
-            _params: params,
-        })
+        .await
     }
 }
 

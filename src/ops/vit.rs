@@ -14,7 +14,7 @@
 //! everything else in `shaders/vit.wgsl`.
 
 use crate::gpu::{Context, Dispatch, GpuError, Result, Shader};
-use crate::ops::kernel::{check_sizes, grid_1d, prepare};
+use crate::ops::kernel::{check_sizes, grid_1d, Kernel};
 use crate::ops::linear::{bias_add_cpu, channel_sum_cpu, BiasAdd, ChannelSum};
 use crate::ops::matmul::{matmul_cpu, Matmul, MatmulShape};
 
@@ -257,11 +257,11 @@ struct Params {
     _pad: u32,
 }
 
+/// Marker of the kernels of `shaders/vit.wgsl`.
+pub enum VitOps {}
+
 /// One prepared kernel of `shaders/vit.wgsl`; each constructor documents its buffers.
-pub struct VitKernel {
-    pub dispatch: Dispatch,
-    _params: wgpu::Buffer,
-}
+pub type VitKernel = Kernel<VitOps>;
 
 impl VitKernel {
     async fn build(
@@ -272,11 +272,7 @@ impl VitKernel {
         buffers: &[(u32, &wgpu::Buffer)],
     ) -> Result<Self> {
         let workgroups = [grid_1d(ctx, elements), 1, 1];
-        let (dispatch, params) = prepare(ctx, &SHADER, entry, &params, workgroups, buffers).await?;
-        Ok(VitKernel {
-            dispatch,
-            _params: params,
-        })
+        Self::prepare(ctx, &SHADER, entry, &params, workgroups, buffers).await
     }
 
     fn image_params(s: &PatchShape) -> Params {
