@@ -106,11 +106,19 @@ pub(crate) async fn prepare_checked<P: bytemuck::Pod>(
     workgroups: [u32; 3],
     operands: &[(u32, &str, &wgpu::Buffer, usize)],
 ) -> Result<(Dispatch, wgpu::Buffer)> {
+    let buffers = checked_bindings(what, operands)?;
+    prepare(ctx, shader, entry, params, workgroups, &buffers).await
+}
+
+/// The bindings of `operands`, once [`check_sizes`] accepts them.
+fn checked_bindings<'a>(
+    what: &str,
+    operands: &[(u32, &str, &'a wgpu::Buffer, usize)],
+) -> Result<Vec<(u32, &'a wgpu::Buffer)>> {
     let sizes: Vec<(&str, &wgpu::Buffer, usize)> =
         operands.iter().map(|&(_, n, b, l)| (n, b, l)).collect();
     check_sizes(what, &sizes)?;
-    let buffers: Vec<(u32, &wgpu::Buffer)> = operands.iter().map(|&(i, _, b, _)| (i, b)).collect();
-    prepare(ctx, shader, entry, params, workgroups, &buffers).await
+    Ok(operands.iter().map(|&(i, _, b, _)| (i, b)).collect())
 }
 
 /// A prepared single-dispatch kernel: encode `dispatch`; the uniform buffer it reads is kept
@@ -151,12 +159,7 @@ impl<F> Kernel<F> {
         workgroups: [u32; 3],
         operands: &[(u32, &str, &wgpu::Buffer, usize)],
     ) -> Result<Self> {
-        let (dispatch, params) =
-            prepare_checked(ctx, shader, entry, what, params, workgroups, operands).await?;
-        Ok(Kernel {
-            dispatch,
-            _params: params,
-            _family: PhantomData,
-        })
+        let buffers = checked_bindings(what, operands)?;
+        Self::prepare(ctx, shader, entry, params, workgroups, &buffers).await
     }
 }
