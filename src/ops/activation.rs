@@ -7,7 +7,7 @@
 //! f32, so the clamp changes no value. The backward takes the forward input `x` and the
 //! upstream gradient `dy` and writes `dx`; ReLU's gradient at exactly 0 is 0 (as PyTorch).
 
-use super::kernel::{grid_1d, Kernel};
+use super::kernel::{checked_bindings, grid_1d, Kernel};
 use crate::gpu::{Context, Result, Shader};
 
 const SHADER: Shader = Shader {
@@ -97,7 +97,8 @@ impl Activation {
         };
         let what = format!("{entry} over {n} elements");
         let workgroups = [grid_1d(ctx, n), 1, 1];
-        Self::prepare_checked(ctx, &SHADER, entry, &what, &params, workgroups, operands).await
+        let buffers = checked_bindings(&what, operands)?;
+        Self::prepare(ctx, &SHADER, entry, &params, workgroups, &buffers).await
     }
 
     /// `y = act(x)` over the first `n` elements (`y` must not be `x`).

@@ -1,6 +1,6 @@
 //! Elementwise kernels over flat f32 arrays: `add`, `scale`, `axpy`.
 
-use super::kernel::{grid_1d, Kernel};
+use super::kernel::{checked_bindings, grid_1d, Kernel};
 use crate::gpu::{Context, Result, Shader};
 
 const SHADER: Shader = Shader {
@@ -58,7 +58,8 @@ impl Elementwise {
         };
         let what = format!("{entry} of {n} elements");
         let workgroups = [grid_1d(ctx, n), 1, 1];
-        Self::prepare_checked(ctx, &SHADER, entry, &what, &params, workgroups, operands).await
+        let buffers = checked_bindings(&what, operands)?;
+        Self::prepare(ctx, &SHADER, entry, &params, workgroups, &buffers).await
     }
 
     /// `out = x + y` over the first `n` elements.

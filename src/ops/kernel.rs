@@ -95,23 +95,9 @@ pub(crate) async fn prepare<P: bytemuck::Pod>(
     Ok((dispatch, params))
 }
 
-/// [`check_sizes`] then [`prepare`], for a launcher whose checked operands are exactly its
-/// bindings: `(binding, name, buffer, f32 words)`.
-pub(crate) async fn prepare_checked<P: bytemuck::Pod>(
-    ctx: &Context,
-    shader: &Shader,
-    entry: &'static str,
-    what: &str,
-    params: &P,
-    workgroups: [u32; 3],
-    operands: &[(u32, &str, &wgpu::Buffer, usize)],
-) -> Result<(Dispatch, wgpu::Buffer)> {
-    let buffers = checked_bindings(what, operands)?;
-    prepare(ctx, shader, entry, params, workgroups, &buffers).await
-}
-
-/// The bindings of `operands`, once [`check_sizes`] accepts them.
-fn checked_bindings<'a>(
+/// For a launcher whose checked operands are exactly its bindings, `(binding, name, buffer,
+/// f32 words)`: the bindings, once [`check_sizes`] accepts them.
+pub(crate) fn checked_bindings<'a>(
     what: &str,
     operands: &[(u32, &str, &'a wgpu::Buffer, usize)],
 ) -> Result<Vec<(u32, &'a wgpu::Buffer)>> {
@@ -147,19 +133,5 @@ impl<F> Kernel<F> {
             _params: params,
             _family: PhantomData,
         })
-    }
-
-    /// [`prepare_checked`], kept as a launcher.
-    pub(crate) async fn prepare_checked<P: bytemuck::Pod>(
-        ctx: &Context,
-        shader: &Shader,
-        entry: &'static str,
-        what: &str,
-        params: &P,
-        workgroups: [u32; 3],
-        operands: &[(u32, &str, &wgpu::Buffer, usize)],
-    ) -> Result<Self> {
-        let buffers = checked_bindings(what, operands)?;
-        Self::prepare(ctx, shader, entry, params, workgroups, &buffers).await
     }
 }

@@ -9,7 +9,7 @@
 //! gathers — each input pixel sums over the windows that contain it — so overlapping
 //! windows need no atomics. Gradients are written, not accumulated.
 
-use super::kernel::{grid_1d, prepare_checked};
+use super::kernel::{checked_bindings, grid_1d, prepare};
 use crate::gpu::{Context, Dispatch, GpuError, Result, Shader};
 
 const SHADER: Shader = Shader {
@@ -232,8 +232,9 @@ impl Pool {
             _pad: [0; 2],
         };
         let workgroups = [grid_1d(ctx, total), 1, 1];
+        let buffers = checked_bindings(&what, operands)?;
         let (dispatch, params) =
-            prepare_checked(ctx, &SHADER, entry, &what, &params, workgroups, operands).await?;
+            prepare(ctx, &SHADER, entry, &params, workgroups, &buffers).await?;
         Ok(Pool {
             shape,
             dispatch,
