@@ -39,15 +39,22 @@ fn head_index(b: u32, t: u32, c: u32) -> u32 {
     return ((b * p.heads + h) * p.tokens + t) * p.head_dim + d;
 }
 
+// Element i of qkv [B, T, 3C]: its index in q, k or v [B, H, T, D] (x), and which of the
+// three it belongs to (y: 0, 1, 2).
+fn qkv_place(i: u32) -> vec2<u32> {
+    let width = 3u * p.dim;
+    let j = i % width;
+    let bt = i / width;
+    return vec2<u32>(head_index(bt / p.tokens, bt % p.tokens, j % p.dim), j / p.dim);
+}
+
 @compute @workgroup_size(256)
 fn split_qkv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let width = 3u * p.dim;
-    let n = p.batch * p.tokens * width;
+    let n = p.batch * p.tokens * 3u * p.dim;
     for (var i = gid.x; i < n; i += nwg.x * 256u) {
-        let j = i % width;
-        let bt = i / width;
-        let dst = head_index(bt / p.tokens, bt % p.tokens, j % p.dim);
-        let which = j / p.dim;
+        let place = qkv_place(i);
+        let dst = place.x;
+        let which = place.y;
         if (which == 0u) {
             q[dst] = qkv[i];
         } else if (which == 1u) {
@@ -60,13 +67,11 @@ fn split_qkv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
 
 @compute @workgroup_size(256)
 fn merge_qkv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let width = 3u * p.dim;
-    let n = p.batch * p.tokens * width;
+    let n = p.batch * p.tokens * 3u * p.dim;
     for (var i = gid.x; i < n; i += nwg.x * 256u) {
-        let j = i % width;
-        let bt = i / width;
-        let src = head_index(bt / p.tokens, bt % p.tokens, j % p.dim);
-        let which = j / p.dim;
+        let place = qkv_place(i);
+        let src = place.x;
+        let which = place.y;
         if (which == 0u) {
             qkv[i] = q[src];
         } else if (which == 1u) {

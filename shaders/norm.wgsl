@@ -76,12 +76,14 @@ fn bn_sum(lid: u32, v: f32) -> f32 {
     return total;
 }
 
-// Two sums at once (u in the first component, v in the second).
-fn bn_sum2(lid: u32, u: f32, v: f32) -> vec2<f32> {
+// Two sums at once (u in the first component, v in the second) over the first `threads`
+// threads of the workgroup (a power of two, at most 256); every thread gets the totals.
+// Call in uniform control flow.
+fn sum2(lid: u32, u: f32, v: f32, threads: u32) -> vec2<f32> {
     bn_a[lid] = u;
     bn_b[lid] = v;
     workgroupBarrier();
-    for (var stride = 128u; stride > 0u; stride >>= 1u) {
+    for (var stride = threads / 2u; stride > 0u; stride >>= 1u) {
         if (lid < stride) {
             bn_a[lid] += bn_a[lid + stride];
             bn_b[lid] += bn_b[lid + stride];
@@ -166,7 +168,7 @@ fn bn_backward(
             sum_dy += g;
             sum_dy_xhat += g * (x[i] - mean) * rstd;
         }
-        let sums = bn_sum2(lid, sum_dy, sum_dy_xhat);
+        let sums = sum2(lid, sum_dy, sum_dy_xhat, 256u);
         let k = gamma[c] * rstd / mf;
         for (var j = lid; j < m; j += 256u) {
             let i = bn_index(c, j);
@@ -182,25 +184,6 @@ fn bn_backward(
 
 // ---- LayerNorm ------------------------------------------------------------------------
 
-var<workgroup> ln_a: array<f32, 64>;
-var<workgroup> ln_b: array<f32, 64>;
-
-fn ln_sum2(lid: u32, u: f32, v: f32) -> vec2<f32> {
-    ln_a[lid] = u;
-    ln_b[lid] = v;
-    workgroupBarrier();
-    for (var stride = 32u; stride > 0u; stride >>= 1u) {
-        if (lid < stride) {
-            ln_a[lid] += ln_a[lid + stride];
-            ln_b[lid] += ln_b[lid + stride];
-        }
-        workgroupBarrier();
-    }
-    let total = vec2<f32>(ln_a[0], ln_b[0]);
-    workgroupBarrier();
-    return total;
-}
-
 @compute @workgroup_size(64)
 fn ln_forward(
     @builtin(local_invocation_index) lid: u32,
@@ -215,13 +198,13 @@ fn ln_forward(
         for (var j = lid; j < c; j += 64u) {
             acc += x[base + j];
         }
-        let mean = ln_sum2(lid, acc, 0.0).x / cf;
+        let mean = sum2(lid, acc, 0.0, 64u).x / cf;
         acc = 0.0;
         for (var j = lid; j < c; j += 64u) {
             let d = x[base + j] - mean;
             acc += d * d;
         }
-        let rstd = 1.0 / sqrt(ln_sum2(lid, acc, 0.0).x / cf + p.eps);
+        let rstd = 1.0 / sqrt(sum2(lid, acc, 0.0, 64u).x / cf + p.eps);
         for (var j = lid; j < c; j += 64u) {
             y[base + j] = (x[base + j] - mean) * rstd * gamma[j] + beta[j];
         }
@@ -251,7 +234,7 @@ fn ln_backward_dx(
             sum_g += g;
             sum_g_xhat += g * (x[base + j] - mean) * rstd;
         }
-        let sums = ln_sum2(lid, sum_g, sum_g_xhat) / cf;
+        let sums = sum2(lid, sum_g, sum_g_xhat, 64u) / cf;
         for (var j = lid; j < c; j += 64u) {
             let g = dy[base + j] * gamma[j];
             let xhat = (x[base + j] - mean) * rstd;

@@ -39,7 +39,13 @@ var<workgroup> s1: array<f32, 256>;
 var<workgroup> s2: array<f32, 256>;
 var<workgroup> s3: array<f32, 256>;
 
-fn fold(lid: u32) {
+// Folds each thread's (Σ, Σ, Σ, max) `a` over the workgroup and returns the totals to every
+// thread. Call in uniform control flow.
+fn fold(lid: u32, a: vec4<f32>) -> vec4<f32> {
+    s0[lid] = a.x;
+    s1[lid] = a.y;
+    s2[lid] = a.z;
+    s3[lid] = a.w;
     workgroupBarrier();
     for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
         if (lid < stride) {
@@ -50,6 +56,7 @@ fn fold(lid: u32) {
         }
         workgroupBarrier();
     }
+    return vec4<f32>(s0[0], s1[0], s2[0], s3[0]);
 }
 
 @compute @workgroup_size(256)
@@ -71,16 +78,11 @@ fn chunk_stats(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id)
         a2 += abs(v);
         a3 = max(a3, abs(v));
     }
-    s0[lid] = a0;
-    s1[lid] = a1;
-    s2[lid] = a2;
-    s3[lid] = a3;
-    fold(lid);
+    let total = fold(lid, vec4<f32>(a0, a1, a2, a3));
     if (lid == 0u) {
-        partials[4u * chunk + 0u] = s0[0];
-        partials[4u * chunk + 1u] = s1[0];
-        partials[4u * chunk + 2u] = s2[0];
-        partials[4u * chunk + 3u] = s3[0];
+        for (var k = 0u; k < 4u; k++) {
+            partials[4u * chunk + k] = total[k];
+        }
     }
 }
 
@@ -102,16 +104,11 @@ fn tensor_stats(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id
         a2 += partials[4u * c + 2u];
         a3 = max(a3, partials[4u * c + 3u]);
     }
-    s0[lid] = a0;
-    s1[lid] = a1;
-    s2[lid] = a2;
-    s3[lid] = a3;
-    fold(lid);
+    let total = fold(lid, vec4<f32>(a0, a1, a2, a3));
     if (lid == 0u) {
-        stats[4u * t + 0u] = s0[0];
-        stats[4u * t + 1u] = s1[0];
-        stats[4u * t + 2u] = s2[0];
-        stats[4u * t + 3u] = s3[0];
+        for (var k = 0u; k < 4u; k++) {
+            stats[4u * t + k] = total[k];
+        }
     }
 }
 
@@ -121,13 +118,9 @@ fn global_norm(@builtin(local_invocation_index) lid: u32) {
     for (var t = lid; t < p.tensors; t += WG) {
         a1 += stats[4u * t + 1u];
     }
-    s0[lid] = 0.0;
-    s1[lid] = a1;
-    s2[lid] = 0.0;
-    s3[lid] = 0.0;
-    fold(lid);
+    let total = fold(lid, vec4<f32>(0.0, a1, 0.0, 0.0));
     if (lid == 0u) {
-        norm[0] = sqrt(s1[0]);
+        norm[0] = sqrt(total.y);
     }
 }
 

@@ -35,8 +35,12 @@ struct Params {
 @group(0) @binding(11) var<storage, read> pos: array<f32>;
 @group(0) @binding(12) var<storage, read_write> seq: array<f32>;
 
-// Index in cols [N, T, C·P·P] of image element (ni, ci, yy, xx).
-fn col_index(ni: u32, ci: u32, yy: u32, xx: u32) -> u32 {
+// Index in cols [N, T, C·P·P] of image element i = (ni, ci, yy, xx) of [N, C, H, W].
+fn col_index(i: u32) -> u32 {
+    let xx = i % p.w;
+    let yy = (i / p.w) % p.h;
+    let ci = (i / (p.w * p.h)) % p.c;
+    let ni = i / (p.w * p.h * p.c);
     let pp = p.psize;
     let t = (yy / pp) * (p.w / pp) + xx / pp;
     let f = (ci * pp + yy % pp) * pp + xx % pp;
@@ -47,11 +51,7 @@ fn col_index(ni: u32, ci: u32, yy: u32, xx: u32) -> u32 {
 fn patchify(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let total = p.n * p.c * p.h * p.w;
     for (var i = gid.x; i < total; i += nwg.x * 256u) {
-        let xx = i % p.w;
-        let yy = (i / p.w) % p.h;
-        let ci = (i / (p.w * p.h)) % p.c;
-        let ni = i / (p.w * p.h * p.c);
-        cols[col_index(ni, ci, yy, xx)] = image[i];
+        cols[col_index(i)] = image[i];
     }
 }
 
@@ -59,11 +59,7 @@ fn patchify(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 fn unpatchify(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let total = p.n * p.c * p.h * p.w;
     for (var i = gid.x; i < total; i += nwg.x * 256u) {
-        let xx = i % p.w;
-        let yy = (i / p.w) % p.h;
-        let ci = (i / (p.w * p.h)) % p.c;
-        let ni = i / (p.w * p.h * p.c);
-        dimage[i] = dcols[col_index(ni, ci, yy, xx)];
+        dimage[i] = dcols[col_index(i)];
     }
 }
 

@@ -7,8 +7,8 @@
 //! f32, so the clamp changes no value. The backward takes the forward input `x` and the
 //! upstream gradient `dy` and writes `dx`; ReLU's gradient at exactly 0 is 0 (as PyTorch).
 
-use crate::gpu::{Context, Dispatch, GpuError, Result, Shader};
-use crate::ops::elementwise::grid_1d;
+use super::kernel::{checked_bindings, grid_1d, Kernel};
+use crate::gpu::{Context, Result, Shader};
 
 const SHADER: Shader = Shader {
     name: "activation",
@@ -78,57 +78,27 @@ struct Params {
     _pad: [u32; 3],
 }
 
+/// Marker of the activation kernels.
+pub enum ActivationOps {}
+
 /// A prepared activation pass (forward or backward) over `n` elements: encode `dispatch`.
-pub struct Activation {
-    pub dispatch: Dispatch,
-    _params: wgpu::Buffer,
-}
+pub type Activation = Kernel<ActivationOps>;
 
 impl Activation {
     async fn new(
         ctx: &Context,
         entry: &'static str,
         n: usize,
-        buffers: &[(u32, &str, &wgpu::Buffer)],
+        operands: &[(u32, &str, &wgpu::Buffer, usize)],
     ) -> Result<Self> {
-        for (_, name, buffer) in buffers {
-            if (buffer.size() as usize) < 4 * n {
-                return Err(GpuError::Validation {
-                    what: format!("{entry} over {n} elements"),
-                    message: format!(
-                        "buffer {name} holds {} bytes but needs {}",
-                        buffer.size(),
-                        4 * n
-                    ),
-                });
-            }
-        }
-        if n > u32::MAX as usize {
-            return Err(GpuError::Validation {
-                what: format!("{entry} over {n} elements"),
-                message: "more elements than a u32 index can address".into(),
-            });
-        }
-        let params = ctx.uniform(
-            entry,
-            &Params {
-                n: n as u32,
-                _pad: [0; 3],
-            },
-        );
-        let pipeline = ctx.pipeline(&SHADER, entry).await?;
-        let mut bindings: Vec<(u32, &wgpu::Buffer)> = vec![(0, &params)];
-        bindings.extend(buffers.iter().map(|(i, _, b)| (*i, *b)));
-        let bind_group = ctx.bind(&pipeline, &bindings);
-        Ok(Activation {
-            dispatch: Dispatch {
-                label: entry,
-                pipeline,
-                bind_group,
-                workgroups: [grid_1d(ctx, n), 1, 1],
-            },
-            _params: params,
-        })
+        let params = Params {
+            n: n as u32,
+            _pad: [0; 3],
+        };
+        let what = format!("{entry} over {n} elements");
+        let workgroups = [grid_1d(ctx, n), 1, 1];
+        let buffers = checked_bindings(&what, operands)?;
+        Self::prepare(ctx, &SHADER, entry, &params, workgroups, &buffers).await
     }
 
     /// `y = act(x)` over the first `n` elements (`y` must not be `x`).
@@ -143,7 +113,7 @@ impl Activation {
             Act::Relu => "relu_forward",
             Act::Gelu => "gelu_forward",
         };
-        Self::new(ctx, entry, n, &[(1, "x", x), (3, "y", y)]).await
+        Self::new(ctx, entry, n, &[(1, "x", x, n), (3, "y", y, n)]).await
     }
 
     /// `dx = act'(x)·dy` over the first `n` elements, from the forward input `x` (`dx` must
@@ -160,6 +130,12 @@ impl Activation {
             Act::Relu => "relu_backward",
             Act::Gelu => "gelu_backward",
         };
-        Self::new(ctx, entry, n, &[(1, "x", x), (2, "dy", dy), (3, "dx", dx)]).await
+        Self::new(
+            ctx,
+            entry,
+            n,
+            &[(1, "x", x, n), (2, "dy", dy, n), (3, "dx", dx, n)],
+        )
+        .await
     }
 }

@@ -21,8 +21,7 @@
 //! [`attention_forward_cpu`] / [`attention_backward_cpu`] chain them exactly as the GPU does.
 
 use crate::gpu::{Context, Dispatch, GpuError, Result, Shader};
-use crate::ops::elementwise::grid_1d;
-use crate::ops::kernel::{check_sizes, prepare};
+use crate::ops::kernel::{check_sizes, grid_1d, grid_items, Kernel};
 use crate::ops::linear::{bias_add_cpu, channel_sum_cpu, BiasAdd, ChannelSum};
 use crate::ops::matmul::{matmul_cpu, Matmul, MatmulShape};
 
@@ -356,11 +355,11 @@ struct Params {
     scale: f32,
 }
 
+/// Marker of the kernels of `shaders/attention.wgsl`.
+pub enum AttentionOps {}
+
 /// One prepared kernel of `shaders/attention.wgsl`; each constructor documents its buffers.
-pub struct AttentionKernel {
-    pub dispatch: Dispatch,
-    _params: wgpu::Buffer,
-}
+pub type AttentionKernel = Kernel<AttentionOps>;
 
 impl AttentionKernel {
     async fn build(
@@ -370,11 +369,7 @@ impl AttentionKernel {
         workgroups: [u32; 3],
         buffers: &[(u32, &wgpu::Buffer)],
     ) -> Result<Self> {
-        let (dispatch, params) = prepare(ctx, &SHADER, entry, &params, workgroups, buffers).await?;
-        Ok(AttentionKernel {
-            dispatch,
-            _params: params,
-        })
+        Self::prepare(ctx, &SHADER, entry, &params, workgroups, buffers).await
     }
 
     fn shape_params(s: &AttentionShape) -> Params {
@@ -485,11 +480,6 @@ impl AttentionKernel {
         }
     }
 
-    fn row_groups(ctx: &Context, rows: usize) -> u32 {
-        let cap = ctx.report.limits.max_compute_workgroups_per_dimension as usize;
-        rows.clamp(1, cap) as u32
-    }
-
     /// In place: each row of `x [rows, cols]` becomes its softmax (twin:
     /// [`softmax_rows_cpu`]).
     pub async fn softmax_rows(
@@ -500,7 +490,7 @@ impl AttentionKernel {
     ) -> Result<Self> {
         check_sizes("softmax_rows", &[("x", x, rows * cols)])?;
         let p = Self::row_params(rows, cols, 1.0);
-        let wg = [Self::row_groups(ctx, rows), 1, 1];
+        let wg = [grid_items(ctx, rows).max(1), 1, 1];
         Self::build(ctx, "softmax_rows", p, wg, &[(7, x)]).await
     }
 
@@ -517,7 +507,7 @@ impl AttentionKernel {
         let n = rows * cols;
         check_sizes("softmax_backward", &[("p", p, n), ("dp", dp, n)])?;
         let params = Self::row_params(rows, cols, scale);
-        let wg = [Self::row_groups(ctx, rows), 1, 1];
+        let wg = [grid_items(ctx, rows).max(1), 1, 1];
         Self::build(ctx, "softmax_backward", params, wg, &[(7, dp), (8, p)]).await
     }
 }

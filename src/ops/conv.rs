@@ -18,8 +18,7 @@
 //!   gather in which each input pixel sums the column entries it fed: `dX`. No atomics.
 //! - `db[c] = Σ_{n, p} dY[n, c, p]` (`channel_sum` from [`super::linear`]).
 
-use super::elementwise::grid_1d;
-use super::kernel::check_sizes;
+use super::kernel::{check_sizes, grid_1d, prepare};
 use super::linear::{BiasAdd, ChannelSum};
 use super::matmul::{Matmul, MatmulShape};
 use crate::gpu::{Context, Dispatch, GpuError, Result, Shader};
@@ -340,16 +339,9 @@ async fn helper(
     src: &wgpu::Buffer,
     dst: &wgpu::Buffer,
 ) -> Result<(Dispatch, wgpu::Buffer)> {
-    let params = ctx.uniform(entry, &params(s, total));
-    let pipeline = ctx.pipeline(&SHADER, entry).await?;
-    let bind_group = ctx.bind(&pipeline, &[(0, &params), (1, src), (2, dst)]);
-    let dispatch = Dispatch {
-        label: entry,
-        pipeline,
-        bind_group,
-        workgroups: [grid_1d(ctx, total), 1, 1],
-    };
-    Ok((dispatch, params))
+    let workgroups = [grid_1d(ctx, total), 1, 1];
+    let buffers = [(1, src), (2, dst)];
+    prepare(ctx, &SHADER, entry, &params(s, total), workgroups, &buffers).await
 }
 
 /// A prepared forward `y = conv(x, W) (+ b)`: encode `dispatches` in order. Owns `cols`
@@ -387,14 +379,8 @@ impl Conv2d {
         let (im2col, params) = helper(ctx, "im2col", &shape, shape.len_cols(), x, &cols).await?;
         let matmul = Matmul::new(ctx, shape.forward_product(), 1.0, 0.0, w, &cols, y).await?;
         let mut dispatches = vec![im2col, matmul.dispatch.clone()];
-        let bias = match b {
-            Some(b) => {
-                let op = BiasAdd::new(ctx, shape.n, shape.cout, shape.hw_out(), b, y).await?;
-                dispatches.push(op.dispatch.clone());
-                Some(op)
-            }
-            None => None,
-        };
+        let dims = (shape.n, shape.cout, shape.hw_out());
+        let bias = BiasAdd::append(ctx, dims, b, y, &mut dispatches).await?;
         Ok(Conv2d {
             shape,
             dispatches,
@@ -476,14 +462,8 @@ impl Conv2dBackward {
             buffers.push(dcols);
             buffers.push(params);
         }
-        let bias = match db {
-            Some(db) => {
-                let op = ChannelSum::new(ctx, shape.n, shape.cout, shape.hw_out(), dy, db).await?;
-                dispatches.push(op.dispatch.clone());
-                Some(op)
-            }
-            None => None,
-        };
+        let dims = (shape.n, shape.cout, shape.hw_out());
+        let bias = ChannelSum::append(ctx, dims, dy, db, &mut dispatches).await?;
         Ok(Conv2dBackward {
             shape,
             dispatches,

@@ -1,6 +1,7 @@
 //! Elementwise kernels over flat f32 arrays: `add`, `scale`, `axpy`.
 
-use crate::gpu::{Context, Dispatch, GpuError, Result, Shader};
+use super::kernel::{checked_bindings, grid_1d, Kernel};
+use crate::gpu::{Context, Result, Shader};
 
 const SHADER: Shader = Shader {
     name: "elementwise",
@@ -36,30 +37,11 @@ struct Params {
     _pad: [u32; 2],
 }
 
-/// Workgroups for `n` elements at 256 per workgroup, capped at the per-dimension limit
-/// (the kernels loop over the rest).
-pub(crate) fn grid_1d(ctx: &Context, n: usize) -> u32 {
-    let cap = ctx.report.limits.max_compute_workgroups_per_dimension as usize;
-    n.div_ceil(256).clamp(1, cap) as u32
-}
+/// Marker of the elementwise kernels.
+pub enum ElementwiseOps {}
 
-fn check_len(what: &str, buffers: &[(&str, &wgpu::Buffer)], n: usize) -> Result<()> {
-    for (name, buffer) in buffers {
-        if (buffer.size() as usize) < 4 * n {
-            return Err(GpuError::Validation {
-                what: format!("{what} of {n} elements"),
-                message: format!("buffer {name} holds only {} bytes", buffer.size()),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// A prepared elementwise kernel.
-pub struct Elementwise {
-    pub dispatch: Dispatch,
-    _params: wgpu::Buffer,
-}
+/// A prepared elementwise kernel: encode `dispatch`.
+pub type Elementwise = Kernel<ElementwiseOps>;
 
 impl Elementwise {
     async fn new(
@@ -67,31 +49,17 @@ impl Elementwise {
         entry: &'static str,
         n: usize,
         alpha: f32,
-        buffers: &[(u32, &str, &wgpu::Buffer)],
+        operands: &[(u32, &str, &wgpu::Buffer, usize)],
     ) -> Result<Self> {
-        let named: Vec<(&str, &wgpu::Buffer)> = buffers.iter().map(|(_, s, b)| (*s, *b)).collect();
-        check_len(entry, &named, n)?;
-        let params = ctx.uniform(
-            entry,
-            &Params {
-                n: n as u32,
-                alpha,
-                _pad: [0; 2],
-            },
-        );
-        let pipeline = ctx.pipeline(&SHADER, entry).await?;
-        let mut bindings: Vec<(u32, &wgpu::Buffer)> = vec![(0, &params)];
-        bindings.extend(buffers.iter().map(|(i, _, b)| (*i, *b)));
-        let bind_group = ctx.bind(&pipeline, &bindings);
-        Ok(Elementwise {
-            dispatch: Dispatch {
-                label: entry,
-                pipeline,
-                bind_group,
-                workgroups: [grid_1d(ctx, n), 1, 1],
-            },
-            _params: params,
-        })
+        let params = Params {
+            n: n as u32,
+            alpha,
+            _pad: [0; 2],
+        };
+        let what = format!("{entry} of {n} elements");
+        let workgroups = [grid_1d(ctx, n), 1, 1];
+        let buffers = checked_bindings(&what, operands)?;
+        Self::prepare(ctx, &SHADER, entry, &params, workgroups, &buffers).await
     }
 
     /// `out = x + y` over the first `n` elements.
@@ -107,7 +75,7 @@ impl Elementwise {
             "add",
             n,
             0.0,
-            &[(1, "x", x), (2, "y", y), (3, "out", out)],
+            &[(1, "x", x, n), (2, "y", y, n), (3, "out", out, n)],
         )
         .await
     }
@@ -120,7 +88,14 @@ impl Elementwise {
         x: &wgpu::Buffer,
         out: &wgpu::Buffer,
     ) -> Result<Self> {
-        Self::new(ctx, "scale", n, alpha, &[(1, "x", x), (3, "out", out)]).await
+        Self::new(
+            ctx,
+            "scale",
+            n,
+            alpha,
+            &[(1, "x", x, n), (3, "out", out, n)],
+        )
+        .await
     }
 
     /// `y = alpha · x + y` over the first `n` elements.
@@ -131,6 +106,6 @@ impl Elementwise {
         x: &wgpu::Buffer,
         y: &wgpu::Buffer,
     ) -> Result<Self> {
-        Self::new(ctx, "axpy", n, alpha, &[(1, "x", x), (2, "y", y)]).await
+        Self::new(ctx, "axpy", n, alpha, &[(1, "x", x, n), (2, "y", y, n)]).await
     }
 }

@@ -1,29 +1,85 @@
-//! Launcher plumbing shared by the kernel families: operand size checks and the
-//! "uniform params + pipeline + bind group" preparation of one dispatch.
+//! Launcher plumbing shared by the kernel families: operand size checks, workgroup counts
+//! and the "uniform params + pipeline + bind group" preparation of one dispatch.
+
+use std::marker::PhantomData;
 
 use crate::gpu::{Context, Dispatch, GpuError, Result, Shader};
 
-/// Refuses buffers smaller than the operands they hold (`(name, buffer, f32 words)`), with
-/// a [`GpuError::Validation`] about `what` that names the operand.
+/// Refuses operands (`(name, buffer, f32 words)`) that our shaders cannot index with a u32
+/// or whose buffers are too small, with a [`GpuError::Validation`] about `what` that names
+/// the operand.
 pub(crate) fn check_sizes(what: &str, operands: &[(&str, &wgpu::Buffer, usize)]) -> Result<()> {
+    let refuse = |message: String| {
+        Err(GpuError::Validation {
+            what: what.to_string(),
+            message,
+        })
+    };
     for (name, buffer, len) in operands {
+        if *len > u32::MAX as usize {
+            return refuse(format!(
+                "{name} has {len} elements, more than a u32 index can address"
+            ));
+        }
         if (buffer.size() as usize) < 4 * len {
-            return Err(GpuError::Validation {
-                what: what.to_string(),
-                message: format!(
-                    "buffer {name} holds {} bytes but needs {}",
-                    buffer.size(),
-                    4 * len
-                ),
-            });
+            return refuse(format!(
+                "buffer {name} holds {} bytes but needs {}",
+                buffer.size(),
+                4 * len
+            ));
         }
     }
     Ok(())
 }
 
+/// Workgroups for a grid-stride kernel of 256 threads per workgroup over `n` elements: at
+/// least one, capped at the per-dimension limit (the kernel loops over the rest).
+pub(crate) fn grid_1d(ctx: &Context, n: usize) -> u32 {
+    grid_items(ctx, n.div_ceil(256)).max(1)
+}
+
+/// Workgroups for a kernel that gives each of `items` its own workgroup and loops over the
+/// rest (grid-stride over workgroups): capped at the per-dimension limit; 0 items gives 0
+/// workgroups, which `encode` skips.
+pub(crate) fn grid_items(ctx: &Context, items: usize) -> u32 {
+    let cap = ctx.report.limits.max_compute_workgroups_per_dimension as usize;
+    items.min(cap) as u32
+}
+
+/// Workgroups `[x, y, 1]` for `count` one-per-workgroup items of a kernel that cannot loop,
+/// folded into two dimensions when `count` exceeds the per-dimension limit (the shader
+/// recovers `y·nx + x`); a count beyond the limit squared is a typed `LimitExceeded` error.
+/// 0 items gives 0 workgroups.
+pub(crate) fn grid_2d(ctx: &Context, what: &str, count: usize) -> Result<[u32; 3]> {
+    if count == 0 {
+        return Ok([0, 1, 1]);
+    }
+    let x = grid_items(ctx, count);
+    let y = ctx.check_workgroups(what, count.div_ceil(x as usize) as u64)?;
+    Ok([x, y, 1])
+}
+
+/// One dispatch of `shader`'s `entry` with `bindings` (uniform params included, if any).
+pub(crate) async fn dispatch(
+    ctx: &Context,
+    shader: &Shader,
+    entry: &'static str,
+    workgroups: [u32; 3],
+    bindings: &[(u32, &wgpu::Buffer)],
+) -> Result<Dispatch> {
+    let pipeline = ctx.pipeline(shader, entry).await?;
+    let bind_group = ctx.bind(&pipeline, bindings);
+    Ok(Dispatch {
+        label: entry,
+        pipeline,
+        bind_group,
+        workgroups,
+    })
+}
+
 /// Prepares one dispatch of `shader`'s `entry`: `params` goes into a new uniform buffer
 /// bound at 0, `buffers` at their bindings. Returns the dispatch and the uniform buffer,
-/// which the caller keeps alongside it.
+/// which the caller keeps alongside it (and may bind to further dispatches).
 pub(crate) async fn prepare<P: bytemuck::Pod>(
     ctx: &Context,
     shader: &Shader,
@@ -33,15 +89,49 @@ pub(crate) async fn prepare<P: bytemuck::Pod>(
     buffers: &[(u32, &wgpu::Buffer)],
 ) -> Result<(Dispatch, wgpu::Buffer)> {
     let params = ctx.uniform(entry, params);
-    let pipeline = ctx.pipeline(shader, entry).await?;
     let mut bindings: Vec<(u32, &wgpu::Buffer)> = vec![(0, &params)];
     bindings.extend_from_slice(buffers);
-    let bind_group = ctx.bind(&pipeline, &bindings);
-    let dispatch = Dispatch {
-        label: entry,
-        pipeline,
-        bind_group,
-        workgroups,
-    };
+    let dispatch = dispatch(ctx, shader, entry, workgroups, &bindings).await?;
     Ok((dispatch, params))
+}
+
+/// For a launcher whose checked operands are exactly its bindings, `(binding, name, buffer,
+/// f32 words)`: the bindings, once [`check_sizes`] accepts them.
+pub(crate) fn checked_bindings<'a>(
+    what: &str,
+    operands: &[(u32, &str, &'a wgpu::Buffer, usize)],
+) -> Result<Vec<(u32, &'a wgpu::Buffer)>> {
+    let sizes: Vec<(&str, &wgpu::Buffer, usize)> =
+        operands.iter().map(|&(_, n, b, l)| (n, b, l)).collect();
+    check_sizes(what, &sizes)?;
+    Ok(operands.iter().map(|&(i, _, b, _)| (i, b)).collect())
+}
+
+/// A prepared single-dispatch kernel: encode `dispatch`; the uniform buffer it reads is kept
+/// alongside. Each family names its own type with a marker (`Elementwise` is
+/// `Kernel<ElementwiseOps>`, `BiasAdd` is `Kernel<BiasAddOp>`, ...), so that each keeps its
+/// own constructors.
+pub struct Kernel<F> {
+    pub dispatch: Dispatch,
+    _params: wgpu::Buffer,
+    _family: PhantomData<F>,
+}
+
+impl<F> Kernel<F> {
+    /// [`prepare`], kept as a launcher.
+    pub(crate) async fn prepare<P: bytemuck::Pod>(
+        ctx: &Context,
+        shader: &Shader,
+        entry: &'static str,
+        params: &P,
+        workgroups: [u32; 3],
+        buffers: &[(u32, &wgpu::Buffer)],
+    ) -> Result<Self> {
+        let (dispatch, params) = prepare(ctx, shader, entry, params, workgroups, buffers).await?;
+        Ok(Kernel {
+            dispatch,
+            _params: params,
+            _family: PhantomData,
+        })
+    }
 }

@@ -8,8 +8,7 @@
 //! `dW = dYᵀ·X` (two Matmuls) and `db = Σ_n dY[n, :]` (`channel_sum`, workgroup trees, no
 //! atomics). Gradients are written, not accumulated.
 
-use super::elementwise::grid_1d;
-use super::kernel::{check_sizes, prepare};
+use super::kernel::{check_sizes, grid_1d, grid_items, Kernel};
 use super::matmul::{Matmul, MatmulShape};
 use crate::gpu::{Context, Dispatch, Result, Shader};
 
@@ -154,11 +153,11 @@ fn bias_params(outer: usize, channels: usize, inner: usize) -> BiasParams {
     }
 }
 
+/// Marker of [`BiasAdd`].
+pub enum BiasAddOp {}
+
 /// `y[o, c, i] += bias[c]` on a tensor [outer, channels, inner], prepared once.
-pub struct BiasAdd {
-    pub dispatch: Dispatch,
-    _params: wgpu::Buffer,
-}
+pub type BiasAdd = Kernel<BiasAddOp>;
 
 impl BiasAdd {
     pub async fn new(
@@ -177,12 +176,24 @@ impl BiasAdd {
         let params = bias_params(outer, channels, inner);
         let workgroups = [grid_1d(ctx, total), 1, 1];
         let buffers = [(1, bias), (2, y)];
-        let (dispatch, params) =
-            prepare(ctx, &SHADER, "bias_add", &params, workgroups, &buffers).await?;
-        Ok(BiasAdd {
-            dispatch,
-            _params: params,
-        })
+        Self::prepare(ctx, &SHADER, "bias_add", &params, workgroups, &buffers).await
+    }
+}
+
+impl BiasAdd {
+    /// [`BiasAdd::new`] over `[outer, channels, inner]` when a `bias` is given, its dispatch
+    /// appended to `dispatches`.
+    pub(crate) async fn append(
+        ctx: &Context,
+        (outer, channels, inner): (usize, usize, usize),
+        bias: Option<&wgpu::Buffer>,
+        y: &wgpu::Buffer,
+        dispatches: &mut Vec<Dispatch>,
+    ) -> Result<Option<BiasAdd>> {
+        let Some(bias) = bias else { return Ok(None) };
+        let op = BiasAdd::new(ctx, outer, channels, inner, bias, y).await?;
+        dispatches.push(op.dispatch.clone());
+        Ok(Some(op))
     }
 }
 
@@ -190,10 +201,10 @@ impl BiasAdd {
 /// For `inner = 1` (column sums of `[rows, cols]`) the `column_sum` entry runs: 8 row lanes
 /// per column, added in a fixed order; otherwise `channel_sum`, a tree per channel. Either
 /// way the result is within `outer·inner·ε·Σ|x|` of [`channel_sum_cpu`].
-pub struct ChannelSum {
-    pub dispatch: Dispatch,
-    _params: wgpu::Buffer,
-}
+pub type ChannelSum = Kernel<ChannelSumOp>;
+
+/// Marker of [`ChannelSum`].
+pub enum ChannelSumOp {}
 
 impl ChannelSum {
     pub async fn new(
@@ -208,7 +219,6 @@ impl ChannelSum {
             &format!("a channel sum over [{outer}, {channels}, {inner}]"),
             &[("x", x, outer * channels * inner), ("out", out, channels)],
         )?;
-        let cap = ctx.report.limits.max_compute_workgroups_per_dimension as usize;
         // Rows of a matrix (inner = 1): 32 adjacent columns per workgroup, so that reads
         // are contiguous; otherwise one workgroup per channel, reading along `inner`.
         let (entry, groups) = if inner == 1 {
@@ -216,15 +226,27 @@ impl ChannelSum {
         } else {
             ("channel_sum", channels)
         };
-        let workgroups = [groups.clamp(1, cap) as u32, 1, 1];
+        let workgroups = [grid_items(ctx, groups).max(1), 1, 1];
         let params = bias_params(outer, channels, inner);
         let buffers = [(1, x), (2, out)];
-        let (dispatch, params) =
-            prepare(ctx, &SHADER, entry, &params, workgroups, &buffers).await?;
-        Ok(ChannelSum {
-            dispatch,
-            _params: params,
-        })
+        Self::prepare(ctx, &SHADER, entry, &params, workgroups, &buffers).await
+    }
+}
+
+impl ChannelSum {
+    /// [`ChannelSum::new`] over `[outer, channels, inner]` when an `out` is given, its
+    /// dispatch appended to `dispatches`.
+    pub(crate) async fn append(
+        ctx: &Context,
+        (outer, channels, inner): (usize, usize, usize),
+        x: &wgpu::Buffer,
+        out: Option<&wgpu::Buffer>,
+        dispatches: &mut Vec<Dispatch>,
+    ) -> Result<Option<ChannelSum>> {
+        let Some(out) = out else { return Ok(None) };
+        let op = ChannelSum::new(ctx, outer, channels, inner, x, out).await?;
+        dispatches.push(op.dispatch.clone());
+        Ok(Some(op))
     }
 }
 
@@ -256,14 +278,8 @@ impl Linear {
         )?;
         let matmul = Matmul::new(ctx, shape.forward_product(), 1.0, 0.0, x, w, y).await?;
         let mut dispatches = vec![matmul.dispatch.clone()];
-        let bias = match b {
-            Some(b) => {
-                let op = BiasAdd::new(ctx, shape.n, shape.out_features, 1, b, y).await?;
-                dispatches.push(op.dispatch.clone());
-                Some(op)
-            }
-            None => None,
-        };
+        let dims = (shape.n, shape.out_features, 1);
+        let bias = BiasAdd::append(ctx, dims, b, y, &mut dispatches).await?;
         Ok(Linear {
             shape,
             dispatches,
@@ -315,14 +331,8 @@ impl LinearBackward {
             dispatches.push(op.dispatch.clone());
             matmuls.push(op);
         }
-        let bias = match db {
-            Some(db) => {
-                let op = ChannelSum::new(ctx, shape.n, shape.out_features, 1, dy, db).await?;
-                dispatches.push(op.dispatch.clone());
-                Some(op)
-            }
-            None => None,
-        };
+        let dims = (shape.n, shape.out_features, 1);
+        let bias = ChannelSum::append(ctx, dims, dy, db, &mut dispatches).await?;
         Ok(LinearBackward {
             shape,
             dispatches,

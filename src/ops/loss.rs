@@ -18,7 +18,8 @@
 //! A label ≥ K is invalid: its row's loss is NaN (so the metrics show it), it counts as
 //! incorrect, and its gradient row is zero.
 
-use crate::gpu::{Context, Dispatch, GpuError, Result, Shader};
+use super::kernel::{check_sizes, dispatch, grid_items, prepare};
+use crate::gpu::{Context, Dispatch, Result, Shader};
 
 const SHADER: Shader = Shader {
     name: "loss",
@@ -122,79 +123,34 @@ impl SoftmaxCrossEntropy {
         dlogits: &wgpu::Buffer,
         metrics: &wgpu::Buffer,
     ) -> Result<Self> {
-        let what = format!("a softmax cross-entropy over [{n}, {k}] logits");
-        if n * k > u32::MAX as usize {
-            return Err(GpuError::Validation {
-                what,
-                message: "more logits than a u32 index can address".into(),
-            });
-        }
-        for (name, buffer, len) in [
-            ("logits", logits, n * k),
-            ("labels", labels, n),
-            ("dlogits", dlogits, n * k),
-            ("metrics", metrics, METRICS_LEN),
-        ] {
-            if (buffer.size() as usize) < 4 * len {
-                return Err(GpuError::Validation {
-                    what,
-                    message: format!(
-                        "buffer {name} holds {} bytes but needs {}",
-                        buffer.size(),
-                        4 * len
-                    ),
-                });
-            }
-        }
-        let rows = ctx.zeros("cross-entropy rows", 2 * n)?;
-        let params = ctx.uniform(
-            "cross-entropy params",
-            &Params {
-                n: n as u32,
-                k: k as u32,
-                accumulate: accumulate as u32,
-                nan_bits: f32::NAN.to_bits(),
-            },
-        );
-        let row_pipeline = ctx.pipeline(&SHADER, "xent_rows").await?;
-        let reduce_pipeline = ctx.pipeline(&SHADER, "xent_reduce").await?;
-        let reset_pipeline = ctx.pipeline(&SHADER, "xent_reset").await?;
-        let row_group = ctx.bind(
-            &row_pipeline,
+        check_sizes(
+            &format!("a softmax cross-entropy over [{n}, {k}] logits"),
             &[
-                (0, &params),
-                (1, logits),
-                (2, labels),
-                (3, dlogits),
-                (4, &rows),
+                ("logits", logits, n * k),
+                ("labels", labels, n),
+                ("dlogits", dlogits, n * k),
+                ("metrics", metrics, METRICS_LEN),
             ],
-        );
-        let reduce_group = ctx.bind(&reduce_pipeline, &[(0, &params), (5, &rows), (6, metrics)]);
-        let reset_group = ctx.bind(&reset_pipeline, &[(6, metrics)]);
-        let cap = ctx.report.limits.max_compute_workgroups_per_dimension as usize;
+        )?;
+        let rows = ctx.zeros("cross-entropy rows", 2 * n)?;
+        let params = Params {
+            n: n as u32,
+            k: k as u32,
+            accumulate: accumulate as u32,
+            nan_bits: f32::NAN.to_bits(),
+        };
+        let workgroups = [grid_items(ctx, n), 1, 1];
+        let buffers = [(1, logits), (2, labels), (3, dlogits), (4, &rows)];
+        let (row_pass, params) =
+            prepare(ctx, &SHADER, "xent_rows", &params, workgroups, &buffers).await?;
+        let bindings = [(0, &params), (5, &rows), (6, metrics)];
+        let reduce_pass = dispatch(ctx, &SHADER, "xent_reduce", [1, 1, 1], &bindings).await?;
+        let reset = dispatch(ctx, &SHADER, "xent_reset", [1, 1, 1], &[(6, metrics)]).await?;
         Ok(SoftmaxCrossEntropy {
             n,
             k,
-            dispatches: [
-                Dispatch {
-                    label: "cross-entropy rows",
-                    pipeline: row_pipeline,
-                    bind_group: row_group,
-                    workgroups: [n.min(cap) as u32, 1, 1],
-                },
-                Dispatch {
-                    label: "cross-entropy metrics",
-                    pipeline: reduce_pipeline,
-                    bind_group: reduce_group,
-                    workgroups: [1, 1, 1],
-                },
-            ],
-            reset: Dispatch {
-                label: "cross-entropy metrics reset",
-                pipeline: reset_pipeline,
-                bind_group: reset_group,
-                workgroups: [1, 1, 1],
-            },
+            dispatches: [row_pass, reduce_pass],
+            reset,
             rows,
             _params: params,
         })

@@ -1,7 +1,8 @@
 //! `C = alpha · op(A)·op(B) + beta · C`, batched, with transpose flags — the product every
 //! linear, convolution (im2col) and attention pass, forward and backward, is built on.
 
-use crate::gpu::{Context, Dispatch, GpuError, Result, Shader};
+use super::kernel::{check_sizes, prepare};
+use crate::gpu::{Context, Dispatch, Result, Shader};
 
 const SHADER: Shader = Shader {
     name: "matmul",
@@ -184,22 +185,14 @@ impl Matmul {
         b: &wgpu::Buffer,
         c: &wgpu::Buffer,
     ) -> Result<Matmul> {
-        for (name, buffer, len) in [
-            ("A", a, shape.len_a()),
-            ("B", b, shape.len_b()),
-            ("C", c, shape.len_c()),
-        ] {
-            if (buffer.size() as usize) < 4 * len {
-                return Err(GpuError::Validation {
-                    what: format!("a matmul of shape {shape:?}"),
-                    message: format!(
-                        "operand {name} holds {} bytes but needs {}",
-                        buffer.size(),
-                        4 * len
-                    ),
-                });
-            }
-        }
+        check_sizes(
+            &format!("a matmul of shape {shape:?}"),
+            &[
+                ("A", a, shape.len_a()),
+                ("B", b, shape.len_b()),
+                ("C", c, shape.len_c()),
+            ],
+        )?;
         let what = format!("a {}×{}×{} matmul", shape.m, shape.n, shape.k);
         let wx = ctx.check_workgroups(&what, shape.n.div_ceil(TILE) as u64)?;
         let wy = ctx.check_workgroups(&what, shape.m.div_ceil(TILE) as u64)?;
@@ -216,17 +209,13 @@ impl Matmul {
             beta,
             _pad: [0; 3],
         };
-        let params = ctx.uniform("matmul params", &params);
-        let pipeline = ctx.pipeline(&SHADER, "matmul").await?;
-        let bind_group = ctx.bind(&pipeline, &[(0, &params), (1, a), (2, b), (3, c)]);
+        let workgroups = [wx, wy, wz];
+        let buffers = [(1, a), (2, b), (3, c)];
+        let (dispatch, params) =
+            prepare(ctx, &SHADER, "matmul", &params, workgroups, &buffers).await?;
         Ok(Matmul {
             shape,
-            dispatch: Dispatch {
-                label: "matmul",
-                pipeline,
-                bind_group,
-                workgroups: [wx, wy, wz],
-            },
+            dispatch,
             _params: params,
         })
     }

@@ -18,5 +18,6 @@ pub mod stats;
 pub mod vit;
 
 pub use elementwise::Elementwise;
+pub use kernel::Kernel;
 pub use matmul::{Matmul, MatmulShape};
 pub use reduce::Sum;

@@ -12,8 +12,8 @@
 //! `r`, rstd at `rows + r`. eps defaults to 1e-5 and momentum to 0.1, as in PyTorch.
 //! Gradients are written, not accumulated.
 
-use crate::gpu::{Context, Dispatch, GpuError, Result, Shader};
-use crate::ops::elementwise::grid_1d;
+use super::kernel::{check_sizes, dispatch, grid_1d, grid_items, prepare, Kernel};
+use crate::gpu::{Context, Dispatch, Result, Shader};
 
 const SHADER: Shader = Shader {
     name: "norm",
@@ -256,35 +256,6 @@ struct Params {
     _pad: [u32; 2],
 }
 
-fn check_sizes(what: &str, total: usize, buffers: &[(&str, &wgpu::Buffer, usize)]) -> Result<()> {
-    if total > u32::MAX as usize {
-        return Err(GpuError::Validation {
-            what: what.to_string(),
-            message: format!("{total} elements are more than a u32 index can address"),
-        });
-    }
-    for (name, buffer, len) in buffers {
-        if (buffer.size() as usize) < 4 * len {
-            return Err(GpuError::Validation {
-                what: what.to_string(),
-                message: format!(
-                    "buffer {name} holds {} bytes but needs {}",
-                    buffer.size(),
-                    4 * len
-                ),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// Workgroups for one-workgroup-per-item kernels, capped at the per-dimension limit (the
-/// kernels loop over the rest); 0 items gives 0 workgroups, which `encode` skips.
-fn grid_items(ctx: &Context, items: usize) -> u32 {
-    let cap = ctx.report.limits.max_compute_workgroups_per_dimension as usize;
-    items.min(cap) as u32
-}
-
 /// The buffers of a BatchNorm2d forward. `x`, `y`: `[N,C,H,W]`; `gamma`, `beta`,
 /// `running_mean`, `running_var`: `[C]`; `saved`: `[2C]`, written by the training pass.
 pub struct BatchNormBuffers<'a> {
@@ -306,19 +277,16 @@ pub struct BatchNorm2d {
     _params: wgpu::Buffer,
 }
 
-fn bn_params(ctx: &Context, cfg: &BatchNorm2dConfig) -> wgpu::Buffer {
-    ctx.uniform(
-        "batchnorm params",
-        &Params {
-            n: cfg.n as u32,
-            c: cfg.c as u32,
-            hw: (cfg.h * cfg.w) as u32,
-            m: cfg.m() as u32,
-            eps: cfg.eps,
-            momentum: cfg.momentum,
-            _pad: [0; 2],
-        },
-    )
+fn bn_params(cfg: &BatchNorm2dConfig) -> Params {
+    Params {
+        n: cfg.n as u32,
+        c: cfg.c as u32,
+        hw: (cfg.h * cfg.w) as u32,
+        m: cfg.m() as u32,
+        eps: cfg.eps,
+        momentum: cfg.momentum,
+        _pad: [0; 2],
+    }
 }
 
 impl BatchNorm2d {
@@ -330,7 +298,6 @@ impl BatchNorm2d {
         let what = format!("a BatchNorm2d over {cfg:?}");
         check_sizes(
             &what,
-            cfg.len(),
             &[
                 ("x", b.x, cfg.len()),
                 ("y", b.y, cfg.len()),
@@ -341,13 +308,14 @@ impl BatchNorm2d {
                 ("running_var", b.running_var, cfg.c),
             ],
         )?;
-        let params = bn_params(ctx, &cfg);
-        let train = ctx.pipeline(&SHADER, "bn_train").await?;
-        let eval = ctx.pipeline(&SHADER, "bn_eval").await?;
-        let train_group = ctx.bind(
-            &train,
+        let channels = if cfg.is_empty() { 0 } else { cfg.c };
+        let (train, params) = prepare(
+            ctx,
+            &SHADER,
+            "bn_train",
+            &bn_params(&cfg),
+            [grid_items(ctx, channels), 1, 1],
             &[
-                (0, &params),
                 (1, b.x),
                 (2, b.gamma),
                 (3, b.beta),
@@ -356,9 +324,13 @@ impl BatchNorm2d {
                 (6, b.running_mean),
                 (7, b.running_var),
             ],
-        );
-        let eval_group = ctx.bind(
-            &eval,
+        )
+        .await?;
+        let eval = dispatch(
+            ctx,
+            &SHADER,
+            "bn_eval",
+            [grid_1d(ctx, cfg.len()), 1, 1],
             &[
                 (0, &params),
                 (1, b.x),
@@ -368,22 +340,12 @@ impl BatchNorm2d {
                 (6, b.running_mean),
                 (7, b.running_var),
             ],
-        );
-        let channels = if cfg.is_empty() { 0 } else { cfg.c };
+        )
+        .await?;
         Ok(BatchNorm2d {
             cfg,
-            train: Dispatch {
-                label: "batchnorm train",
-                pipeline: train,
-                bind_group: train_group,
-                workgroups: [grid_items(ctx, channels), 1, 1],
-            },
-            eval: Dispatch {
-                label: "batchnorm eval",
-                pipeline: eval,
-                bind_group: eval_group,
-                workgroups: [grid_1d(ctx, cfg.len()), 1, 1],
-            },
+            train,
+            eval,
             _params: params,
         })
     }
@@ -401,34 +363,46 @@ pub struct NormGrads<'a> {
     pub dbeta: &'a wgpu::Buffer,
 }
 
-/// A prepared BatchNorm2d training-mode backward: encode `dispatch`.
-pub struct BatchNorm2dBackward {
-    pub dispatch: Dispatch,
-    _params: wgpu::Buffer,
+impl NormGrads<'_> {
+    /// Size checks for `len` activations, `c` channels and a `saved` of `saved` floats.
+    fn check(&self, what: &str, len: usize, c: usize, saved: usize) -> Result<()> {
+        check_sizes(
+            what,
+            &[
+                ("x", self.x, len),
+                ("dy", self.dy, len),
+                ("dx", self.dx, len),
+                ("gamma", self.gamma, c),
+                ("saved", self.saved, saved),
+                ("dgamma", self.dgamma, c),
+                ("dbeta", self.dbeta, c),
+            ],
+        )
+    }
 }
+
+/// Marker of [`BatchNorm2dBackward`].
+pub enum BatchNorm2dBackwardOp {}
+
+/// A prepared BatchNorm2d training-mode backward: encode `dispatch`.
+pub type BatchNorm2dBackward = Kernel<BatchNorm2dBackwardOp>;
 
 impl BatchNorm2dBackward {
     pub async fn new(ctx: &Context, cfg: BatchNorm2dConfig, g: &NormGrads<'_>) -> Result<Self> {
-        let what = format!("a BatchNorm2d backward over {cfg:?}");
-        check_sizes(
-            &what,
+        g.check(
+            &format!("a BatchNorm2d backward over {cfg:?}"),
             cfg.len(),
-            &[
-                ("x", g.x, cfg.len()),
-                ("dy", g.dy, cfg.len()),
-                ("dx", g.dx, cfg.len()),
-                ("gamma", g.gamma, cfg.c),
-                ("saved", g.saved, 2 * cfg.c),
-                ("dgamma", g.dgamma, cfg.c),
-                ("dbeta", g.dbeta, cfg.c),
-            ],
+            cfg.c,
+            2 * cfg.c,
         )?;
-        let params = bn_params(ctx, &cfg);
-        let pipeline = ctx.pipeline(&SHADER, "bn_backward").await?;
-        let bind_group = ctx.bind(
-            &pipeline,
+        let channels = if cfg.is_empty() { 0 } else { cfg.c };
+        Self::prepare(
+            ctx,
+            &SHADER,
+            "bn_backward",
+            &bn_params(&cfg),
+            [grid_items(ctx, channels), 1, 1],
             &[
-                (0, &params),
                 (1, g.x),
                 (2, g.gamma),
                 (8, g.dy),
@@ -437,33 +411,21 @@ impl BatchNorm2dBackward {
                 (11, g.dgamma),
                 (12, g.dbeta),
             ],
-        );
-        let channels = if cfg.is_empty() { 0 } else { cfg.c };
-        Ok(BatchNorm2dBackward {
-            dispatch: Dispatch {
-                label: "batchnorm backward",
-                pipeline,
-                bind_group,
-                workgroups: [grid_items(ctx, channels), 1, 1],
-            },
-            _params: params,
-        })
+        )
+        .await
     }
 }
 
-fn ln_params(ctx: &Context, cfg: &LayerNormConfig) -> wgpu::Buffer {
-    ctx.uniform(
-        "layernorm params",
-        &Params {
-            n: cfg.rows as u32,
-            c: cfg.c as u32,
-            hw: 1,
-            m: cfg.c as u32,
-            eps: cfg.eps,
-            momentum: 0.0,
-            _pad: [0; 2],
-        },
-    )
+fn ln_params(cfg: &LayerNormConfig) -> Params {
+    Params {
+        n: cfg.rows as u32,
+        c: cfg.c as u32,
+        hw: 1,
+        m: cfg.c as u32,
+        eps: cfg.eps,
+        momentum: 0.0,
+        _pad: [0; 2],
+    }
 }
 
 /// A prepared LayerNorm forward over `x [rows, C]`: writes `y [rows, C]` and
@@ -487,7 +449,6 @@ impl LayerNorm {
         let what = format!("a LayerNorm over {cfg:?}");
         check_sizes(
             &what,
-            cfg.len(),
             &[
                 ("x", x, cfg.len()),
                 ("y", y, cfg.len()),
@@ -496,28 +457,19 @@ impl LayerNorm {
                 ("saved", saved, 2 * cfg.rows),
             ],
         )?;
-        let params = ln_params(ctx, &cfg);
-        let pipeline = ctx.pipeline(&SHADER, "ln_forward").await?;
-        let bind_group = ctx.bind(
-            &pipeline,
-            &[
-                (0, &params),
-                (1, x),
-                (2, gamma),
-                (3, beta),
-                (4, y),
-                (5, saved),
-            ],
-        );
         let rows = if cfg.is_empty() { 0 } else { cfg.rows };
+        let (dispatch, params) = prepare(
+            ctx,
+            &SHADER,
+            "ln_forward",
+            &ln_params(&cfg),
+            [grid_items(ctx, rows), 1, 1],
+            &[(1, x), (2, gamma), (3, beta), (4, y), (5, saved)],
+        )
+        .await?;
         Ok(LayerNorm {
             cfg,
-            dispatch: Dispatch {
-                label: "layernorm forward",
-                pipeline,
-                bind_group,
-                workgroups: [grid_items(ctx, rows), 1, 1],
-            },
+            dispatch,
             _params: params,
         })
     }
@@ -532,36 +484,27 @@ pub struct LayerNormBackward {
 
 impl LayerNormBackward {
     pub async fn new(ctx: &Context, cfg: LayerNormConfig, g: &NormGrads<'_>) -> Result<Self> {
-        let what = format!("a LayerNorm backward over {cfg:?}");
-        check_sizes(
-            &what,
+        g.check(
+            &format!("a LayerNorm backward over {cfg:?}"),
             cfg.len(),
-            &[
-                ("x", g.x, cfg.len()),
-                ("dy", g.dy, cfg.len()),
-                ("dx", g.dx, cfg.len()),
-                ("gamma", g.gamma, cfg.c),
-                ("saved", g.saved, 2 * cfg.rows),
-                ("dgamma", g.dgamma, cfg.c),
-                ("dbeta", g.dbeta, cfg.c),
-            ],
+            cfg.c,
+            2 * cfg.rows,
         )?;
-        let params = ln_params(ctx, &cfg);
-        let dx_pipeline = ctx.pipeline(&SHADER, "ln_backward_dx").await?;
-        let dx_group = ctx.bind(
-            &dx_pipeline,
-            &[
-                (0, &params),
-                (1, g.x),
-                (2, g.gamma),
-                (8, g.dy),
-                (9, g.saved),
-                (10, g.dx),
-            ],
-        );
-        let p_pipeline = ctx.pipeline(&SHADER, "ln_backward_params").await?;
-        let p_group = ctx.bind(
-            &p_pipeline,
+        let rows = if cfg.is_empty() { 0 } else { cfg.rows };
+        let (dx_pass, params) = prepare(
+            ctx,
+            &SHADER,
+            "ln_backward_dx",
+            &ln_params(&cfg),
+            [grid_items(ctx, rows), 1, 1],
+            &[(1, g.x), (2, g.gamma), (8, g.dy), (9, g.saved), (10, g.dx)],
+        )
+        .await?;
+        let params_pass = dispatch(
+            ctx,
+            &SHADER,
+            "ln_backward_params",
+            [grid_items(ctx, cfg.c.div_ceil(16)), 1, 1],
             &[
                 (0, &params),
                 (1, g.x),
@@ -570,23 +513,10 @@ impl LayerNormBackward {
                 (11, g.dgamma),
                 (12, g.dbeta),
             ],
-        );
-        let rows = if cfg.is_empty() { 0 } else { cfg.rows };
+        )
+        .await?;
         Ok(LayerNormBackward {
-            dispatches: [
-                Dispatch {
-                    label: "layernorm backward dx",
-                    pipeline: dx_pipeline,
-                    bind_group: dx_group,
-                    workgroups: [grid_items(ctx, rows), 1, 1],
-                },
-                Dispatch {
-                    label: "layernorm backward dgamma dbeta",
-                    pipeline: p_pipeline,
-                    bind_group: p_group,
-                    workgroups: [grid_items(ctx, cfg.c.div_ceil(16)), 1, 1],
-                },
-            ],
+            dispatches: [dx_pass, params_pass],
             _params: params,
         })
     }

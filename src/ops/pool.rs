@@ -9,8 +9,7 @@
 //! gathers — each input pixel sums over the windows that contain it — so overlapping
 //! windows need no atomics. Gradients are written, not accumulated.
 
-use super::elementwise::grid_1d;
-use super::kernel::check_sizes;
+use super::kernel::{checked_bindings, grid_1d, prepare};
 use crate::gpu::{Context, Dispatch, GpuError, Result, Shader};
 
 const SHADER: Shader = Shader {
@@ -219,9 +218,6 @@ impl Pool {
                 message: "sizes must be positive and the window no larger than the image".into(),
             });
         }
-        let sizes: Vec<(&str, &wgpu::Buffer, usize)> =
-            operands.iter().map(|&(_, n, b, l)| (n, b, l)).collect();
-        check_sizes(&what, &sizes)?;
         let params = Params {
             planes: shape.planes() as u32,
             h: shape.h as u32,
@@ -235,19 +231,13 @@ impl Pool {
             total: total as u32,
             _pad: [0; 2],
         };
-        let params = ctx.uniform(entry, &params);
-        let pipeline = ctx.pipeline(&SHADER, entry).await?;
-        let mut bindings: Vec<(u32, &wgpu::Buffer)> = vec![(0, &params)];
-        bindings.extend(operands.iter().map(|&(i, _, b, _)| (i, b)));
-        let bind_group = ctx.bind(&pipeline, &bindings);
+        let workgroups = [grid_1d(ctx, total), 1, 1];
+        let buffers = checked_bindings(&what, operands)?;
+        let (dispatch, params) =
+            prepare(ctx, &SHADER, entry, &params, workgroups, &buffers).await?;
         Ok(Pool {
             shape,
-            dispatch: Dispatch {
-                label: entry,
-                pipeline,
-                bind_group,
-                workgroups: [grid_1d(ctx, total), 1, 1],
-            },
+            dispatch,
             _params: params,
         })
     }

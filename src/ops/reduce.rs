@@ -1,6 +1,7 @@
 //! Sum reduction of a flat f32 array into one value, in two dispatches.
 
-use crate::gpu::{Context, Dispatch, GpuError, Result, Shader};
+use super::kernel::{check_sizes, grid_1d, prepare};
+use crate::gpu::{Context, Dispatch, Result, Shader};
 
 const SHADER: Shader = Shader {
     name: "reduce",
@@ -29,41 +30,34 @@ pub struct Sum {
 
 impl Sum {
     pub async fn new(ctx: &Context, n: usize, x: &wgpu::Buffer, out: &wgpu::Buffer) -> Result<Sum> {
-        if (x.size() as usize) < 4 * n {
-            return Err(GpuError::Validation {
-                what: format!("a sum of {n} elements"),
-                message: format!("the input holds only {} bytes", x.size()),
-            });
-        }
-        let groups = n.div_ceil(256).clamp(1, MAX_PARTIALS);
+        check_sizes(
+            &format!("a sum of {n} elements"),
+            &[("x", x, n), ("out", out, 1)],
+        )?;
+        let groups = (grid_1d(ctx, n) as usize).min(MAX_PARTIALS);
         let partials = ctx.zeros("sum partials", groups)?;
-        let pipeline = ctx.pipeline(&SHADER, "sum").await?;
-        let first = ctx.uniform(
-            "sum params",
-            &Params {
-                n: n as u32,
-                _pad: [0; 3],
-            },
-        );
-        let second = ctx.uniform(
-            "sum params",
-            &Params {
-                n: groups as u32,
-                _pad: [0; 3],
-            },
-        );
-        let d1 = Dispatch {
-            label: "sum partials",
-            bind_group: ctx.bind(&pipeline, &[(0, &first), (1, x), (2, &partials)]),
-            pipeline: pipeline.clone(),
-            workgroups: [groups as u32, 1, 1],
+        let params = |n: usize| Params {
+            n: n as u32,
+            _pad: [0; 3],
         };
-        let d2 = Dispatch {
-            label: "sum total",
-            bind_group: ctx.bind(&pipeline, &[(0, &second), (1, &partials), (2, out)]),
-            pipeline,
-            workgroups: [1, 1, 1],
-        };
+        let (d1, first) = prepare(
+            ctx,
+            &SHADER,
+            "sum",
+            &params(n),
+            [groups as u32, 1, 1],
+            &[(1, x), (2, &partials)],
+        )
+        .await?;
+        let (d2, second) = prepare(
+            ctx,
+            &SHADER,
+            "sum",
+            &params(groups),
+            [1, 1, 1],
+            &[(1, &partials), (2, out)],
+        )
+        .await?;
         Ok(Sum {
             dispatches: [d1, d2],
             _buffers: [partials, first, second],

@@ -3,6 +3,7 @@
 //! the global L2 norm (SAM's ‖g‖), and per-tensor histograms of w or |w| (pruning thresholds
 //! and the weight charts). Layout of a tensor table: `(offset, len)` in elements.
 
+use super::kernel::{check_sizes, dispatch, grid_1d, grid_2d, prepare};
 use crate::gpu::{Context, Dispatch, GpuError, Result, Shader};
 
 const SHADER: Shader = Shader {
@@ -103,15 +104,6 @@ struct Params {
     _pad: [u32; 3],
 }
 
-/// Workgroups `[x, y, 1]` for `count` one-per-workgroup items, folded into two dimensions
-/// when `count` exceeds the per-dimension limit (the shader recovers `y·nx + x`).
-fn grid_2d(ctx: &Context, what: &str, count: usize) -> Result<[u32; 3]> {
-    let max = ctx.report.limits.max_compute_workgroups_per_dimension as usize;
-    let x = count.clamp(1, max);
-    let y = ctx.check_workgroups(what, count.div_ceil(x) as u64)?;
-    Ok([x as u32, y.max(1), 1])
-}
-
 /// A prepared statistics pass over the tensors of one flat buffer. Encode `dispatches()`;
 /// afterwards `stats` holds 4 floats per tensor ([`Stats`] order) and `norm` the global norm.
 pub struct TensorStats {
@@ -134,15 +126,7 @@ impl TensorStats {
         r: f32,
     ) -> Result<TensorStats> {
         let end = tensors.iter().map(|&(o, l)| o + l).max().unwrap_or(0);
-        if (w.size() as usize) < 4 * end {
-            return Err(GpuError::Validation {
-                what: "tensor statistics".into(),
-                message: format!(
-                    "the tensor table reaches element {end} but the buffer holds {} bytes",
-                    w.size()
-                ),
-            });
-        }
+        check_sizes("tensor statistics", &[("w", w, end)])?;
         let mut chunks: Vec<[u32; 2]> = Vec::new();
         let mut table: Vec<[u32; 4]> = Vec::new();
         for &(offset, len) in tensors {
@@ -164,45 +148,40 @@ impl TensorStats {
             signed: 0,
             _pad: [0; 3],
         };
-        let params = ctx.uniform("stats params", &params);
         let chunk_buf = ctx.storage("stats chunks", &chunks)?;
         let table_buf = ctx.storage("stats tensors", &table)?;
         let partials = ctx.zeros("stats partials", 4 * n_chunks)?;
         let stats = ctx.zeros("stats", 4 * tensors.len())?;
         let norm = ctx.zeros("global norm", 1)?;
 
-        let p1 = ctx.pipeline(&SHADER, "chunk_stats").await?;
-        let p2 = ctx.pipeline(&SHADER, "tensor_stats").await?;
-        let p3 = ctx.pipeline(&SHADER, "global_norm").await?;
+        let what = "tensor statistics";
+        let (chunk_pass, params) = prepare(
+            ctx,
+            &SHADER,
+            "chunk_stats",
+            &params,
+            grid_2d(ctx, what, n_chunks)?,
+            &[(1, w), (2, &chunk_buf), (4, &partials)],
+        )
+        .await?;
         let passes = [
-            Dispatch {
-                label: "chunk stats",
-                bind_group: ctx.bind(
-                    &p1,
-                    &[(0, &params), (1, w), (2, &chunk_buf), (4, &partials)],
-                ),
-                pipeline: p1,
-                workgroups: if n_chunks == 0 {
-                    [0, 1, 1]
-                } else {
-                    grid_2d(ctx, "tensor statistics", n_chunks)?
-                },
-            },
-            Dispatch {
-                label: "tensor stats",
-                bind_group: ctx.bind(
-                    &p2,
-                    &[(0, &params), (3, &table_buf), (4, &partials), (5, &stats)],
-                ),
-                pipeline: p2,
-                workgroups: grid_2d(ctx, "tensor statistics", tensors.len())?,
-            },
-            Dispatch {
-                label: "global norm",
-                bind_group: ctx.bind(&p3, &[(0, &params), (5, &stats), (6, &norm)]),
-                pipeline: p3,
-                workgroups: [1, 1, 1],
-            },
+            chunk_pass,
+            dispatch(
+                ctx,
+                &SHADER,
+                "tensor_stats",
+                grid_2d(ctx, what, tensors.len())?,
+                &[(0, &params), (3, &table_buf), (4, &partials), (5, &stats)],
+            )
+            .await?,
+            dispatch(
+                ctx,
+                &SHADER,
+                "global_norm",
+                [1, 1, 1],
+                &[(0, &params), (5, &stats), (6, &norm)],
+            )
+            .await?,
         ];
         Ok(TensorStats {
             tensors: tensors.to_vec(),
@@ -265,38 +244,32 @@ impl Histogram {
             signed: signed as u32,
             _pad: [0; 3],
         };
-        let params = ctx.uniform("histogram params", &params);
         let counts = ctx.zeros("histogram", n_tensors * bins)?;
-        let clear = ctx.pipeline(&SHADER, "clear_histogram").await?;
-        let fill = ctx.pipeline(&SHADER, "histogram").await?;
-        let passes = [
-            Dispatch {
-                label: "clear histogram",
-                bind_group: ctx.bind(&clear, &[(0, &params), (7, &counts)]),
-                pipeline: clear,
-                workgroups: [super::elementwise::grid_1d(ctx, n_tensors * bins), 1, 1],
-            },
-            Dispatch {
-                label: "histogram",
-                bind_group: ctx.bind(
-                    &fill,
-                    &[
-                        (0, &params),
-                        (1, w),
-                        (2, &stats.chunks),
-                        (3, &stats.table),
-                        (5, &stats.stats),
-                        (7, &counts),
-                    ],
-                ),
-                pipeline: fill,
-                workgroups: if stats.n_chunks == 0 {
-                    [0, 1, 1]
-                } else {
-                    grid_2d(ctx, "a histogram", stats.n_chunks)?
-                },
-            },
-        ];
+        let (clear, params) = prepare(
+            ctx,
+            &SHADER,
+            "clear_histogram",
+            &params,
+            [grid_1d(ctx, n_tensors * bins), 1, 1],
+            &[(7, &counts)],
+        )
+        .await?;
+        let fill = dispatch(
+            ctx,
+            &SHADER,
+            "histogram",
+            grid_2d(ctx, "a histogram", stats.n_chunks)?,
+            &[
+                (0, &params),
+                (1, w),
+                (2, &stats.chunks),
+                (3, &stats.table),
+                (5, &stats.stats),
+                (7, &counts),
+            ],
+        )
+        .await?;
+        let passes = [clear, fill];
         Ok(Histogram {
             bins,
             counts,

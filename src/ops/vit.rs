@@ -14,8 +14,7 @@
 //! everything else in `shaders/vit.wgsl`.
 
 use crate::gpu::{Context, Dispatch, GpuError, Result, Shader};
-use crate::ops::elementwise::grid_1d;
-use crate::ops::kernel::{check_sizes, prepare};
+use crate::ops::kernel::{check_sizes, grid_1d, Kernel};
 use crate::ops::linear::{bias_add_cpu, channel_sum_cpu, BiasAdd, ChannelSum};
 use crate::ops::matmul::{matmul_cpu, Matmul, MatmulShape};
 
@@ -258,11 +257,11 @@ struct Params {
     _pad: u32,
 }
 
+/// Marker of the kernels of `shaders/vit.wgsl`.
+pub enum VitOps {}
+
 /// One prepared kernel of `shaders/vit.wgsl`; each constructor documents its buffers.
-pub struct VitKernel {
-    pub dispatch: Dispatch,
-    _params: wgpu::Buffer,
-}
+pub type VitKernel = Kernel<VitOps>;
 
 impl VitKernel {
     async fn build(
@@ -273,11 +272,7 @@ impl VitKernel {
         buffers: &[(u32, &wgpu::Buffer)],
     ) -> Result<Self> {
         let workgroups = [grid_1d(ctx, elements), 1, 1];
-        let (dispatch, params) = prepare(ctx, &SHADER, entry, &params, workgroups, buffers).await?;
-        Ok(VitKernel {
-            dispatch,
-            _params: params,
-        })
+        Self::prepare(ctx, &SHADER, entry, &params, workgroups, buffers).await
     }
 
     fn image_params(s: &PatchShape) -> Params {
@@ -391,77 +386,66 @@ impl VitKernel {
         .await
     }
 
+    /// A token pooling `src = x [N, T, E]` → `dst = out [N, E]`, or with `backward` its
+    /// gradient `src = dout [N, E]` → `dst = dx [N, T, E]`.
     async fn pool(
         ctx: &Context,
         entry: &'static str,
         (n, t, e): (usize, usize, usize),
-        (src_name, src, src_len): (&str, &wgpu::Buffer, usize),
-        (dst_name, dst, dst_len): (&str, &wgpu::Buffer, usize),
+        backward: bool,
+        src: &wgpu::Buffer,
+        dst: &wgpu::Buffer,
     ) -> Result<Self> {
-        check_sizes(entry, &[(src_name, src, src_len), (dst_name, dst, dst_len)])?;
+        let (tokens, rows) = (n * t * e, n * e);
+        let operands = if backward {
+            [("dout", src, rows), ("dx", dst, tokens)]
+        } else {
+            [("x", src, tokens), ("out", dst, rows)]
+        };
+        check_sizes(entry, &operands)?;
         let p = Self::token_params(n, t, e);
-        Self::build(ctx, entry, p, src_len.max(dst_len), &[(7, src), (8, dst)]).await
+        Self::build(ctx, entry, p, tokens.max(rows), &[(7, src), (8, dst)]).await
     }
 
     /// `x [N, T, E]` → `out [N, E]`, the token mean (twin: [`mean_pool_cpu`]).
     pub async fn mean_pool(
         ctx: &Context,
-        (n, t, e): (usize, usize, usize),
+        shape: (usize, usize, usize),
         x: &wgpu::Buffer,
         out: &wgpu::Buffer,
     ) -> Result<Self> {
-        let shape = (n, t, e);
-        Self::pool(
-            ctx,
-            "mean_pool",
-            shape,
-            ("x", x, n * t * e),
-            ("out", out, n * e),
-        )
-        .await
+        Self::pool(ctx, "mean_pool", shape, false, x, out).await
     }
 
     /// `dout [N, E]` → `dx [N, T, E] = dout / T` (twin: [`mean_pool_backward_cpu`]).
     pub async fn mean_pool_backward(
         ctx: &Context,
-        (n, t, e): (usize, usize, usize),
+        shape: (usize, usize, usize),
         dout: &wgpu::Buffer,
         dx: &wgpu::Buffer,
     ) -> Result<Self> {
-        let shape = (n, t, e);
-        let (src, dst) = (("dout", dout, n * e), ("dx", dx, n * t * e));
-        Self::pool(ctx, "mean_pool_back", shape, src, dst).await
+        Self::pool(ctx, "mean_pool_back", shape, true, dout, dx).await
     }
 
     /// `x [N, T, E]` → `out [N, E]`, token 0 (twin: [`cls_select_cpu`]).
     pub async fn cls_select(
         ctx: &Context,
-        (n, t, e): (usize, usize, usize),
+        shape: (usize, usize, usize),
         x: &wgpu::Buffer,
         out: &wgpu::Buffer,
     ) -> Result<Self> {
-        let shape = (n, t, e);
-        Self::pool(
-            ctx,
-            "cls_select",
-            shape,
-            ("x", x, n * t * e),
-            ("out", out, n * e),
-        )
-        .await
+        Self::pool(ctx, "cls_select", shape, false, x, out).await
     }
 
     /// `dout [N, E]` → `dx [N, T, E]`, row 0 set, the rest zeroed (twin:
     /// [`cls_select_backward_cpu`]).
     pub async fn cls_select_backward(
         ctx: &Context,
-        (n, t, e): (usize, usize, usize),
+        shape: (usize, usize, usize),
         dout: &wgpu::Buffer,
         dx: &wgpu::Buffer,
     ) -> Result<Self> {
-        let shape = (n, t, e);
-        let (src, dst) = (("dout", dout, n * e), ("dx", dx, n * t * e));
-        Self::pool(ctx, "cls_select_back", shape, src, dst).await
+        Self::pool(ctx, "cls_select_back", shape, true, dout, dx).await
     }
 }
 
