@@ -382,3 +382,12 @@ fn sgd_step_matches_hand_computation() {
     assert!(close(&p, &[0.949, -2.023]), "{p:?}");
     assert_eq!(v, [0.0, 0.0]);
 }
+
+#[test]
+fn an_empty_batch_is_a_spec_error() {
+    let model = nn::mlp([1, 28, 28], CLASSES).unwrap();
+    assert!(matches!(
+        CpuExecutor::new(&model, 0),
+        Err(nn::SpecError::EmptyBatch)
+    ));
+}
