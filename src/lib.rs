@@ -6,9 +6,11 @@
 
 pub mod bench;
 pub mod data;
+pub mod exec;
 pub mod gpu;
 pub mod nn;
 pub mod ops;
+pub mod optim;
 pub mod rng;
 pub mod smoke;
 pub mod time;

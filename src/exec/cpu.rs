@@ -1,0 +1,532 @@
+//! The CPU executor: a [`Model`] run node by node with the ops' CPU twins
+//! ([`crate::ops`]), forward and backward, in plain Rust (it compiles for wasm32 too).
+//!
+//! It is the reference the GPU executor is tested against and the fallback when WebGPU is
+//! missing. Every activation slot of [`Model::shapes`] gets its own buffer, and so does its
+//! gradient; each node keeps what its backward needs (max-pool argmax, norm statistics,
+//! the attention intermediates).
+//!
+//! - [`CpuExecutor::forward`] walks the nodes in order. BatchNorm2d in training mode
+//!   normalises with the batch statistics, updates `running_mean`/`running_var` in the state
+//!   array (momentum 0.1, unbiased variance, as PyTorch) and adds 1 to
+//!   `num_batches_tracked`; in eval mode it uses the running statistics. Linear and
+//!   LayerNorm act on the last dimension, so on a token tensor `[N, T, C]` they run over
+//!   `N·T` rows.
+//! - [`CpuExecutor::loss_and_backward`] takes the softmax cross-entropy of the last
+//!   forward's logits (mean over the batch, [`softmax_cross_entropy_cpu`]) and runs the
+//!   backward through every node in reverse order. Activation gradients are summed over all
+//!   the nodes that read a slot (residual `Add`s, a slot feeding both a block and its
+//!   shortcut); parameter gradients are written, in the flat layout of the parameter table.
+//!   After an eval-mode forward the backward treats BatchNorm as the fixed affine map it was.
+//!
+//! Speed is not a goal yet: the twins are naive loops and most backward twins allocate their
+//! results. A blocked GEMM for conv/linear/attention and rayon over the batch are the next
+//! step (TODO) if the CPU fallback is to train anything larger than LeNet.
+
+use std::ops::Range;
+
+use crate::nn::{Model, Op, Shape, SpecError};
+use crate::ops::activation::{gelu_backward_cpu, gelu_cpu, relu_backward_cpu, relu_cpu};
+use crate::ops::attention::{
+    attention_backward_cpu, attention_forward_cpu, AttentionSaved, AttentionShape,
+};
+use crate::ops::conv::{conv2d_backward_cpu, conv2d_cpu, Conv2dShape};
+use crate::ops::linear::{linear_backward_cpu, linear_cpu, LinearShape};
+use crate::ops::loss::softmax_cross_entropy_cpu;
+use crate::ops::norm::{
+    batch_norm_backward_cpu, batch_norm_eval_cpu, batch_norm_train_cpu, layer_norm_backward_cpu,
+    layer_norm_cpu, BatchNorm2dConfig, LayerNormConfig,
+};
+use crate::ops::pool::{
+    avg_pool_backward_cpu, avg_pool_cpu, max_pool_backward_cpu, max_pool_cpu, PoolShape,
+};
+use crate::ops::vit::{
+    cls_pos_backward_cpu, cls_pos_cpu, cls_select_backward_cpu, cls_select_cpu,
+    mean_pool_backward_cpu, mean_pool_cpu, patch_embed_backward_cpu, patch_embed_cpu, PatchShape,
+};
+
+/// What a node's forward keeps for its backward.
+enum Saved {
+    None,
+    /// Max-pool: the flat in-plane index of each window's maximum.
+    Argmax(Vec<u32>),
+    /// BatchNorm `[2C]` / LayerNorm `[2·rows]`: the means, then the reciprocal standard
+    /// deviations the forward normalised with (BatchNorm eval: the running ones).
+    Norm(Vec<f32>),
+    /// The attention block's intermediates (`None` before the first forward).
+    Attention(Option<Box<AttentionSaved>>),
+}
+
+/// Runs one [`Model`] on batches of a fixed size on the CPU.
+pub struct CpuExecutor {
+    model: Model,
+    batch: usize,
+    shapes: Vec<Shape>,
+    params_len: usize,
+    state_len: usize,
+    /// Per node, the ranges of its parameters in the flat array, in [`Op::params`] order.
+    node_params: Vec<Vec<Range<usize>>>,
+    /// Per node, the ranges of its state tensors, in [`Op::state`] order.
+    node_state: Vec<Vec<Range<usize>>>,
+    /// One buffer per slot; slot 0 is the image batch, the last slot the logits.
+    acts: Vec<Vec<f32>>,
+    /// ∂loss/∂slot, same sizes as `acts`.
+    dacts: Vec<Vec<f32>>,
+    saved: Vec<Saved>,
+    /// `Some(train)` once a forward has run: the mode of the last forward.
+    last_mode: Option<bool>,
+}
+
+impl CpuExecutor {
+    /// Allocates the slots of `model` for batches of `batch` images (checking the spec).
+    pub fn new(model: &Model, batch: usize) -> Result<Self, SpecError> {
+        let shapes = model.shapes(batch)?;
+        let params = model.params();
+        let state = model.state();
+        let count = model.nodes.len();
+        let mut node_params = vec![Vec::new(); count];
+        for p in &params.entries {
+            node_params[p.node].push(p.range());
+        }
+        let mut node_state = vec![Vec::new(); count];
+        for s in &state.entries {
+            node_state[s.node].push(s.range());
+        }
+        let saved = model
+            .nodes
+            .iter()
+            .map(|node| {
+                let x = &shapes[node.inputs[0]];
+                match node.op {
+                    Op::MaxPool { .. } => Saved::Argmax(vec![0; shapes[node.output].numel()]),
+                    Op::BatchNorm2d { c } => Saved::Norm(vec![0.0; 2 * c]),
+                    Op::LayerNorm { c } => Saved::Norm(vec![0.0; 2 * (x.numel() / c)]),
+                    Op::Attention { .. } => Saved::Attention(None),
+                    _ => Saved::None,
+                }
+            })
+            .collect();
+        let acts: Vec<Vec<f32>> = shapes.iter().map(|s| vec![0.0; s.numel()]).collect();
+        Ok(CpuExecutor {
+            model: model.clone(),
+            batch,
+            params_len: params.buffer_len,
+            state_len: state.buffer_len,
+            node_params,
+            node_state,
+            dacts: acts.clone(),
+            acts,
+            saved,
+            shapes,
+            last_mode: None,
+        })
+    }
+
+    /// The batch size the slots were allocated for.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// The shape of every slot (index = slot).
+    pub fn shapes(&self) -> &[Shape] {
+        &self.shapes
+    }
+
+    /// The activations of `slot` from the last forward.
+    pub fn activation(&self, slot: usize) -> &[f32] {
+        &self.acts[slot]
+    }
+
+    /// Runs the model on `images` (`[N, C, H, W]`, normalised) and returns the logits
+    /// `[N, classes]`. `params` and `state` are the flat arrays of [`Model::params`] and
+    /// [`Model::state`]; in training mode (`train`) BatchNorm updates `state`.
+    ///
+    /// Panics if an array's length differs from its table's `buffer_len` (or `images` from
+    /// `N·C·H·W`).
+    pub fn forward(
+        &mut self,
+        params: &[f32],
+        state: &mut [f32],
+        images: &[f32],
+        train: bool,
+    ) -> &[f32] {
+        assert_eq!(params.len(), self.params_len, "parameter array length");
+        assert_eq!(state.len(), self.state_len, "state array length");
+        assert_eq!(images.len(), self.acts[0].len(), "image batch length");
+        self.acts[0].copy_from_slice(images);
+        for i in 0..self.model.nodes.len() {
+            self.forward_node(i, params, state, train);
+        }
+        self.last_mode = Some(train);
+        &self.acts[self.model.nodes.len()]
+    }
+
+    fn forward_node(&mut self, i: usize, params: &[f32], state: &mut [f32], train: bool) {
+        let node = &self.model.nodes[i];
+        let (before, after) = self.acts.split_at_mut(i + 1);
+        let y = &mut after[0][..];
+        let x = &before[node.inputs[0]][..];
+        let xs = &self.shapes[node.inputs[0]];
+        let p: Vec<&[f32]> = self.node_params[i]
+            .iter()
+            .map(|r| &params[r.clone()])
+            .collect();
+        let n = self.batch;
+        match node.op {
+            Op::Conv2d {
+                cin,
+                cout,
+                k,
+                stride,
+                pad,
+                bias,
+            } => {
+                let s = conv_shape(n, cin, xs, cout, k, stride, pad);
+                conv2d_cpu(&s, x, p[0], bias.then(|| p[1]), y);
+            }
+            Op::Linear { inp, out, bias } => {
+                let s = LinearShape::new(x.len() / inp, inp, out);
+                linear_cpu(&s, x, p[0], bias.then(|| p[1]), y);
+            }
+            Op::BatchNorm2d { c } => {
+                let cfg = BatchNorm2dConfig::new(n, c, xs[2], xs[3]);
+                let st = &self.node_state[i];
+                let Saved::Norm(saved) = &mut self.saved[i] else {
+                    unreachable!("BatchNorm saves its statistics")
+                };
+                if train {
+                    // running_mean lies before running_var in the state table.
+                    let (lo, hi) = state.split_at_mut(st[1].start);
+                    let (mean, var) = (&mut lo[st[0].clone()], &mut hi[..c]);
+                    batch_norm_train_cpu(&cfg, x, p[0], p[1], y, saved, mean, var);
+                    state[st[2].start] += 1.0;
+                } else {
+                    let (mean, var) = (&state[st[0].clone()], &state[st[1].clone()]);
+                    batch_norm_eval_cpu(&cfg, x, p[0], p[1], mean, var, y);
+                    saved[..c].copy_from_slice(mean);
+                    for (r, &v) in saved[c..].iter_mut().zip(var) {
+                        *r = 1.0 / (v + cfg.eps).sqrt();
+                    }
+                }
+            }
+            Op::LayerNorm { c } => {
+                let cfg = LayerNormConfig::new(x.len() / c, c);
+                let Saved::Norm(saved) = &mut self.saved[i] else {
+                    unreachable!("LayerNorm saves its statistics")
+                };
+                layer_norm_cpu(&cfg, x, p[0], p[1], y, saved);
+            }
+            Op::Relu => relu_cpu(x, y),
+            Op::Gelu => gelu_cpu(x, y),
+            Op::MaxPool { k, s } => {
+                let ps = PoolShape::new(n, xs[1], xs[2], xs[3], k, s);
+                let Saved::Argmax(argmax) = &mut self.saved[i] else {
+                    unreachable!("MaxPool saves its argmax")
+                };
+                max_pool_cpu(&ps, x, y, argmax);
+            }
+            Op::AvgPool { k, s } => {
+                avg_pool_cpu(&PoolShape::new(n, xs[1], xs[2], xs[3], k, s), x, y);
+            }
+            Op::GlobalAvgPool => {
+                avg_pool_cpu(&PoolShape::global(n, xs[1], xs[2], xs[3]), x, y);
+            }
+            Op::Flatten => y.copy_from_slice(x),
+            Op::Add => {
+                let b = &before[node.inputs[1]];
+                for ((o, &u), &v) in y.iter_mut().zip(x).zip(b) {
+                    *o = u + v;
+                }
+            }
+            Op::PatchEmbed { c, e, patch } => {
+                let s = PatchShape::new(n, c, xs[2], xs[3], patch);
+                y.copy_from_slice(&patch_embed_cpu(&s, e, x, p[0], p[1]));
+            }
+            Op::ClsPos { tokens, e } => {
+                y.copy_from_slice(&cls_pos_cpu(n, tokens, e, x, p[0], p[1]));
+            }
+            Op::Attention { dim, heads } => {
+                let s = AttentionShape::new(n, xs[1], dim, heads);
+                let out = attention_forward_cpu(&s, x, p[0], p[1], p[2], p[3]);
+                y.copy_from_slice(&out.y);
+                self.saved[i] = Saved::Attention(Some(Box::new(out)));
+            }
+            Op::TokenMeanPool => y.copy_from_slice(&mean_pool_cpu(n, xs[1], xs[2], x)),
+            Op::ClsSelect => y.copy_from_slice(&cls_select_cpu(n, xs[1], xs[2], x)),
+        }
+    }
+
+    /// The softmax cross-entropy of the last forward's logits against `labels` (`[N]`, each
+    /// below the class count) and the backward through the whole model: writes ∂loss/∂params
+    /// into `grads` (the layout of `params`, [`Model::params`]`.buffer_len` long; every
+    /// tensor's range is written, the alignment gaps are left as they are). `params` must be
+    /// the array the forward ran with. Returns the mean loss over the batch and the number of
+    /// rows whose argmax is the label.
+    ///
+    /// Panics without a preceding [`CpuExecutor::forward`], on wrong lengths or labels.
+    pub fn loss_and_backward(
+        &mut self,
+        params: &[f32],
+        labels: &[u32],
+        grads: &mut [f32],
+    ) -> (f32, usize) {
+        let train = self
+            .last_mode
+            .expect("loss_and_backward needs a forward first");
+        assert_eq!(params.len(), self.params_len, "parameter array length");
+        assert_eq!(grads.len(), self.params_len, "gradient array length");
+        assert_eq!(labels.len(), self.batch, "one label per image");
+        let classes = self.model.classes;
+        assert!(
+            labels.iter().all(|&l| (l as usize) < classes),
+            "labels must be below the class count {classes}"
+        );
+        let last = self.model.nodes.len();
+        for d in &mut self.dacts[..last] {
+            d.fill(0.0);
+        }
+        let xent = softmax_cross_entropy_cpu(
+            self.batch,
+            classes,
+            &self.acts[last],
+            labels,
+            &mut self.dacts[last],
+        );
+        for i in (0..last).rev() {
+            self.backward_node(i, params, grads, train);
+        }
+        (xent.loss_sum / self.batch as f32, xent.correct as usize)
+    }
+
+    fn backward_node(&mut self, i: usize, params: &[f32], grads: &mut [f32], train: bool) {
+        let node = &self.model.nodes[i];
+        let (before, after) = self.dacts.split_at_mut(i + 1);
+        let dy = &after[0][..];
+        let x = &self.acts[node.inputs[0]][..];
+        let xs = &self.shapes[node.inputs[0]];
+        let pr = &self.node_params[i];
+        let p: Vec<&[f32]> = pr.iter().map(|r| &params[r.clone()]).collect();
+        // The image batch (slot 0) needs no gradient.
+        let want_dx = node.inputs[0] != 0;
+        let mut dx = vec![0.0f32; if want_dx { x.len() } else { 0 }];
+        let mut write = |j: usize, g: &[f32]| grads[pr[j].clone()].copy_from_slice(g);
+        let n = self.batch;
+        match node.op {
+            Op::Conv2d {
+                cin,
+                cout,
+                k,
+                stride,
+                pad,
+                bias,
+            } => {
+                let s = conv_shape(n, cin, xs, cout, k, stride, pad);
+                let mut dw = vec![0.0; s.len_w()];
+                let mut db = vec![0.0; if bias { cout } else { 0 }];
+                conv2d_backward_cpu(
+                    &s,
+                    x,
+                    p[0],
+                    dy,
+                    want_dx.then_some(&mut dx[..]),
+                    Some(&mut dw),
+                    bias.then_some(&mut db[..]),
+                );
+                write(0, &dw);
+                if bias {
+                    write(1, &db);
+                }
+            }
+            Op::Linear { inp, out, bias } => {
+                let s = LinearShape::new(x.len() / inp, inp, out);
+                let mut dw = vec![0.0; s.len_w()];
+                let mut db = vec![0.0; if bias { out } else { 0 }];
+                linear_backward_cpu(
+                    &s,
+                    x,
+                    p[0],
+                    dy,
+                    want_dx.then_some(&mut dx[..]),
+                    Some(&mut dw),
+                    bias.then_some(&mut db[..]),
+                );
+                write(0, &dw);
+                if bias {
+                    write(1, &db);
+                }
+            }
+            Op::BatchNorm2d { c } => {
+                let cfg = BatchNorm2dConfig::new(n, c, xs[2], xs[3]);
+                let Saved::Norm(saved) = &self.saved[i] else {
+                    unreachable!("BatchNorm saves its statistics")
+                };
+                let (mut dgamma, mut dbeta) = (vec![0.0; c], vec![0.0; c]);
+                let mut full_dx = vec![0.0; x.len()];
+                if train {
+                    batch_norm_backward_cpu(
+                        &cfg,
+                        x,
+                        dy,
+                        p[0],
+                        saved,
+                        &mut full_dx,
+                        &mut dgamma,
+                        &mut dbeta,
+                    );
+                } else {
+                    batch_norm_eval_backward(
+                        &cfg,
+                        x,
+                        dy,
+                        p[0],
+                        saved,
+                        &mut full_dx,
+                        &mut dgamma,
+                        &mut dbeta,
+                    );
+                }
+                if want_dx {
+                    dx = full_dx;
+                }
+                write(0, &dgamma);
+                write(1, &dbeta);
+            }
+            Op::LayerNorm { c } => {
+                let cfg = LayerNormConfig::new(x.len() / c, c);
+                let Saved::Norm(saved) = &self.saved[i] else {
+                    unreachable!("LayerNorm saves its statistics")
+                };
+                let (mut dgamma, mut dbeta) = (vec![0.0; c], vec![0.0; c]);
+                let mut full_dx = vec![0.0; x.len()];
+                layer_norm_backward_cpu(
+                    &cfg,
+                    x,
+                    dy,
+                    p[0],
+                    saved,
+                    &mut full_dx,
+                    &mut dgamma,
+                    &mut dbeta,
+                );
+                if want_dx {
+                    dx = full_dx;
+                }
+                write(0, &dgamma);
+                write(1, &dbeta);
+            }
+            Op::Relu if want_dx => relu_backward_cpu(x, dy, &mut dx),
+            Op::Gelu if want_dx => gelu_backward_cpu(x, dy, &mut dx),
+            Op::MaxPool { k, s } if want_dx => {
+                let ps = PoolShape::new(n, xs[1], xs[2], xs[3], k, s);
+                let Saved::Argmax(argmax) = &self.saved[i] else {
+                    unreachable!("MaxPool saves its argmax")
+                };
+                max_pool_backward_cpu(&ps, argmax, dy, &mut dx);
+            }
+            Op::AvgPool { k, s } if want_dx => {
+                let ps = PoolShape::new(n, xs[1], xs[2], xs[3], k, s);
+                avg_pool_backward_cpu(&ps, dy, &mut dx);
+            }
+            Op::GlobalAvgPool if want_dx => {
+                let ps = PoolShape::global(n, xs[1], xs[2], xs[3]);
+                avg_pool_backward_cpu(&ps, dy, &mut dx);
+            }
+            Op::Flatten if want_dx => dx.copy_from_slice(dy),
+            Op::Add => {
+                // Both inputs receive dy (the same slot twice receives it twice).
+                for &slot in &node.inputs {
+                    if slot != 0 {
+                        accumulate(&mut before[slot], dy);
+                    }
+                }
+                return;
+            }
+            Op::PatchEmbed { c, e, patch } => {
+                let s = PatchShape::new(n, c, xs[2], xs[3], patch);
+                let (full_dx, dw, db) = patch_embed_backward_cpu(&s, e, x, p[0], dy);
+                if want_dx {
+                    dx = full_dx;
+                }
+                write(0, &dw);
+                write(1, &db);
+            }
+            Op::ClsPos { tokens, e } => {
+                let (dtokens, dcls, dpos) = cls_pos_backward_cpu(n, tokens, e, dy);
+                if want_dx {
+                    dx = dtokens;
+                }
+                write(0, &dcls);
+                write(1, &dpos);
+            }
+            Op::Attention { dim, heads } => {
+                let s = AttentionShape::new(n, xs[1], dim, heads);
+                let Saved::Attention(Some(saved)) = &self.saved[i] else {
+                    unreachable!("Attention saves its intermediates in the forward")
+                };
+                let g = attention_backward_cpu(&s, x, p[0], p[2], saved, dy);
+                if want_dx {
+                    dx = g.dx;
+                }
+                write(0, &g.dwqkv);
+                write(1, &g.dbqkv);
+                write(2, &g.dwo);
+                write(3, &g.dbo);
+            }
+            Op::TokenMeanPool if want_dx => dx = mean_pool_backward_cpu(n, xs[1], xs[2], dy),
+            Op::ClsSelect if want_dx => dx = cls_select_backward_cpu(n, xs[1], xs[2], dy),
+            // Parameter-free ops reading the image batch: nothing to do.
+            _ => {}
+        }
+        if want_dx {
+            accumulate(&mut before[node.inputs[0]], &dx);
+        }
+    }
+}
+
+/// `dst += src`, element by element.
+fn accumulate(dst: &mut [f32], src: &[f32]) {
+    assert_eq!(dst.len(), src.len(), "gradient length");
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d += s;
+    }
+}
+
+fn conv_shape(
+    n: usize,
+    cin: usize,
+    xs: &Shape,
+    cout: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+) -> Conv2dShape {
+    Conv2dShape::new(n, cin, xs[2], xs[3], cout, k)
+        .stride(stride, stride)
+        .padding(pad, pad)
+}
+
+/// The backward of BatchNorm2d after an eval-mode forward, a fixed per-channel affine map:
+/// with `saved` = (running mean, 1/√(running var + eps)) and `xhat = (x − mean)·rstd`,
+/// `dx = dy·gamma·rstd`, `dgamma = Σ dy·xhat`, `dbeta = Σ dy`.
+#[allow(clippy::too_many_arguments)]
+fn batch_norm_eval_backward(
+    cfg: &BatchNorm2dConfig,
+    x: &[f32],
+    dy: &[f32],
+    gamma: &[f32],
+    saved: &[f32],
+    dx: &mut [f32],
+    dgamma: &mut [f32],
+    dbeta: &mut [f32],
+) {
+    let (c_len, hw) = (cfg.c, cfg.h * cfg.w);
+    dgamma.fill(0.0);
+    dbeta.fill(0.0);
+    for (i, ((d, &v), &g)) in dx.iter_mut().zip(x).zip(dy).enumerate() {
+        let c = (i / hw) % c_len;
+        let (mean, rstd) = (saved[c], saved[c_len + c]);
+        *d = g * gamma[c] * rstd;
+        dgamma[c] += g * (v - mean) * rstd;
+        dbeta[c] += g;
+    }
+}

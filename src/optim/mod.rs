@@ -1,0 +1,6 @@
+//! Optimizers over the flat parameter array ([`crate::nn::ParamTable`]).
+//! - [`sgd`]: PyTorch's SGD (momentum, Nesterov, weight decay) as a plain CPU function.
+
+pub mod sgd;
+
+pub use sgd::sgd_step;
