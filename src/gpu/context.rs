@@ -11,6 +11,8 @@ pub struct Context {
     pub queue: wgpu::Queue,
     pub report: AdapterReport,
     pub(super) pipelines: Mutex<HashMap<(&'static str, &'static str), wgpu::ComputePipeline>>,
+    /// Parsed WGSL per shader file, shared by all of its entry points.
+    pub(super) modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     pub(super) lost: Arc<Mutex<Option<String>>>,
     /// The first GPU error no error scope caught (wgpu's default would panic natively).
     pub(super) uncaptured: Arc<Mutex<Option<String>>>,
@@ -140,6 +142,7 @@ impl Context {
             queue,
             report,
             pipelines: Mutex::new(HashMap::new()),
+            modules: Mutex::new(HashMap::new()),
             lost,
             uncaptured,
         })

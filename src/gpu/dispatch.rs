@@ -18,8 +18,9 @@ pub struct Dispatch {
 }
 
 impl Context {
-    /// The compute pipeline for `shader`'s `entry`, compiled once and cached. Compilation
-    /// errors come back as [`GpuError::Shader`] instead of a panic.
+    /// The compute pipeline for `shader`'s `entry`, compiled once and cached (the WGSL file
+    /// is parsed once for all its entry points). Compilation errors come back as
+    /// [`GpuError::Shader`] instead of a panic.
     pub async fn pipeline(
         &self,
         shader: &Shader,
@@ -29,12 +30,14 @@ impl Context {
             return Ok(p.clone());
         }
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = self
-            .device
-            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(shader.name),
-                source: wgpu::ShaderSource::Wgsl(shader.source.into()),
-            });
+        let cached = self.modules.lock().unwrap().get(shader.name).cloned();
+        let module = cached.unwrap_or_else(|| {
+            self.device
+                .create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(shader.name),
+                    source: wgpu::ShaderSource::Wgsl(shader.source.into()),
+                })
+        });
         let pipeline = self
             .device
             .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -52,6 +55,7 @@ impl Context {
                 message: err.to_string(),
             });
         }
+        self.modules.lock().unwrap().insert(shader.name, module);
         self.pipelines
             .lock()
             .unwrap()
