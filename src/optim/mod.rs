@@ -4,3 +4,5 @@
 pub mod sgd;
 
 pub use sgd::sgd_step;
+pub mod shim;
+pub use shim::{CpuOptimizer, OptimConfig, OptimError, OptimKind, StepReport};
