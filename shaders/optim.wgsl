@@ -87,8 +87,8 @@ fn update(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid:
             g += extra[i];
         }
         if (p.reg == 1u) {
-            let smooth = sqrt(w * w + p.r);
-            g -= cv * (smooth - m) * w / smooth;
+            let wt = sqrt(w * w + p.r);
+            g -= cv * (wt - m) * w / wt;
         } else if (p.reg != 0u) {
             g += a * sign(w) - b * w;
         }

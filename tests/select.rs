@@ -99,7 +99,7 @@ gpu_test!(
         let ctx = context().await;
         let gw = ctx.storage("w", &[1.0f32, 2.0, 3.0]).unwrap();
         let op = AbsSelect::new(&ctx, &gw, &[vec![(0, 3)]]).await.unwrap();
-        let err = op.set_k(&ctx, &[4]).err().expect("accepted");
+        let err = op.set_k(&ctx, &[4]).expect_err("accepted");
         assert!(err.to_string().contains("rank 4"), "{err}");
         assert!(op.set_k(&ctx, &[1, 1]).is_err());
     }

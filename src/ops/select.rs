@@ -233,7 +233,9 @@ impl AbsSelect {
             .enumerate()
             .find(|(_, (&k, &n))| k > n)
         {
-            return refuse(format!("rank {k} asked of segment {s}, which has {n} elements"));
+            return refuse(format!(
+                "rank {k} asked of segment {s}, which has {n} elements"
+            ));
         }
         if !ks.is_empty() {
             let ks: Vec<u32> = ks.iter().map(|&k| k as u32).collect();

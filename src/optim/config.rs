@@ -55,7 +55,10 @@ impl OptimKind {
 
     /// Adds VAR's term λ·∂ψ/∂w to the gradient.
     pub fn uses_var(self) -> bool {
-        matches!(self, OptimKind::Var | OptimKind::SamVar | OptimKind::CramVar)
+        matches!(
+            self,
+            OptimKind::Var | OptimKind::SamVar | OptimKind::CramVar
+        )
     }
 
     /// SAM's perturbation w + ρ·g/‖g‖ and a second pass.
@@ -177,9 +180,7 @@ pub enum OptimError {
         range: &'static str,
         value: f32,
     },
-    #[error(
-        "cram_sparsity must list between 1 and {MAX_CRAM_SPARSITIES} sparsities; got {0}."
-    )]
+    #[error("cram_sparsity must list between 1 and {MAX_CRAM_SPARSITIES} sparsities; got {0}.")]
     SparsityCount(usize),
     #[error(
         "Unknown optimizer '{0}'; expected one of sgd, var, sam, cram, sam+var, cram+var, l1, hoyer."
@@ -202,7 +203,12 @@ impl OptimConfig {
                 "[0, 1)",
                 self.weight_decay < 1.0,
             ),
-            ("λ (lambda)", self.lambda, "[0, 1000]", self.lambda <= 1000.0),
+            (
+                "λ (lambda)",
+                self.lambda,
+                "[0, 1000]",
+                self.lambda <= 1000.0,
+            ),
             (
                 "λ₁ (lambda_l1)",
                 self.lambda_l1,

@@ -10,6 +10,10 @@ use crate::ops::select::{count_for_sparsity, select_abs_cpu, zero_at_or_below_cp
 use crate::ops::stats::global_norm_cpu;
 use crate::rng::Rng;
 
+/// The gradient callback of [`CpuOptimizer::step`]: `(params, first_pass, grads) ->
+/// (mean loss, correct)`.
+pub type GradFn<'a> = dyn FnMut(&[f32], bool, &mut [f32]) -> (f32, usize) + 'a;
+
 /// What one step measured.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StepReport {
@@ -41,7 +45,8 @@ impl SparsitySampler {
         }
     }
 
-    pub fn next(&mut self) -> f32 {
+    /// This step's sparsity.
+    pub fn draw(&mut self) -> f32 {
         match self.values.len() {
             0 => 0.0,
             1 => self.values[0],
@@ -112,12 +117,7 @@ impl CpuOptimizer {
     /// forward+loss+backward on the CURRENT batch at `params`, writing `grads` (flat
     /// layout). `first_pass` is true for the pass whose BN running stats and metrics count
     /// (SAM/CrAM call it a second time with false).
-    pub fn step(
-        &mut self,
-        params: &mut [f32],
-        lr: f32,
-        grad: &mut dyn FnMut(&[f32], bool, &mut [f32]) -> (f32, usize),
-    ) -> StepReport {
+    pub fn step(&mut self, params: &mut [f32], lr: f32, grad: &mut GradFn<'_>) -> StepReport {
         assert_eq!(params.len(), self.table.buffer_len, "flat parameter length");
         let (loss, correct) = grad(params, true, &mut self.grads);
         let kind = self.cfg.kind;
@@ -145,7 +145,7 @@ impl CpuOptimizer {
                 *w += scale * g;
             }
             if kind.is_cram() {
-                let s = self.sampler.next();
+                let s = self.sampler.draw();
                 sparsity_used = Some(s);
                 let ks = cram_ranks(&self.segments, s);
                 let sel = select_abs_cpu(params, &self.segments, &ks);

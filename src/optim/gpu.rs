@@ -264,7 +264,7 @@ impl GpuOptimizer {
         self.step.lr = lr;
         ctx.write(&self.step_uniform, &[self.step]);
         if let Some(select) = self.perturbation.as_ref().and_then(|p| p.select.as_ref()) {
-            let s = self.sampler.next();
+            let s = self.sampler.draw();
             self.sparsity = Some(s);
             let segments = &self.perturbation.as_ref().unwrap().segments;
             // The ranks come from the segments' own sizes: never above them.
