@@ -5,9 +5,7 @@
 mod common;
 
 use common::context;
-use varlab::ops::select::{
-    count_for_sparsity, select_abs_cpu, zero_at_or_below_cpu, AbsSelect, Selected,
-};
+use varlab::ops::select::{count_for_sparsity, select_abs_cpu, zero_at_or_below_cpu, AbsSelect};
 use varlab::rng::Rng;
 
 #[cfg(target_arch = "wasm32")]
@@ -108,6 +106,7 @@ gpu_test!(
 #[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn cpu_select_handles_ties_and_zeros() {
+    use varlab::ops::select::Selected;
     let w = [0.0f32, -0.5, 0.5, 0.25, -0.0, 0.5, 1.0];
     let seg = vec![vec![(0, 7)]];
     let s = select_abs_cpu(&w, &seg, &[4]);
