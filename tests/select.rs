@@ -5,6 +5,7 @@
 mod common;
 
 use common::context;
+use varlab::gpu::Context;
 use varlab::ops::select::{count_for_sparsity, select_abs_cpu, zero_at_or_below_cpu, AbsSelect};
 use varlab::rng::Rng;
 
@@ -43,16 +44,15 @@ fn weights(seed: u64) -> Vec<f32> {
     w
 }
 
-async fn check(w: &[f32], segments: &[Vec<(usize, usize)>], ks: &[usize]) {
-    let ctx = context().await;
+async fn check(ctx: &Context, w: &[f32], segments: &[Vec<(usize, usize)>], ks: &[usize]) {
     let gw = ctx.storage("w", w).unwrap();
-    let op = AbsSelect::new(&ctx, &gw, segments).await.unwrap();
-    op.set_k(&ctx, ks).unwrap();
+    let op = AbsSelect::new(ctx, &gw, segments).await.unwrap();
+    op.set_k(ctx, ks).unwrap();
     let mut list = op.dispatches();
     assert_eq!(list.len(), 7);
     list.push(op.zero_dispatch());
     ctx.submit(&list).unwrap();
-    let gpu = op.read(&ctx).await.unwrap();
+    let gpu = op.read(ctx).await.unwrap();
     let cpu = select_abs_cpu(w, segments, ks);
     assert_eq!(gpu, cpu, "ks {ks:?}");
     let mut zeroed = w.to_vec();
@@ -66,6 +66,7 @@ async fn check(w: &[f32], segments: &[Vec<(usize, usize)>], ks: &[usize]) {
 
 gpu_test!(
     async fn select_per_tensor_matches_cpu() {
+        let ctx = context().await;
         let w = weights(1);
         let segments: Vec<Vec<(usize, usize)>> = ranges().into_iter().map(|r| vec![r]).collect();
         for s in [0.0f32, 0.3, 0.5, 0.97] {
@@ -73,21 +74,22 @@ gpu_test!(
                 .iter()
                 .map(|seg| count_for_sparsity(s, seg[0].1))
                 .collect();
-            check(&w, &segments, &ks).await;
+            check(&ctx, &w, &segments, &ks).await;
         }
         // The largest rank: the maximum of each segment.
         let ks: Vec<usize> = segments.iter().map(|seg| seg[0].1).collect();
-        check(&w, &segments, &ks).await;
+        check(&ctx, &w, &segments, &ks).await;
     }
 );
 
 gpu_test!(
     async fn select_global_matches_cpu() {
+        let ctx = context().await;
         let w = weights(2);
         let segments = vec![ranges()];
         let n: usize = ranges().iter().map(|r| r.1).sum();
         for k in [1, 2, n / 3, n / 2 + 1, n - 1, n] {
-            check(&w, &segments, &[k]).await;
+            check(&ctx, &w, &segments, &[k]).await;
         }
     }
 );
