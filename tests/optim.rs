@@ -677,6 +677,19 @@ mod cpu {
             assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{s}\""));
         }
         assert_eq!("SAM+VAR".parse::<OptimKind>(), Ok(OptimKind::SamVar));
+        let two: Vec<OptimKind> = OptimKind::ALL
+            .into_iter()
+            .filter(|k| k.passes() == 2)
+            .collect();
+        assert_eq!(
+            two,
+            [
+                OptimKind::Sam,
+                OptimKind::Cram,
+                OptimKind::SamVar,
+                OptimKind::CramVar
+            ]
+        );
         assert!("adam"
             .parse::<OptimKind>()
             .unwrap_err()

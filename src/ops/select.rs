@@ -9,7 +9,7 @@
 //! many are strictly smaller) lets a caller that needs exactly k break ties itself.
 
 use super::kernel::{check_sizes, dispatch, grid_2d, prepare};
-use super::stats::CHUNK;
+use super::stats::chunks_of;
 use crate::gpu::{Context, Dispatch, GpuError, Result, Shader};
 
 const SHADER: Shader = Shader {
@@ -127,12 +127,8 @@ impl AbsSelect {
         let mut chunks: Vec<[u32; 4]> = Vec::new();
         for (s, segment) in segments.iter().enumerate() {
             for &(offset, len) in segment {
-                let mut start = offset;
-                while start < offset + len {
-                    let stop = (start + CHUNK).min(offset + len);
-                    chunks.push([start as u32, stop as u32, s as u32, 0]);
-                    start = stop;
-                }
+                chunks
+                    .extend(chunks_of(offset, len).map(|(a, b)| [a as u32, b as u32, s as u32, 0]));
             }
         }
         let sizes: Vec<usize> = segments

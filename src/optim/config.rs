@@ -70,6 +70,21 @@ impl OptimKind {
     pub fn is_cram(self) -> bool {
         matches!(self, OptimKind::Cram | OptimKind::CramVar)
     }
+
+    /// Forward+backward passes per step: 2 for SAM and CrAM kinds, else 1.
+    pub fn passes(self) -> usize {
+        if self.is_sam() || self.is_cram() {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Whether the step needs the per-tensor sums of the weights (VAR's m and V, Hoyer's
+    /// Σ|w| and Σw²) before the update.
+    pub fn needs_weight_stats(self) -> bool {
+        self.uses_var() || self == OptimKind::Hoyer
+    }
 }
 
 impl fmt::Display for OptimKind {

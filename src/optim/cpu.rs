@@ -2,7 +2,7 @@
 //! the CPU executor. One [`CpuOptimizer::step`] = the configured number of
 //! forward+backward passes through a caller's closure, then [`sgd_step`].
 
-use super::config::{OptimConfig, OptimError, OptimKind, Scope};
+use super::config::{OptimConfig, OptimError, Scope};
 use super::reg::{regularised, telemetry, Penalty, TensorVar};
 use super::sgd::sgd_step;
 use crate::nn::ParamTable;
@@ -221,16 +221,5 @@ impl CpuOptimizer {
     /// Per regularised tensor: m, V, ψ_ℓ and the configured penalty, at `params`.
     pub fn telemetry(&self, params: &[f32]) -> Vec<TensorVar> {
         telemetry(params, &self.table, self.cfg.regularize_all, &self.penalty)
-    }
-}
-
-impl OptimKind {
-    /// Forward+backward passes per step: 2 for SAM and CrAM kinds, else 1.
-    pub fn passes(self) -> usize {
-        if self.is_sam() || self.is_cram() {
-            2
-        } else {
-            1
-        }
     }
 }

@@ -9,14 +9,14 @@
 //! - CrAM: `perturb` + radix select (7, [`AbsSelect`]) + compress + `second` + `restore` +
 //!   `update` — 11 (+2 CrAM+VAR); CrAM+ saves ∇L(w) inside `perturb` and adds it in `update`.
 
-use super::config::{OptimConfig, OptimKind};
+use super::config::OptimConfig;
 use super::cpu::{cram_ranks, cram_segments, SparsitySampler};
 use super::reg::{regularised, Penalty, TensorVar, EPS, R};
 use crate::gpu::{Context, Dispatch, GpuError, Result, Shader};
 use crate::nn::ParamTable;
 use crate::ops::kernel::{check_sizes, dispatch, grid_1d, grid_2d, prepare};
 use crate::ops::select::AbsSelect;
-use crate::ops::stats::{TensorStats, CHUNK};
+use crate::ops::stats::{chunks_of, TensorStats};
 
 const SHADER: Shader = Shader {
     name: "optim",
@@ -123,12 +123,9 @@ impl GpuOptimizer {
                 .iter()
                 .position(|r| r.offset == p.offset)
                 .map_or(NONE, |s| s as u32);
-            let mut start = p.offset;
-            while start < p.offset + p.len {
-                let stop = (start + CHUNK).min(p.offset + p.len);
-                chunks.push([start as u32, stop as u32, slot, p.len as u32]);
-                start = stop;
-            }
+            chunks.extend(
+                chunks_of(p.offset, p.len).map(|(a, b)| [a as u32, b as u32, slot, p.len as u32]),
+            );
         }
 
         let momentum = ctx.zeros("momentum", n)?;
@@ -352,12 +349,5 @@ impl GpuOptimizer {
             .zip(&stats)
             .map(|(info, s)| TensorVar::from_stats(info, s, &self.penalty))
             .collect())
-    }
-}
-
-impl OptimKind {
-    /// Whether the GPU step needs the statistics reduction of the regularised tensors.
-    pub fn needs_weight_stats(self) -> bool {
-        self.uses_var() || self == OptimKind::Hoyer
     }
 }
