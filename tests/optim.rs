@@ -585,6 +585,55 @@ mod cpu {
     }
 
     #[test]
+    fn cram_second_pass_sees_compressed_prunable_tensors_only() {
+        let t = model_table();
+        let w0 = fill(&t, 7, 0.05, false);
+        let neg_t = fill(&t, 8, 0.05, false);
+        for scope in [Scope::Layer, Scope::Global] {
+            let cfg = OptimConfig {
+                cram_sparsity: vec![0.5],
+                cram_scope: scope,
+                ..config(OptimKind::Cram)
+            };
+            let mut opt = CpuOptimizer::new(&cfg, &t, 0).unwrap();
+            let mut w = w0.clone();
+            let mut passes = Vec::new();
+            let mut seen = Vec::new();
+            let mut inner = quadratic(&neg_t);
+            let mut grad = |p: &[f32], first: bool, g: &mut [f32]| {
+                passes.push(first);
+                if !first {
+                    seen = p.to_vec();
+                }
+                inner(p, first, g)
+            };
+            let report = opt.step(&mut w, 0.1, &mut grad);
+            assert_eq!(passes, [true, false]);
+            assert_eq!(report.sparsity_used, Some(0.5));
+            // The perturbed point w + ρg, then compressed.
+            let perturbed: Vec<f32> = w0
+                .iter()
+                .zip(&neg_t)
+                .map(|(&x, &nt)| x + cfg.rho * (x + nt))
+                .collect();
+            let zeros = |r: std::ops::Range<usize>| seen[r].iter().filter(|&&v| v == 0.0).count();
+            let mut prunable_zeros = 0;
+            for p in &t.entries {
+                if p.prunable {
+                    prunable_zeros += zeros(p.range());
+                    if scope == Scope::Layer {
+                        assert!(zeros(p.range()) >= p.len / 2, "{}", p.name);
+                    }
+                } else {
+                    assert_eq!(&seen[p.range()], &perturbed[p.range()], "{}", p.name);
+                }
+            }
+            assert!(prunable_zeros >= t.prunable_count() / 2, "{scope}");
+            assert!(prunable_zeros <= t.prunable_count() / 2 + 4, "{scope}");
+        }
+    }
+
+    #[test]
     fn cram_multi_sampling_is_deterministic_per_seed() {
         let cfg = OptimConfig {
             cram_sparsity: vec![0.5, 0.7, 0.9],
