@@ -282,3 +282,16 @@ fn ln_backward_params(
         workgroupBarrier();
     }
 }
+
+// count_batches: counters[offsets[i]] += 1 for i < p.n — the num_batches_tracked entries of
+// every BatchNorm of a model, bumped once per training forward (p.n = number of entries;
+// the offsets are distinct, one thread each).
+@group(0) @binding(13) var<storage, read> offsets: array<u32>;
+@group(0) @binding(14) var<storage, read_write> counters: array<f32>;
+
+@compute @workgroup_size(64)
+fn count_batches(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if (gid.x < p.n) {
+        counters[offsets[gid.x]] += 1.0;
+    }
+}

@@ -22,9 +22,9 @@ mod common;
 
 use common::{assert_close, context};
 use varlab::ops::norm::{
-    batch_norm_backward_cpu, batch_norm_eval_cpu, batch_norm_train_cpu, layer_norm_backward_cpu,
-    layer_norm_cpu, BatchNorm2d, BatchNorm2dBackward, BatchNorm2dConfig, BatchNormBuffers,
-    LayerNorm, LayerNormBackward, LayerNormConfig, NormGrads,
+    batch_norm_backward_cpu, batch_norm_eval_cpu, batch_norm_train_cpu, count_batches_cpu,
+    layer_norm_backward_cpu, layer_norm_cpu, BatchNorm2d, BatchNorm2dBackward, BatchNorm2dConfig,
+    BatchNormBuffers, CountBatches, LayerNorm, LayerNormBackward, LayerNormConfig, NormGrads,
 };
 use varlab::rng::Rng;
 
@@ -94,13 +94,13 @@ async fn check_batch_norm(n: usize, c: usize, h: usize, w: usize, seed: u64) {
         &ctx,
         cfg,
         &BatchNormBuffers {
-            x: &gx,
-            gamma: &ggamma,
-            beta: &gbeta,
-            y: &gy,
-            saved: &gsaved,
-            running_mean: &grm,
-            running_var: &grv,
+            x: (&gx).into(),
+            gamma: (&ggamma).into(),
+            beta: (&gbeta).into(),
+            y: (&gy).into(),
+            saved: (&gsaved).into(),
+            running_mean: (&grm).into(),
+            running_var: (&grv).into(),
         },
     )
     .await
@@ -109,13 +109,13 @@ async fn check_batch_norm(n: usize, c: usize, h: usize, w: usize, seed: u64) {
         &ctx,
         cfg,
         &NormGrads {
-            x: &gx,
-            dy: &gdy,
-            gamma: &ggamma,
-            saved: &gsaved,
-            dx: &gdx,
-            dgamma: &gdgamma,
-            dbeta: &gdbeta,
+            x: (&gx).into(),
+            dy: (&gdy).into(),
+            gamma: (&ggamma).into(),
+            saved: (&gsaved).into(),
+            dx: (&gdx).into(),
+            dgamma: (&gdgamma).into(),
+            dbeta: (&gdbeta).into(),
         },
     )
     .await
@@ -259,13 +259,13 @@ async fn check_layer_norm(rows: usize, c: usize, seed: u64) {
         &ctx,
         cfg,
         &NormGrads {
-            x: &gx,
-            dy: &gdy,
-            gamma: &ggamma,
-            saved: &gsaved,
-            dx: &gdx,
-            dgamma: &gdgamma,
-            dbeta: &gdbeta,
+            x: (&gx).into(),
+            dy: (&gdy).into(),
+            gamma: (&ggamma).into(),
+            saved: (&gsaved).into(),
+            dx: (&gdx).into(),
+            dgamma: (&gdgamma).into(),
+            dbeta: (&gdbeta).into(),
         },
     )
     .await
@@ -507,3 +507,21 @@ mod fd {
         );
     }
 }
+
+gpu_test!(
+    async fn batch_counter_bumps_exactly_its_offsets() {
+        let ctx = context().await;
+        let mut state: Vec<f32> = (0..200).map(|i| i as f32 * 0.5).collect();
+        let offsets = [3u32, 64, 199];
+        let g = ctx.storage("state", &state).unwrap();
+        let op = CountBatches::new(&ctx, &g, &offsets).await.unwrap();
+        ctx.submit(&[&op.dispatch, &op.dispatch]).unwrap();
+        count_batches_cpu(&mut state, &offsets);
+        count_batches_cpu(&mut state, &offsets);
+        let got: Vec<f32> = ctx.read(&g).await.unwrap();
+        assert_eq!(got, state);
+        assert_eq!(got[64], 34.0);
+        let short = CountBatches::new(&ctx, &g, &[200]).await;
+        assert!(short.is_err(), "an offset past the buffer was accepted");
+    }
+);

@@ -83,15 +83,7 @@ impl CpuExecutor {
         let shapes = model.shapes(batch)?;
         let params = model.params();
         let state = model.state();
-        let count = model.nodes.len();
-        let mut node_params = vec![Vec::new(); count];
-        for p in &params.entries {
-            node_params[p.node].push(p.range());
-        }
-        let mut node_state = vec![Vec::new(); count];
-        for s in &state.entries {
-            node_state[s.node].push(s.range());
-        }
+        let (node_params, node_state) = super::node_ranges(model);
         let saved = model
             .nodes
             .iter()
@@ -491,7 +483,8 @@ fn accumulate(dst: &mut [f32], src: &[f32]) {
     }
 }
 
-fn conv_shape(
+/// The convolution of an [`Op::Conv2d`] over input `xs` (square kernel, stride, padding).
+pub(super) fn conv_shape(
     n: usize,
     cin: usize,
     xs: &Shape,
