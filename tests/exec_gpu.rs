@@ -4,8 +4,9 @@
 //! Tolerances. Both executors run the same f32 math in different summation orders (tiled
 //! GPU products and tree reductions against sequential loops), so each tensor is compared
 //! against its own scale: `|gpu − cpu| ≤ REL · max|cpu| + ABS` per element, with
-//! `REL = 1e-3` and `ABS = 1e-6` for logits, gradients, BatchNorm state and weights after
-//! three SGD steps (the observed errors are 1e-6 to 1e-4 of the scale). Losses agree to a
+//! `REL = 2e-4` and `ABS = 1e-6` for logits, gradients, BatchNorm state and weights after
+//! three SGD steps (on lavapipe the largest error seen is 1.6e-5 of the scale, in ResNet-20's
+//! deepest convolution gradients; most tensors are below 5e-6). Losses agree to a
 //! relative 1e-4; correct counts and rows counted exactly. The gather's normalised pixels
 //! agree to 1e-6 relative (a fused multiply-add may round once instead of twice); its labels
 //! exactly.
@@ -31,7 +32,7 @@ use varlab::rng::Rng;
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 const CLASSES: usize = 10;
-const REL: f32 = 1e-3;
+const REL: f32 = 2e-4;
 const ABS: f32 = 1e-6;
 
 /// `|gpu − cpu| ≤ REL·max|cpu| + ABS` over the tensor.
@@ -302,6 +303,16 @@ gpu_test!(
         assert!(
             !tracked.is_empty() && tracked.iter().all(|&t| t == 1.0),
             "{tracked:?}"
+        );
+
+        // The forward alone (re-calibration) updates the state the same way.
+        gpu.write_state(&ctx, &state0).unwrap();
+        run(&ctx, &gpu.recalibration_pass()).await;
+        assert_eq!(gpu.read_state(&ctx).await.unwrap(), state);
+        assert_eq!(
+            gpu.read_grads(&ctx).await.unwrap(),
+            grads,
+            "no backward ran"
         );
     }
 );

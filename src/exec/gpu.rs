@@ -25,6 +25,7 @@
 
 use std::any::Any;
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::gpu::{Context, Dispatch, GpuError, Result, Slice};
 use crate::nn::{Model, Op, Shape};
@@ -98,6 +99,9 @@ pub struct GpuExecutor {
     /// f32 `[3]`: loss sum, correct count, rows counted (see [`crate::ops::loss`]).
     pub metrics: wgpu::Buffer,
     acts: Vec<wgpu::Buffer>,
+    /// Reused by [`GpuExecutor::read_metrics`]; `staging_busy` while a read uses it.
+    metrics_staging: wgpu::Buffer,
+    staging_busy: AtomicBool,
     forward_train: Vec<Dispatch>,
     forward_frozen: Vec<Dispatch>,
     forward_eval: Vec<Dispatch>,
@@ -583,6 +587,8 @@ impl GpuExecutor {
             labels,
             metrics,
             acts,
+            metrics_staging: ctx.staging("metrics readback", (4 * METRICS_LEN) as u64),
+            staging_busy: AtomicBool::new(false),
             forward_train: fwd_train,
             forward_frozen: fwd_frozen,
             forward_eval: fwd_eval,
@@ -758,6 +764,15 @@ impl GpuExecutor {
             .collect()
     }
 
+    /// The gather of the current training batch (when attached) and a training-mode forward
+    /// alone: BatchNorm updates its running statistics and counters, nothing else is
+    /// computed. For re-calibrating the statistics after pruning (reset them with
+    /// [`GpuExecutor::write_state`] first).
+    pub fn recalibration_pass(&self) -> Vec<&Dispatch> {
+        let gather = self.data.as_ref().map(|d| &d.train_gather.dispatch);
+        gather.into_iter().chain(&self.forward_train).collect()
+    }
+
     /// Forward in eval mode on slot 0 and the loss, added to the metrics.
     pub fn forward_eval(&self) -> Vec<&Dispatch> {
         self.forward_eval
@@ -778,9 +793,17 @@ impl GpuExecutor {
         &self.reset
     }
 
-    /// The metrics accumulated since the last reset.
+    /// The metrics accumulated since the last reset (never blocks in the browser). Reads go
+    /// through one kept staging buffer; a read started while another is pending uses a
+    /// fresh one.
     pub async fn read_metrics(&self, ctx: &Context) -> Result<Metrics> {
-        let m: Vec<f32> = ctx.read(&self.metrics).await?;
+        let m: Vec<f32> = if self.staging_busy.swap(true, Ordering::Acquire) {
+            ctx.read(&self.metrics).await?
+        } else {
+            let read = ctx.read_via(&self.metrics, &self.metrics_staging).await;
+            self.staging_busy.store(false, Ordering::Release);
+            read?
+        };
         Ok(Metrics {
             loss_sum: m[0],
             correct: m[1] as usize,
