@@ -396,7 +396,7 @@ gpu_test!(
         let n = 3;
         let mut gpu = GpuExecutor::new(&ctx, &model, n).await.unwrap();
         let dev = |d: &Dataset| DeviceDataset::new(&ctx, d, &MEAN, &STD).unwrap();
-        gpu.attach(&ctx, dev(&train), dev(&test)).await.unwrap();
+        gpu.attach(&ctx, &dev(&train), &dev(&test)).await.unwrap();
         gpu.write_params(&ctx, &params).unwrap();
         gpu.write_state(&ctx, &state).unwrap();
         assert_eq!(gpu.eval_batches(), 3);
@@ -439,7 +439,7 @@ gpu_test!(
         let n = 2;
         let mut gpu = GpuExecutor::new(&ctx, &model, n).await.unwrap();
         let dev = |d: &Dataset| DeviceDataset::new(&ctx, d, &MEAN, &STD).unwrap();
-        gpu.attach(&ctx, dev(&train), dev(&test)).await.unwrap();
+        gpu.attach(&ctx, &dev(&train), &dev(&test)).await.unwrap();
         let order = [3u32, 1, 4, 0, 2];
         let mut rng = Rng::new(52);
         let crops: Vec<u32> = (0..5)

@@ -619,14 +619,14 @@ impl GpuExecutor {
     /// Prepares the gathers of batches from `train` (through an epoch order, see
     /// [`GpuExecutor::set_epoch_order`]; until one is set, the identity order) and from
     /// `test` (in order, for [`GpuExecutor::set_eval_batch`]). Both must hold images of the
-    /// model's input shape.
+    /// model's input shape. The executor keeps handles of the datasets' buffers (no copy).
     pub async fn attach(
         &mut self,
         ctx: &Context,
-        train: DeviceDataset,
-        test: DeviceDataset,
+        train: &DeviceDataset,
+        test: &DeviceDataset,
     ) -> Result<()> {
-        for (what, d) in [("training", &train), ("test", &test)] {
+        for (what, d) in [("training", train), ("test", test)] {
             if d.image != self.model.input {
                 return Err(GpuError::Validation {
                     what: format!("the {what} set"),
@@ -645,13 +645,13 @@ impl GpuExecutor {
         let x = &self.acts[0];
         let n = self.batch;
         let train_gather =
-            Gather::new(ctx, &train, n, &train_order, &train_crops, x, &self.labels).await?;
+            Gather::new(ctx, train, n, &train_order, &train_crops, x, &self.labels).await?;
         let test_gather =
-            Gather::new(ctx, &test, n, &test_order, &test_crops, x, &self.labels).await?;
+            Gather::new(ctx, test, n, &test_order, &test_crops, x, &self.labels).await?;
         self.data = Some(Attached {
             order_len: train.len,
-            train,
-            test,
+            train: train.clone(),
+            test: test.clone(),
             train_order,
             train_crops,
             _test_order: test_order,

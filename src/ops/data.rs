@@ -102,6 +102,8 @@ pub fn gather_cpu(
 }
 
 /// A dataset on the device: packed pixels, labels and the normalisation coefficients.
+/// Cloning shares the buffers (several executors can read one upload).
+#[derive(Clone, Debug)]
 pub struct DeviceDataset {
     /// `[C, H, W]` of one image.
     pub image: [usize; 3],
