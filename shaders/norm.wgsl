@@ -14,6 +14,10 @@
 //   bn_backward: training-mode backward, one workgroup per channel:
 //                dbeta = Σ dy, dgamma = Σ dy·xhat, xhat = (x − mean)·rstd,
 //                dx = gamma·rstd/M · (M·dy − dbeta − xhat·dgamma).
+//   bn_eval_backward: the backward after an eval-mode forward, BatchNorm being the fixed
+//                affine map of the running statistics; one workgroup per channel:
+//                rstd = 1/√(running_var + eps), xhat = (x − running_mean)·rstd,
+//                dx = dy·gamma·rstd, dgamma = Σ dy·xhat, dbeta = Σ dy.
 //
 // LayerNorm over the last dimension of x [rows, C], affine gamma, beta [C]; `saved` [2·rows]
 // holds mean[r] at r and rstd[r] at rows + r.
@@ -175,6 +179,32 @@ fn bn_backward(
             let xhat = (x[i] - mean) * rstd;
             dx[i] = k * (mf * dy[i] - sums.x - xhat * sums.y);
         }
+        if (lid == 0u) {
+            dbeta[c] = sums.x;
+            dgamma[c] = sums.y;
+        }
+    }
+}
+
+@compute @workgroup_size(256)
+fn bn_eval_backward(
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    for (var c = wid.x; c < p.c; c += nwg.x) {
+        let mean = running_mean[c];
+        let rstd = 1.0 / sqrt(running_var[c] + p.eps);
+        var sum_dy = 0.0;
+        var sum_dy_xhat = 0.0;
+        for (var j = lid; j < p.m; j += 256u) {
+            let i = bn_index(c, j);
+            let g = dy[i];
+            sum_dy += g;
+            sum_dy_xhat += g * (x[i] - mean) * rstd;
+            dx[i] = g * gamma[c] * rstd;
+        }
+        let sums = sum2(lid, sum_dy, sum_dy_xhat, 256u);
         if (lid == 0u) {
             dbeta[c] = sums.x;
             dgamma[c] = sums.y;

@@ -78,8 +78,9 @@ async fn run(ctx: &Context, list: &[&Dispatch]) {
     ctx.submit(list).unwrap();
 }
 
-/// Forward (train and eval), loss, correct count, gradients and BatchNorm state of the GPU
-/// executor against the CPU executor, from the same initialisation.
+/// Forward, loss, correct count and gradients in training and in eval mode, and the
+/// BatchNorm state, of the GPU executor against the CPU executor, from the same
+/// initialisation.
 async fn matches_cpu(model: Model, n: usize, seed: u64) {
     let ctx = context().await;
     let (params, state0) = model.init_params(seed);
@@ -136,6 +137,17 @@ async fn matches_cpu(model: Model, n: usize, seed: u64) {
     );
     let state_after = gpu.read_state(&ctx).await.unwrap();
     assert_eq!(state_after, state, "{name}: an eval pass changed the state");
+
+    // The backward of the eval-mode forward.
+    run(&ctx, &gpu.forward_backward_eval()).await;
+    let grads = gpu.read_grads(&ctx).await.unwrap();
+    cpu.loss_and_backward(&params, &labels, &mut cpu_grads);
+    close_params(&model, &format!("{name} eval gradient"), &grads, &cpu_grads);
+    assert_eq!(
+        gpu.read_state(&ctx).await.unwrap(),
+        state,
+        "{name}: state changed"
+    );
 }
 
 gpu_test!(

@@ -34,8 +34,9 @@ use crate::ops::conv::{conv2d_backward_cpu, conv2d_cpu, Conv2dShape};
 use crate::ops::linear::{linear_backward_cpu, linear_cpu, LinearShape};
 use crate::ops::loss::softmax_cross_entropy_cpu;
 use crate::ops::norm::{
-    batch_norm_backward_cpu, batch_norm_eval_cpu, batch_norm_train_cpu, layer_norm_backward_cpu,
-    layer_norm_cpu, BatchNorm2dConfig, LayerNormConfig,
+    batch_norm_backward_cpu, batch_norm_eval_backward_cpu, batch_norm_eval_cpu,
+    batch_norm_train_cpu, layer_norm_backward_cpu, layer_norm_cpu, BatchNorm2dConfig,
+    LayerNormConfig,
 };
 use crate::ops::pool::{
     avg_pool_backward_cpu, avg_pool_cpu, max_pool_backward_cpu, max_pool_cpu, PoolShape,
@@ -366,7 +367,7 @@ impl CpuExecutor {
                         &mut dbeta,
                     );
                 } else {
-                    batch_norm_eval_backward(
+                    batch_norm_eval_backward_cpu(
                         &cfg,
                         x,
                         dy,
@@ -496,30 +497,4 @@ pub(super) fn conv_shape(
     Conv2dShape::new(n, cin, xs[2], xs[3], cout, k)
         .stride(stride, stride)
         .padding(pad, pad)
-}
-
-/// The backward of BatchNorm2d after an eval-mode forward, a fixed per-channel affine map:
-/// with `saved` = (running mean, 1/√(running var + eps)) and `xhat = (x − mean)·rstd`,
-/// `dx = dy·gamma·rstd`, `dgamma = Σ dy·xhat`, `dbeta = Σ dy`.
-#[allow(clippy::too_many_arguments)]
-fn batch_norm_eval_backward(
-    cfg: &BatchNorm2dConfig,
-    x: &[f32],
-    dy: &[f32],
-    gamma: &[f32],
-    saved: &[f32],
-    dx: &mut [f32],
-    dgamma: &mut [f32],
-    dbeta: &mut [f32],
-) {
-    let (c_len, hw) = (cfg.c, cfg.h * cfg.w);
-    dgamma.fill(0.0);
-    dbeta.fill(0.0);
-    for (i, ((d, &v), &g)) in dx.iter_mut().zip(x).zip(dy).enumerate() {
-        let c = (i / hw) % c_len;
-        let (mean, rstd) = (saved[c], saved[c_len + c]);
-        *d = g * gamma[c] * rstd;
-        dgamma[c] += g * (v - mean) * rstd;
-        dbeta[c] += g;
-    }
 }

@@ -21,7 +21,8 @@
 //!   running statistics and `num_batches_tracked` untouched: its BatchNorm dispatches write
 //!   their running-statistics update into scratch buffers, and it adds nothing to the
 //!   metrics.
-//! - No backward is prepared after an eval-mode forward (training never needs one).
+//! - [`GpuExecutor::forward_backward_eval`] runs the backward of an eval-mode forward, as
+//!   the CPU executor does after `forward(.., false)`.
 
 use std::any::Any;
 use std::ops::Range;
@@ -37,8 +38,8 @@ use crate::ops::elementwise::Elementwise;
 use crate::ops::linear::{Linear, LinearBackward, LinearShape};
 use crate::ops::loss::{SoftmaxCrossEntropy, METRICS_LEN};
 use crate::ops::norm::{
-    BatchNorm2d, BatchNorm2dBackward, BatchNorm2dConfig, BatchNormBuffers, CountBatches, LayerNorm,
-    LayerNormBackward, LayerNormConfig, NormGrads,
+    BatchNorm2d, BatchNorm2dBackward, BatchNorm2dConfig, BatchNorm2dEvalBackward, BatchNormBuffers,
+    CountBatches, LayerNorm, LayerNormBackward, LayerNormConfig, NormGrads,
 };
 use crate::ops::pool::{Pool, PoolShape};
 use crate::ops::vit::{ClsPos, PatchEmbed, PatchShape, VitKernel};
@@ -108,6 +109,7 @@ pub struct GpuExecutor {
     loss_accumulate: Vec<Dispatch>,
     loss_plain: Vec<Dispatch>,
     backward: Vec<Dispatch>,
+    backward_eval: Vec<Dispatch>,
     reset: Dispatch,
     data: Option<Attached>,
     /// The launchers (and scratch buffers) the dispatches use, kept alive.
@@ -134,8 +136,10 @@ struct Build<'a> {
     fwd_train: Vec<Dispatch>,
     fwd_frozen: Vec<Dispatch>,
     fwd_eval: Vec<Dispatch>,
-    /// Per node, its backward dispatches (encoded in reverse node order).
+    /// Per node, its backward dispatches (encoded in reverse node order), after a
+    /// training-mode and after an eval-mode forward (they differ for BatchNorm only).
     bwd: Vec<Vec<Dispatch>>,
+    bwd_eval: Vec<Vec<Dispatch>>,
 }
 
 impl Build<'_> {
@@ -194,6 +198,7 @@ impl Build<'_> {
             let scratch = self.scratch[slot].as_ref().expect("scratch planned");
             let op = Elementwise::axpy(self.ctx, len, 1.0, scratch, &self.dacts[slot]).await?;
             self.bwd[i].push(op.dispatch.clone());
+            self.bwd_eval[i].push(op.dispatch.clone());
             self.keep.push(Box::new(op));
         }
         Ok(())
@@ -211,6 +216,7 @@ impl Build<'_> {
             }
         };
         self.bwd[i].push(op.dispatch.clone());
+        self.bwd_eval[i].push(op.dispatch.clone());
         self.keep.push(Box::new(op));
         Ok(())
     }
@@ -226,6 +232,8 @@ impl Build<'_> {
         let t = targets[0];
         let want = (t != Target::Sink).then(|| Slice::from(self.dx(slot, t)));
         let mut bwd: Vec<Dispatch> = Vec::new();
+        // Set where the eval-mode backward differs from `bwd`.
+        let mut bwd_eval: Option<Vec<Dispatch>> = None;
         match node.op {
             Op::Conv2d {
                 cin,
@@ -288,14 +296,17 @@ impl Build<'_> {
                     ..buffers
                 };
                 let frozen = BatchNorm2d::new(ctx, cfg, &discarded).await?;
-                let back =
-                    BatchNorm2dBackward::new(ctx, cfg, &self.norm_grads((i, slot), &saved, t))
-                        .await?;
+                let grads = self.norm_grads((i, slot), &saved, t);
+                let back = BatchNorm2dBackward::new(ctx, cfg, &grads).await?;
+                let (mean, var) = (self.st(i, 0), self.st(i, 1));
+                let eval_back = BatchNorm2dEvalBackward::new(ctx, cfg, &grads, mean, var).await?;
+                bwd_eval = Some(vec![eval_back.dispatch.clone()]);
                 self.fwd_train.push(live.train.clone());
                 self.fwd_eval.push(live.eval.clone());
                 self.fwd_frozen.push(frozen.train.clone());
                 bwd.push(back.dispatch.clone());
-                self.keep.push(Box::new((live, frozen, back, saved)));
+                self.keep
+                    .push(Box::new((live, frozen, back, eval_back, saved)));
             }
             Op::LayerNorm { c } => {
                 let cfg = LayerNormConfig::new(xs.numel() / c, c);
@@ -431,6 +442,7 @@ impl Build<'_> {
                 self.keep.push(Box::new(fwd));
             }
         }
+        self.bwd_eval[i] = bwd_eval.unwrap_or_else(|| bwd.clone());
         self.bwd[i] = bwd;
         match node.op {
             Op::Add | Op::Flatten => {
@@ -538,6 +550,7 @@ impl GpuExecutor {
             fwd_frozen: Vec::new(),
             fwd_eval: Vec::new(),
             bwd: vec![Vec::new(); count],
+            bwd_eval: vec![Vec::new(); count],
         };
         for (i, t) in targets.iter().enumerate() {
             b.node(model, i, t).await?;
@@ -563,6 +576,7 @@ impl GpuExecutor {
             SoftmaxCrossEntropy::new(ctx, batch, classes, false, logits, &labels, dlogits, &junk)
                 .await?;
         let backward: Vec<Dispatch> = b.bwd.iter().rev().flatten().cloned().collect();
+        let backward_eval: Vec<Dispatch> = b.bwd_eval.iter().rev().flatten().cloned().collect();
         let Build {
             mut keep,
             fwd_train,
@@ -595,6 +609,7 @@ impl GpuExecutor {
             loss_accumulate,
             loss_plain,
             backward,
+            backward_eval,
             reset,
             data: None,
             _keep: keep,
@@ -771,6 +786,17 @@ impl GpuExecutor {
     pub fn recalibration_pass(&self) -> Vec<&Dispatch> {
         let gather = self.data.as_ref().map(|d| &d.train_gather.dispatch);
         gather.into_iter().chain(&self.forward_train).collect()
+    }
+
+    /// Forward in eval mode, loss (not added to the metrics) and the backward of that forward
+    /// (BatchNorm as the fixed affine map of its running statistics), writing
+    /// [`GpuExecutor::grads`]. For gradient-based statistics of a trained model.
+    pub fn forward_backward_eval(&self) -> Vec<&Dispatch> {
+        self.forward_eval
+            .iter()
+            .chain(&self.loss_plain)
+            .chain(&self.backward_eval)
+            .collect()
     }
 
     /// Forward in eval mode on slot 0 and the loss, added to the metrics.

@@ -244,6 +244,33 @@ pub fn layer_norm_backward_cpu(
     }
 }
 
+/// CPU twin of `bn_eval_backward`: the backward of BatchNorm2d after an eval-mode forward,
+/// a fixed per-channel affine map:
+/// with `saved` = (running mean, 1/√(running var + eps)) and `xhat = (x − mean)·rstd`,
+/// `dx = dy·gamma·rstd`, `dgamma = Σ dy·xhat`, `dbeta = Σ dy`.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_eval_backward_cpu(
+    cfg: &BatchNorm2dConfig,
+    x: &[f32],
+    dy: &[f32],
+    gamma: &[f32],
+    saved: &[f32],
+    dx: &mut [f32],
+    dgamma: &mut [f32],
+    dbeta: &mut [f32],
+) {
+    let (c_len, hw) = (cfg.c, cfg.h * cfg.w);
+    dgamma.fill(0.0);
+    dbeta.fill(0.0);
+    for (i, ((d, &v), &g)) in dx.iter_mut().zip(x).zip(dy).enumerate() {
+        let c = (i / hw) % c_len;
+        let (mean, rstd) = (saved[c], saved[c_len + c]);
+        *d = g * gamma[c] * rstd;
+        dgamma[c] += g * (v - mean) * rstd;
+        dbeta[c] += g;
+    }
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {
@@ -407,6 +434,53 @@ impl BatchNorm2dBackward {
                 (2, g.gamma),
                 (8, g.dy),
                 (9, g.saved),
+                (10, g.dx),
+                (11, g.dgamma),
+                (12, g.dbeta),
+            ],
+        )
+        .await
+    }
+}
+
+/// Marker of [`BatchNorm2dEvalBackward`].
+pub enum BatchNorm2dEvalBackwardOp {}
+
+/// A prepared BatchNorm2d backward after an eval-mode forward (twin:
+/// [`batch_norm_eval_backward_cpu`]): reads the running statistics instead of `g.saved`
+/// (unused). Encode `dispatch`.
+pub type BatchNorm2dEvalBackward = Kernel<BatchNorm2dEvalBackwardOp>;
+
+impl BatchNorm2dEvalBackward {
+    pub async fn new(
+        ctx: &Context,
+        cfg: BatchNorm2dConfig,
+        g: &NormGrads<'_>,
+        running_mean: Slice<'_>,
+        running_var: Slice<'_>,
+    ) -> Result<Self> {
+        let what = format!("a BatchNorm2d eval-mode backward over {cfg:?}");
+        g.check(&what, cfg.len(), cfg.c, 0)?;
+        check_sizes(
+            &what,
+            &[
+                ("running_mean", running_mean, cfg.c),
+                ("running_var", running_var, cfg.c),
+            ],
+        )?;
+        let channels = if cfg.is_empty() { 0 } else { cfg.c };
+        Self::prepare(
+            ctx,
+            &SHADER,
+            "bn_eval_backward",
+            &bn_params(&cfg),
+            [grid_items(ctx, channels), 1, 1],
+            &[
+                (1, g.x),
+                (2, g.gamma),
+                (6, running_mean),
+                (7, running_var),
+                (8, g.dy),
                 (10, g.dx),
                 (11, g.dgamma),
                 (12, g.dbeta),
