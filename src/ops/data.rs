@@ -128,6 +128,16 @@ impl DeviceDataset {
                 message: "it has no images to keep on the device".into(),
             });
         }
+        if data.images.len() > u32::MAX as usize {
+            return Err(GpuError::Validation {
+                what: format!("the dataset '{}'", data.name),
+                message: format!(
+                    "its {} pixel bytes are more than the gather's u32 index can address; \
+                     use a subset",
+                    data.images.len()
+                ),
+            });
+        }
         let norm = norm_coefficients(data.channels, mean, std)?;
         let words: Vec<u32> = data
             .images
