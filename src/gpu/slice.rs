@@ -52,7 +52,7 @@ impl<'a> Slice<'a> {
     }
 
     /// A slice that keeps its buffer alive (for launchers that store operands).
-    pub fn to_owned(&self) -> OwnedSlice {
+    pub fn owned(&self) -> OwnedSlice {
         OwnedSlice {
             buffer: self.buffer.clone(),
             offset: self.offset,

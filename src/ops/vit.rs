@@ -517,7 +517,7 @@ impl PatchEmbed {
                 k_bias.dispatch.clone(),
             ],
             cols,
-            w: w.to_owned(),
+            w: w.owned(),
             _matmul: m,
             _patchify: k_patch,
             _bias: k_bias,
