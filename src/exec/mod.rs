@@ -7,6 +7,7 @@
 
 pub mod cpu;
 pub mod gpu;
+mod gpu_nodes;
 
 pub use crate::ops::data::DeviceDataset;
 pub use cpu::CpuExecutor;
