@@ -35,7 +35,7 @@ test-native:
 	cargo test
 
 test-wasm:
-	cargo test --target wasm32-unknown-unknown --no-default-features --test kernels --test stats --test conv --test attention --test vit --test activation --test norm --test loss
+	cargo test --target wasm32-unknown-unknown --no-default-features --test kernels --test stats --test conv --test attention --test vit --test activation --test norm --test loss --test exec_gpu --test optim --test select
 
 test-browser:
 	trunk build --release
