@@ -303,6 +303,12 @@ async function onRunDone(result, s) {
 }
 
 function onSessionStatus(status, message) {
+  if (status === "running" && state.ui.embed && page.visible === false) {
+    // An embedded figure scrolled away while it was loading: wait until it is back.
+    autoPaused = true;
+    session.pause();
+    return;
+  }
   page.run = status;
   const busy = ["loading", "running", "paused"].includes(status);
   $("run-btn").disabled = busy || !page.ready;

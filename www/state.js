@@ -121,7 +121,9 @@ export function setField(state, key, raw) {
       return null;
     }
     case "set": {
-      const items = (Array.isArray(raw) ? raw : String(raw).split(",")).map((s) => String(s).trim().toLowerCase()).filter(Boolean);
+      // A "+" typed into a URL arrives as a space ("sam var"): read it back as "sam+var".
+      const items = (Array.isArray(raw) ? raw : String(raw).split(","))
+        .map((s) => String(s).trim().toLowerCase().replace(/\s+/g, "+")).filter(Boolean);
       const bad = items.filter((s) => !f.options.includes(s));
       const good = f.options.filter((o) => items.includes(o));
       if (good.length === 0) return `${name}: choose at least one of ${f.options.join(", ")}; kept ${show(obj[name])}.`;
@@ -215,7 +217,7 @@ export function toQuery(state) {
   if (state.ui.embed) params.set("embed", "1");
   if (state.ui.hide.length) params.set("hide", state.ui.hide.join(","));
   if (state.ui.autoplay) params.set("autoplay", "1");
-  return params.toString().replaceAll("%2C", ",").replaceAll("%2B", "+");
+  return params.toString().replaceAll("%2C", ",");
 }
 
 /** Applies a config object (e.g. from an imported results file); returns sentences. */

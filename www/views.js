@@ -11,6 +11,7 @@ const EPS = 1e-3;
 const fwd = (s) => -Math.log10(1 + EPS - s);
 const bwd = (v) => 1 + EPS - 10 ** -v;
 const pct = (d) => (x) => `${+(x * 100).toFixed(d)}%`;
+const sparsityTick = (s) => (s === 0 ? "dense" : pct(1)(s));
 const el = (tag, text, cls) => {
   const e = document.createElement(tag);
   if (text !== undefined) e.textContent = text;
@@ -25,13 +26,13 @@ export function makeCharts() {
     hero: new Chart($("hero-chart"), {
       id: "accuracy-vs-sparsity", title: "Test accuracy after one-shot pruning",
       empty: "Run an experiment (or import a results file) to see accuracy against sparsity.",
-      x: { label: "sparsity (share of weights removed)", fmt: pct(1), distr: 100, splits: true,
+      x: { label: "sparsity (share of weights removed)", fmt: sparsityTick, distr: 100, splits: true,
         fwd, bwd, range: (u, lo, hi) => [bwd(fwd(lo) - 0.08), bwd(fwd(hi) + 0.08)] },
       y: { label: "test accuracy", fmt: pct(0), range: (u, lo, hi) => [Math.max(0, lo - 0.02), Math.min(1, hi + 0.02)] },
     }),
     loss: new Chart($("loss-chart"), { id: "loss", title: "Training loss", x: { label: "step" }, y: { label: "loss" }, height: 200 }),
     acc: new Chart($("acc-chart"), { id: "accuracy", title: "Accuracy (train: line, test: dots)", x: { label: "step" },
-      y: { label: "accuracy", fmt: pct(0) }, height: 200 }),
+      y: { label: "accuracy", fmt: pct(0), range: [0, 1] }, height: 200 }),
     reg: new Chart($("reg-chart"), { id: "regulariser", title: "Regulariser λψ", x: { label: "step" }, y: { label: "λψ" }, height: 200 }),
     hist: new Chart($("hist-chart"), { id: "weight-histogram", title: "Weight histogram (log counts)", x: { label: "weight" },
       y: { label: "count", log: true }, height: 240, empty: "Histograms appear when a run finishes." }),
@@ -97,7 +98,7 @@ export function drawTable(table, result, overlays) {
   const head = el("tr");
   head.append(el("th", "optimizer"), el("th", "dense"), ...sparsities.map((s) => el("th", pct(1)(s))));
   head.querySelectorAll("th").forEach((th) => th.setAttribute("scope", "col"));
-  thead.replaceChildren(head);
+  thead.replaceChildren(...(all.length ? [head] : []));
   tbody.replaceChildren();
   let anySeeds = 1;
   for (const s of all) {
