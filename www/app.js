@@ -379,7 +379,7 @@ async function run() {
   $("run-list").replaceChildren();
   view = { result: null, source: "live" };
   redraw();
-  onSessionStatus("loading", "Loading the data…");
+  s.setStatus("loading", "Loading the data…");
   try {
     s.files = await loadData(config);
   } catch (e) {

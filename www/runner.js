@@ -64,7 +64,7 @@ export class Session {
     const cfg = this.queue.shift();
     if (!cfg) return false;
     const part = { ...cfg, executor: executor ?? cfg.executor };
-    this.setStatus("loading", "Preparing the experiment…");
+    this.setStatus("loading", "Preparing the experiment and compiling its kernels…");
     this.exp = await this.wasm.WebExperiment.create(JSON.stringify(part), this.files);
     this.executor = this.exp.executor();
     this.adapter = this.exp.adapter();
@@ -73,10 +73,15 @@ export class Session {
 
   /** Starts the first part. */
   async start() {
+    if (this.status === "cancelled") return;
     try {
       await this.openNext();
     } catch (e) {
-      this.setStatus("error", sentence(e));
+      if (this.status !== "cancelled") this.setStatus("error", sentence(e));
+      return;
+    }
+    if (this.status === "cancelled") {
+      this.free();
       return;
     }
     this.setStatus("running");
@@ -183,6 +188,10 @@ export class Session {
       }
     } catch (e) {
       this.setStatus("error", sentence(e));
+      return;
+    }
+    if (this.status === "cancelled") {
+      this.free();
       return;
     }
     this.setStatus("running");
