@@ -234,7 +234,10 @@ function onEvent(ev) {
   li.dataset.kind = ev.kind;
   const bar = li.querySelector("progress");
   const detail = li.querySelector(".run-detail");
-  const runOf = typeof ev.run === "number" && ev.runs ? `run ${ev.run + 1} of ${ev.runs} · ` : "";
+  const all = session.allRuns();
+  const at = all.findIndex((r) => r.optimizer === ev.optimizer && r.seed === ev.seed);
+  const runOf = at >= 0 ? `run ${at + 1} of ${all.length} · ` : "";
+  const live = session.status === "running"; // a step that ends after Pause or Cancel says nothing more
   const key = `${ev.optimizer}/${ev.seed}`;
   if (!liveRuns.has(key)) {
     const k = [...liveRuns.values()].filter((r) => r.optimizer === ev.optimizer).length;
@@ -246,7 +249,7 @@ function onEvent(ev) {
   switch (ev.kind) {
     case "compile":
       detail.textContent = `${runOf}compiling kernels…`;
-      setStatus("Compiling the GPU kernels…");
+      if (live) setStatus("Compiling the GPU kernels…");
       break;
     case "train": {
       if (page.timing.firstStep === null) page.timing.firstStep = performance.now();
@@ -256,7 +259,7 @@ function onEvent(ev) {
       if (typeof ev.eta_s === "number") parts.push(`ETA ${fmtSec(ev.eta_s)}`);
       if (typeof ev.loss === "number") parts.push(`loss ${ev.loss.toFixed(3)}`);
       detail.textContent = runOf + parts.join(" · ");
-      setStatus(`Training ${optimizerName(ev.optimizer)} (seed ${ev.seed}) on the ${session.executor === "gpu" ? "GPU" : "CPU"}.`);
+      if (live) setStatus(`Training ${optimizerName(ev.optimizer)} (seed ${ev.seed}) on the ${session.executor === "gpu" ? "GPU" : "CPU"}.`);
       c.step.push(ev.step);
       c.loss.push(ev.loss);
       c.train_acc.push(ev.train_acc);
@@ -278,7 +281,7 @@ function onEvent(ev) {
       bar.value = 1;
       detail.textContent = `${runOf}pruned to ${+(ev.sparsity * 100).toFixed(1)}%` +
         (typeof ev.accuracy === "number" ? `: accuracy ${(ev.accuracy * 100).toFixed(2)}%` : "");
-      setStatus(`Pruning sweep of ${optimizerName(ev.optimizer)} (seed ${ev.seed}).`);
+      if (live) setStatus(`Pruning sweep of ${optimizerName(ev.optimizer)} (seed ${ev.seed}).`);
       break;
     case "run_done":
       bar.value = 1;

@@ -250,3 +250,43 @@ test("6. the example post embeds two figures; the off-screen one waits", async (
   assert.notEqual(status, "running", "an off-screen figure kept training");
   await page.close();
 });
+
+test("7. a device lost mid-experiment keeps the finished run, says so, and the rest continues on the CPU", async () => {
+  const page = await context.newPage();
+  const logs = [];
+  page.on("console", (m) => logs.push(`${m.type()}: ${m.text()}`));
+  // Keep a handle on every GPUDevice the engine opens, so the test can destroy it: a real loss.
+  await page.addInitScript(() => {
+    window.__devices = [];
+    if (!self.GPUAdapter) return;
+    const request = GPUAdapter.prototype.requestDevice;
+    GPUAdapter.prototype.requestDevice = async function (...args) {
+      const device = await request.apply(this, args);
+      window.__devices.push(device);
+      return device;
+    };
+  });
+  await page.goto(`${server.url}?${TINY}&sp=0.5`);
+  await page.waitForFunction(() => window.__varlab?.done, null, { timeout: 120_000 });
+  await page.click("#run-btn");
+  await page.waitForFunction(() => window.__varlab.lastEvent?.kind === "run_done", null, { timeout: RUN_TIMEOUT, polling: 50 });
+  assert.equal((await vl(page)).executor, "gpu");
+  await page.evaluate(() => window.__devices.forEach((d) => d.destroy()));
+  await page.waitForFunction(() => ["error", "done"].includes(window.__varlab.run), null, { timeout: RUN_TIMEOUT });
+  const v = await vl(page);
+  assert.equal(v.run, "error", `the run went on after its device was destroyed (${v.events} events)`);
+  assert.equal(await page.locator("#recover").isVisible(), true);
+  assert.match(await page.locator("#recover-text").textContent(), /finished runs are kept/);
+  await screenshot(page, "7-device-lost");
+  const kept = await page.evaluate(() => window.__varlab.result.runs.length);
+  assert.ok(kept >= 1, "the finished run was dropped");
+  await page.click("#continue-cpu");
+  await page.waitForFunction(() => ["error", "done"].includes(window.__varlab.run), null, { timeout: RUN_TIMEOUT });
+  const after = await vl(page);
+  assert.equal(after.run, "done", `${after.errors.join(" / ")}\n${logs.join("\n")}`);
+  assert.equal(after.executor, "cpu");
+  const result = await page.evaluate(() => window.__varlab.result);
+  assert.deepEqual(result.runs.map((r) => r.optimizer).sort(), ["sgd", "var"]);
+  assert.equal(result.environment.executor, "gpu+cpu");
+  await page.close();
+});
