@@ -48,15 +48,20 @@ export class Session {
 
   /** The merged result JSON of all finished runs so far. */
   result() {
-    const parts = [...this.doneParts];
-    if (this.exp) {
-      try {
-        parts.push(JSON.parse(this.exp.result()));
-      } catch (_) {
-        // A lost device may take the object's result with it; the parts before remain.
-      }
+    const part = this.partResult();
+    return mergeParts(this.config, part ? [...this.doneParts, part] : this.doneParts);
+  }
+
+  /** The current part's result JSON, or the last one read if the object cannot answer now
+   * (a lost device may take it along). */
+  partResult() {
+    if (!this.exp) return null;
+    try {
+      this.lastPartResult = JSON.parse(this.exp.result());
+    } catch (_) {
+      // Keep the last good read.
     }
-    return mergeParts(this.config, parts);
+    return this.lastPartResult ?? null;
   }
 
   /** Opens the next part's experiment; false when none is left. */
@@ -66,6 +71,7 @@ export class Session {
     const part = { ...cfg, executor: executor ?? cfg.executor };
     this.setStatus("loading", "Preparing the experiment and compiling its kernels…");
     this.exp = await this.wasm.WebExperiment.create(JSON.stringify(part), this.files);
+    this.lastPartResult = null;
     this.executor = this.exp.executor();
     this.adapter = this.exp.adapter();
     return true;
@@ -125,7 +131,7 @@ export class Session {
     } finally {
       this.looping = false;
     }
-    if (this.status === "cancelled") this.free();
+    if (this.status === "cancelled") this.closePart();
   }
 
   pause() {
@@ -141,17 +147,13 @@ export class Session {
   cancel() {
     if (!["running", "paused", "loading", "error"].includes(this.status)) return;
     this.setStatus("cancelled");
-    if (!this.looping) this.free();
+    if (!this.looping) this.closePart();
   }
 
   /** Keeps the current part's finished runs and drops its engine object. */
   closePart() {
-    if (!this.exp) return;
-    try {
-      this.doneParts.push(JSON.parse(this.exp.result()));
-    } catch (_) {
-      // Nothing readable is left of this part.
-    }
+    const part = this.partResult();
+    if (part) this.doneParts.push(part);
     this.free();
   }
 
@@ -162,6 +164,7 @@ export class Session {
       // Already gone (e.g. with the device).
     }
     this.exp = null;
+    this.lastPartResult = null;
   }
 
   /** The (optimizer, seed) runs not finished yet. */
