@@ -32,15 +32,9 @@ after(async () => {
   await server?.close();
 });
 
-async function open(query, { ctx = context, ...opts } = {}) {
-  const page = await ctx.newPage();
-  const logs = [];
-  page.on("console", (m) => logs.push(`${m.type()}: ${m.text()}`));
-  page.on("pageerror", (e) => logs.push(`pageerror: ${e.message}`));
-  await page.goto(`${server.url}${query ? `?${query}` : ""}`);
-  await page.waitForFunction(() => window.__varlab?.done, null, { timeout: opts.timeout ?? 120_000 });
-  return { page, logs };
-}
+/** Opens the page with a query string in `ctx` (the shared context unless given). */
+const open = (query, { ctx = context, timeout = 120_000 } = {}) =>
+  openPage(ctx, `${server.url}${query ? `?${query}` : ""}`, { timeout });
 
 const vl = (page) => page.evaluate(() => ({ ...window.__varlab, state: undefined, result: undefined }));
 
@@ -74,7 +68,7 @@ async function downloadJSON(page, button) {
 }
 
 test("1. a tiny MNIST config trains SGD and VAR, sweeps; hero chart and table show both and equal the exported JSON", async () => {
-  const { page, logs } = await open(TINY);
+  const { page, console: logs } = await open(TINY);
   await screenshot(page, "1-default-page");
   const running = page.waitForFunction(() => window.__varlab.lastEvent?.kind === "train", null, { timeout: RUN_TIMEOUT })
     .then(() => screenshot(page, "1-training"));
@@ -158,6 +152,14 @@ test("2. a URL config is applied and corrected; embed mode hides the listed cont
   await page.close();
 });
 
+test("2c. the page's defaults are the engine's default_config", async () => {
+  const { page } = await open("");
+  const [mine, engine] = await page.evaluate(async () => [
+    (await import("./www/state.js")).defaults().config, JSON.parse(window.wasmBindings.default_config())]);
+  assert.deepEqual(mine, engine);
+  await page.close();
+});
+
 test("2b. an imported results JSON is overlaid on the hero chart and table", async () => {
   const { page } = await open("");
   await page.setInputFiles("#import-file", FIXTURE);
@@ -216,7 +218,7 @@ test("5. without --enable-unsafe-webgpu the page says why and a tiny run complet
   const cpuBrowser = await launch({ webgpu: false });
   try {
     const ctx = await cpuBrowser.newContext({ viewport: { width: 1200, height: 900 } });
-    const { page, logs } = await open("m=mlp&o=sgd,var&tr=128&te=64&e=1&b=32&sp=0.5", { ctx });
+    const { page, console: logs } = await open("m=mlp&o=sgd,var&tr=128&te=64&e=1&b=32&sp=0.5", { ctx });
     const notice = page.locator("#notice");
     assert.equal(await notice.isVisible(), true);
     assert.match(await notice.textContent(), /no GPU adapter.*CPU executor/);
