@@ -229,7 +229,7 @@ const fmtSec = (s) => (s >= 90 ? `${Math.round(s / 60)} min` : `${Math.max(0, Ma
 function onEvent(ev) {
   page.events += 1;
   page.lastEvent = ev;
-  if (ev.kind === "done" || ev.kind === "error" || !ev.optimizer) return;
+  if (ev.kind === "done" || !ev.optimizer) return;
   const li = runRow(ev);
   li.dataset.kind = ev.kind;
   const bar = li.querySelector("progress");
@@ -251,31 +251,30 @@ function onEvent(ev) {
       detail.textContent = `${runOf}compiling kernels…`;
       if (live) setStatus("Compiling the GPU kernels…");
       break;
-    case "train": {
+    case "train":
+    case "eval": {
       if (page.timing.firstStep === null) page.timing.firstStep = performance.now();
       bar.value = ev.steps ? ev.step / ev.steps : 0;
       const parts = [`step ${ev.step}/${ev.steps}`, `epoch ${ev.epoch + 1}/${ev.epochs}`];
       if (typeof ev.images_per_s === "number") parts.push(`${Math.round(ev.images_per_s)} images/s`);
       if (typeof ev.eta_s === "number") parts.push(`ETA ${fmtSec(ev.eta_s)}`);
       if (typeof ev.loss === "number") parts.push(`loss ${ev.loss.toFixed(3)}`);
-      detail.textContent = runOf + parts.join(" · ");
       if (live) setStatus(`Training ${optimizerName(ev.optimizer)} (seed ${ev.seed}) on the ${session.executor === "gpu" ? "GPU" : "CPU"}.`);
+      if (typeof ev.test_acc === "number") parts.push(`test accuracy ${(ev.test_acc * 100).toFixed(2)}%`);
+      detail.textContent = runOf + parts.join(" · ");
       c.step.push(ev.step);
       c.loss.push(ev.loss);
       c.train_acc.push(ev.train_acc);
       c.reg.push(ev.reg);
-      c.test_acc.push(null);
+      c.test_acc.push(ev.test_acc ?? null); // "eval": the step that ended an epoch
       queueLive();
       break;
     }
-    case "eval":
-      detail.textContent = `${runOf}evaluating on the test set…`;
-      if (typeof ev.test_acc === "number") {
-        c.step.push(ev.step);
-        for (const k of ["loss", "train_acc", "reg"]) c[k].push(null);
-        c.test_acc.push(ev.test_acc);
-        queueLive();
-      }
+    case "error":
+      // A run that diverged; the experiment goes on with the next one.
+      detail.textContent = `${runOf}stopped: ${ev.message ?? "it diverged"}`;
+      li.classList.add("failed");
+      showMessages([`${optimizerName(ev.optimizer)} seed ${ev.seed}: ${ev.message ?? "the run diverged"}; the next run goes on.`]);
       break;
     case "prune":
       bar.value = 1;

@@ -104,13 +104,18 @@ export class Session {
           this.inflight = this.exp.step();
           ev = JSON.parse(await this.inflight);
         } catch (e) {
-          ev = { kind: "error", message: sentence(e) };
+          ev = { kind: "error", message: sentence(e), thrown: true };
         } finally {
           this.inflight = null;
         }
-        this.on.event(ev, this);
-        if (ev.kind === "run_done") this.on.runDone(this.result(), this);
-        if (ev.kind === "error") {
+        // An "error" event is a run that diverged: the experiment goes on with the next run.
+        // Only a thrown step, or the same error event twice (the engine's final answer), stops it.
+        const seen = JSON.stringify(ev);
+        const final = ev.kind === "error" && (ev.thrown || seen === this.lastEventJSON);
+        this.lastEventJSON = seen;
+        if (!final) this.on.event(ev, this);
+        if (ev.kind === "run_done" || (ev.kind === "error" && !final)) this.on.runDone(this.result(), this);
+        if (final) {
           this.setStatus("error", ev.message || "The engine stopped with an error.");
         } else if (ev.kind === "done") {
           if (this.queue.length === 0) {

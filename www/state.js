@@ -40,7 +40,7 @@ export const FIELDS = [
   { key: "rho", short: "r", type: "float", min: 0, max: 2, def: 0.05, group: "hyper", label: "ρ (SAM/CrAM radius)" },
   { key: "cram_sparsity", short: "cs", type: "list", min: 0.001, max: 0.999, maxItems: 8, def: [0.5, 0.7, 0.9], group: "hyper", label: "CrAM sparsity set" },
   { key: "epochs", short: "e", type: "int", min: 1, max: 100, def: 2, group: "train", label: "Epochs" },
-  { key: "warmup_epochs", short: "wu", type: "int", min: 0, max: (c) => c.epochs, def: 0, group: "train", label: "Warm-up epochs" },
+  { key: "warmup_epochs", short: "wu", type: "float", min: 0, max: (c) => c.epochs, def: 0, group: "train", label: "Warm-up epochs" },
   { key: "batch", short: "b", type: "int", min: 1, max: 1024, def: 64, group: "train", label: "Batch size" },
   { key: "seed", short: "s", type: "int", min: 0, max: 2147483647, def: 0, group: "train", label: "Seed" },
   { key: "seeds", short: "n", type: "int", min: 1, max: 10, def: 1, group: "train", label: "Seeds per optimizer" },
@@ -48,7 +48,7 @@ export const FIELDS = [
   { key: "scope", short: "sco", type: "enum", options: ["global", "layer"], def: "global", group: "prune", label: "Pruning scope" },
   { key: "keep_first", short: "kf", type: "bool", def: false, group: "prune", label: "Keep the first layer dense" },
   { key: "keep_last", short: "kl", type: "bool", def: false, group: "prune", label: "Keep the last layer dense" },
-  { key: "bn_recal", short: "bn", type: "int", min: 0, max: 1000, def: 0, group: "prune", label: "BN re-calibration batches" },
+  { key: "bn_recal", short: "bn", type: "int", min: 0, max: 60000, def: 0, group: "prune", label: "BN re-calibration images" },
   { key: "executor", short: "x", type: "enum", options: ["auto", "gpu", "cpu"], def: "auto", group: "engine", label: "Executor" },
 ];
 
