@@ -67,7 +67,7 @@ async function downloadJSON(page, button) {
   return JSON.parse(readFileSync(await dl.path(), "utf8"));
 }
 
-test("1. a tiny MNIST config trains SGD and VAR, sweeps; hero chart and table show both and equal the exported JSON", async () => {
+test("1. a tiny MNIST config trains SGD and VAR, sweeps; hero chart and table show both and equal the exported JSON", async (t) => {
   const { page, console: logs } = await open(TINY);
   await screenshot(page, "1-default-page");
   const running = page.waitForFunction(() => window.__varlab.lastEvent?.kind === "train", null, { timeout: RUN_TIMEOUT })
@@ -75,8 +75,8 @@ test("1. a tiny MNIST config trains SGD and VAR, sweeps; hero chart and table sh
   const v = await runToEnd(page, logs);
   await running;
   await screenshot(page, "1-finished");
-  process.stdout.write(`# executor ${v.executor} (${v.adapter}); page load → first training step ${Math.round(v.timing.firstStep)} ms ` +
-    `(Run pressed → first step ${Math.round(v.timing.firstStep - v.timing.runClicked)} ms), ${v.events} events\n`);
+  t.diagnostic(`executor ${v.executor} (${v.adapter}); page load → first training step ${Math.round(v.timing.firstStep)} ms ` +
+    `(Run pressed → first step ${Math.round(v.timing.firstStep - v.timing.runClicked)} ms), ${v.events} events`);
   assert.equal(v.executor, "gpu");
   const result = await downloadJSON(page, "#export-json");
   assert.deepEqual(result.runs.map((r) => r.optimizer).sort(), ["sgd", "var"]);
