@@ -207,21 +207,31 @@ function queueLive() {
 
 // ---------- progress rows ----------
 
-function runRow(ev) {
-  const key = `${ev.optimizer}/${ev.seed}`;
+/** The progress row of one run (made on first use): name, bar, details. */
+function runRow({ optimizer, seed }) {
+  const key = `${optimizer}/${seed}`;
   let li = document.querySelector(`#run-list li[data-key="${CSS.escape(key)}"]`);
   if (!li) {
     li = el("li");
     li.dataset.key = key;
-    const name = el("span", `${optimizerName(ev.optimizer)} · seed ${ev.seed}`, "run-name");
+    li.dataset.kind = "waiting";
+    const name = el("span", `${optimizerName(optimizer)} · seed ${seed}`, "run-name");
     const bar = el("progress");
     bar.max = 1;
     bar.value = 0;
-    bar.setAttribute("aria-label", `Progress of ${optimizerName(ev.optimizer)} seed ${ev.seed}`);
-    li.append(name, bar, el("span", "", "run-detail"));
+    bar.setAttribute("aria-label", `Progress of ${optimizerName(optimizer)} seed ${seed}`);
+    li.append(name, bar, el("span", "waiting", "run-detail"));
     $("run-list").append(li);
   }
   return li;
+}
+
+/** Marks the next waiting run as compiling: the engine builds its pipelines on its first step. */
+function markNextCompiling() {
+  const next = document.querySelector('#run-list li[data-kind="waiting"]');
+  if (!next) return;
+  next.dataset.kind = "compile";
+  next.querySelector(".run-detail").textContent = "compiling kernels…";
 }
 
 const fmtSec = (s) => (s >= 90 ? `${Math.round(s / 60)} min` : `${Math.max(0, Math.round(s))} s`);
@@ -285,6 +295,10 @@ function onEvent(ev) {
     case "run_done":
       bar.value = 1;
       detail.textContent = `${runOf}done`;
+      if (live) {
+        markNextCompiling();
+        setStatus("Compiling the kernels of the next run…");
+      }
       break;
     default:
       break;
@@ -339,6 +353,9 @@ function onSessionStatus(status, message) {
     setStatus("Cancelled. Finished runs are kept.");
   } else if (status === "loading") {
     setStatus(message ?? "Preparing…");
+  } else if (status === "running" && page.timing.firstStep === null) {
+    markNextCompiling();
+    setStatus("Compiling the kernels and taking the first step…");
   }
 }
 
@@ -379,6 +396,7 @@ async function run() {
   session = s;
   liveRuns = new Map();
   $("run-list").replaceChildren();
+  for (const r of s.allRuns()) runRow(r);
   view = { result: null, source: "live" };
   redraw();
   s.setStatus("loading", "Loading the data…");

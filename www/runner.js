@@ -40,10 +40,10 @@ export class Session {
     this.on.status(status, message);
   }
 
-  /** Every (optimizer, seed) run the config asks for. */
+  /** Every (optimizer, seed) run the config asks for, in the engine's order (seed-major). */
   allRuns() {
     const c = this.config;
-    return c.optimizers.flatMap((o) => Array.from({ length: c.seeds }, (_, k) => ({ optimizer: o, seed: c.seed + k })));
+    return Array.from({ length: c.seeds }, (_, k) => c.optimizers.map((o) => ({ optimizer: o, seed: c.seed + k }))).flat();
   }
 
   /** The merged result JSON of all finished runs so far. */
