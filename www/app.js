@@ -11,7 +11,7 @@ import { checkResult, toCSV, describe, optimizerName } from "./results.js";
 import { makeCharts, drawHero, drawTable, drawLive, drawLayer, curvesOf, layerNames } from "./views.js";
 import { DASHES, download } from "./charts.js";
 import { listResults, saveResult, deleteResult, clearResults } from "./store.js";
-import { whyNoWebGPU } from "./webgpu.js";
+import { whyNoWebGPU, browserAdapter } from "./webgpu.js";
 
 const $ = (id) => document.getElementById(id);
 const el = (tag, text, cls) => {
@@ -616,6 +616,8 @@ async function main() {
       n.textContent = `${why[1]} varlab runs on the CPU executor (WebAssembly) instead: slower, but everything works.`;
       n.hidden = false;
     }
+    page.browserAdapter = browserAdapter;
+    $("engine-info").textContent = browserAdapter ? `WebGPU adapter: ${browserAdapter}` : "";
     wasm = await wasmBindings();
     if (wasm.version) $("version").textContent = wasm.version();
     const missing = ["default_config", "validate_config", "parse_dataset", "WebExperiment"].filter((k) => !(k in wasm));

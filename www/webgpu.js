@@ -1,6 +1,9 @@
 // Why WebGPU is unavailable here, in one sentence, or null when the browser offers an
 // adapter. The engine then falls back to its CPU executor (wasm); the page says so.
 
+/** What the browser says about its WebGPU adapter, once `whyNoWebGPU` found one. */
+export let browserAdapter = null;
+
 /** Resolves to null, or to [reason, sentence] with reason "insecure" | "no-webgpu" | "no-adapter". */
 export async function whyNoWebGPU() {
   if (!window.isSecureContext) {
@@ -18,6 +21,11 @@ export async function whyNoWebGPU() {
     adapter = await navigator.gpu.requestAdapter();
   } catch (_) {
     adapter = null;
+  }
+  if (adapter) {
+    const i = adapter.info ?? {};
+    const name = [i.vendor, i.architecture, i.description].filter(Boolean).join(" ") || "an unnamed adapter";
+    browserAdapter = `${name}${i.isFallbackAdapter ? " (fallback adapter)" : ""}`;
   }
   if (!adapter) {
     return ["no-adapter",
