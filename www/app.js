@@ -34,6 +34,7 @@ const page = (window.__varlab = {
   message: null,
   run: "idle", // the session's status
   events: 0,
+  runsDone: 0, // run_done events of the current session
   lastEvent: null,
   executor: null,
   adapter: null,
@@ -293,6 +294,7 @@ function onEvent(ev) {
       if (live) setStatus(`Pruning sweep of ${optimizerName(ev.optimizer)} (seed ${ev.seed}).`);
       break;
     case "run_done":
+      page.runsDone += 1;
       bar.value = 1;
       detail.textContent = `${runOf}done`;
       if (live) {
@@ -383,6 +385,7 @@ async function run() {
   if (!page.ready || (session && ["loading", "running", "paused"].includes(session.status))) return;
   page.timing.runClicked = performance.now();
   page.timing.firstStep = null;
+  page.runsDone = 0;
   showMessages([]);
   let config;
   try {

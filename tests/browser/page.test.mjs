@@ -70,7 +70,7 @@ async function downloadJSON(page, button) {
 test("1. a tiny MNIST config trains SGD and VAR, sweeps; hero chart and table show both and equal the exported JSON", async (t) => {
   const { page, console: logs } = await open(TINY);
   await screenshot(page, "1-default-page");
-  const running = page.waitForFunction(() => window.__varlab.lastEvent?.kind === "train", null, { timeout: RUN_TIMEOUT })
+  const running = page.waitForFunction(() => window.__varlab.timing.firstStep !== null, null, { timeout: RUN_TIMEOUT })
     .then(() => screenshot(page, "1-training"));
   const v = await runToEnd(page, logs);
   await running;
@@ -271,7 +271,7 @@ test("7. a device lost mid-experiment keeps the finished run, says so, and the r
   await page.goto(`${server.url}?${TINY}&sp=0.5`);
   await page.waitForFunction(() => window.__varlab?.done, null, { timeout: 120_000 });
   await page.click("#run-btn");
-  await page.waitForFunction(() => window.__varlab.lastEvent?.kind === "run_done", null, { timeout: RUN_TIMEOUT, polling: 50 });
+  await page.waitForFunction(() => window.__varlab.runsDone >= 1, null, { timeout: RUN_TIMEOUT, polling: 50 });
   assert.equal((await vl(page)).executor, "gpu");
   await page.evaluate(() => window.__devices.forEach((d) => d.destroy()));
   await page.waitForFunction(() => ["error", "done"].includes(window.__varlab.run), null, { timeout: RUN_TIMEOUT });
