@@ -70,6 +70,10 @@ function showMessages(msgs, kind = "warn") {
 function updateURL() {
   const q = toQuery(state);
   history.replaceState(null, "", q ? `?${q}` : location.pathname);
+  // Embedded, a link opens the full page with the same settings.
+  const full = toQuery({ ...state, ui: { ...state.ui, embed: false, hide: [], autoplay: false } });
+  $("open-full").href = `${location.pathname}${full ? `?${full}` : ""}`;
+  $("open-full").hidden = !state.ui.embed;
 }
 
 function onFieldChange(key, raw) {

@@ -59,6 +59,8 @@ export class Chart {
     this.pngButton.addEventListener("click", () => this.downloadPNG());
     head.append(this.caption, this.pngButton);
     this.plot = el("div", "plot");
+    this.plot.setAttribute("role", "img");
+    this.plot.setAttribute("aria-label", `${opts.title}; the numbers are in the table and the exports.`);
     this.empty = el("p", "empty", opts.empty ?? "Nothing to show yet.");
     this.legend = el("ul", "legend");
     host.append(head, this.plot, this.empty, this.legend);
