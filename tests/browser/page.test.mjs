@@ -175,7 +175,8 @@ test("2b. an imported results JSON is overlaid on the hero chart and table", asy
   await screenshot(page, "2b-overlay");
   // A broken file is refused with a sentence.
   await page.setInputFiles("#import-file", { name: "broken.json", mimeType: "application/json", buffer: Buffer.from("{\"version\": 1") });
-  assert.match(await page.locator("#messages").textContent(), /broken cannot be overlaid|broken.json cannot be overlaid: The file is not valid JSON/);
+  await page.waitForFunction(() => document.querySelector("#messages").textContent.includes("cannot be overlaid"));
+  assert.match(await page.locator("#messages").textContent(), /broken\.json cannot be overlaid: The file is not valid JSON\./);
   await page.close();
 });
 
