@@ -7,13 +7,17 @@
 pub mod bench;
 pub mod data;
 pub mod exec;
+pub mod experiment;
+pub mod export;
 pub mod gpu;
 pub mod nn;
 pub mod ops;
 pub mod optim;
+pub mod prune;
 pub mod rng;
 pub mod smoke;
 pub mod time;
+pub mod train;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;

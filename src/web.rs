@@ -3,6 +3,8 @@
 
 use wasm_bindgen::prelude::*;
 
+use crate::data::split_from_named_files;
+use crate::experiment::{Config, DatasetKind, Experiment};
 use crate::gpu::Context;
 
 #[wasm_bindgen(start)]
@@ -23,4 +25,102 @@ pub async fn smoke() -> Result<String, JsError> {
 #[wasm_bindgen]
 pub fn version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
+}
+
+/// The default config JSON (the page's starting state).
+#[wasm_bindgen]
+pub fn default_config() -> String {
+    Config::default().to_json()
+}
+
+/// The config JSON normalised (defaults filled in), or an error naming the bad field.
+#[wasm_bindgen]
+pub fn validate_config(json: &str) -> Result<String, JsError> {
+    Ok(Config::from_json(json)?.to_json())
+}
+
+/// `[{name, bytes: Uint8Array}, …]` from JavaScript as owned `(name, bytes)` pairs.
+fn named_files(files: &js_sys::Array) -> Result<Vec<(String, Vec<u8>)>, JsError> {
+    files
+        .iter()
+        .map(|f| {
+            let name = js_sys::Reflect::get(&f, &"name".into())
+                .ok()
+                .and_then(|v| v.as_string())
+                .ok_or_else(|| JsError::new("Each dataset file needs a 'name' string."))?;
+            let bytes = js_sys::Reflect::get(&f, &"bytes".into())
+                .ok()
+                .filter(|v| v.is_instance_of::<js_sys::Uint8Array>())
+                .ok_or_else(|| JsError::new(&format!("The file '{name}' has no bytes.")))?;
+            Ok((name, js_sys::Uint8Array::new(&bytes).to_vec()))
+        })
+        .collect()
+}
+
+/// Checks dataset files without training: `{"dataset", "train", "test"}` or an error
+/// sentence naming the file at fault.
+#[wasm_bindgen]
+pub fn parse_dataset(files: js_sys::Array) -> Result<String, JsError> {
+    let split = split_from_named_files(&named_files(&files)?)?;
+    Ok(serde_json::json!({
+        "dataset": if split.train.channels == 3 { "cifar10" } else { "mnist" },
+        "train": split.train.len(),
+        "test": split.test.len(),
+    })
+    .to_string())
+}
+
+/// An [`Experiment`] the page steps from its event loop.
+#[wasm_bindgen]
+pub struct WebExperiment {
+    exp: Experiment,
+}
+
+#[wasm_bindgen]
+impl WebExperiment {
+    /// Validates the config and the data files and prepares the runs.
+    pub async fn create(
+        config_json: String,
+        files: js_sys::Array,
+    ) -> Result<WebExperiment, JsError> {
+        let config = Config::from_json(&config_json)?;
+        let split = split_from_named_files(&named_files(&files)?)?;
+        let is_cifar = split.train.channels == 3;
+        if is_cifar != (config.dataset == DatasetKind::Cifar10) {
+            return Err(JsError::new(&format!(
+                "The config asks for {} but the files hold {}.",
+                if is_cifar { "MNIST" } else { "CIFAR-10" },
+                if is_cifar { "CIFAR-10" } else { "MNIST" },
+            )));
+        }
+        Ok(WebExperiment {
+            exp: Experiment::new(config, &split)?,
+        })
+    }
+
+    /// `gpu` or `cpu`.
+    pub fn executor(&self) -> String {
+        self.exp.result().environment.executor
+    }
+
+    /// The adapter's name (or the CPU executor's).
+    pub fn adapter(&self) -> String {
+        self.exp.result().environment.adapter
+    }
+
+    /// One unit of work; resolves to the event JSON ([`crate::experiment::Event`]).
+    pub async fn step(&mut self) -> Result<String, JsError> {
+        let event = self.exp.step().await?;
+        Ok(serde_json::to_string(&event)?)
+    }
+
+    /// The result JSON of the finished runs.
+    pub fn result(&self) -> String {
+        serde_json::to_string(&self.exp.result()).expect("results serialise")
+    }
+
+    /// The safetensors bytes of finished run `run`, dense or pruned to `sparsity`.
+    pub fn weights(&self, run: usize, sparsity: Option<f32>) -> Result<Vec<u8>, JsError> {
+        Ok(self.exp.safetensors(run, sparsity)?)
+    }
 }

@@ -197,6 +197,22 @@ pub fn cifar_from_tar_gz(file: &str, bytes: &[u8]) -> Result<Split> {
     split_from_files(file, &files)
 }
 
+/// CIFAR-10 from `(file name, bytes)` pairs (an upload): the official batches or a
+/// subset's `train.bin` + `test.bin`; `container` names them in errors.
+pub fn cifar_from_named_files(container: &str, files: &[(String, Vec<u8>)]) -> Result<Split> {
+    let base = |n: &str| n.rsplit(['/', '\\']).next().unwrap_or(n).to_string();
+    let present = |n: &str| files.iter().any(|(f, _)| base(f) == n);
+    let (train, test) = layout(container, present)?;
+    let mut map = BTreeMap::new();
+    for (file, bytes) in files {
+        let b = base(file);
+        if train.contains(&b.as_str()) || b == test {
+            map.insert(b, (file.clone(), bytes.clone()));
+        }
+    }
+    split_from_files(container, &map)
+}
+
 /// CIFAR-10 from `path`: a directory holding the official batches (`data_batch_*.bin`,
 /// `test_batch.bin`) or a subset's `train.bin` and `test.bin`, or a `.tar.gz` file.
 #[cfg(not(target_arch = "wasm32"))]

@@ -19,19 +19,20 @@
 //!   shortcut); parameter gradients are written, in the flat layout of the parameter table.
 //!   After an eval-mode forward the backward treats BatchNorm as the fixed affine map it was.
 //!
-//! Speed is not a goal yet: the twins are naive loops and most backward twins allocate their
-//! results. A blocked GEMM for conv/linear/attention and rayon over the batch are the next
-//! step (TODO) if the CPU fallback is to train anything larger than LeNet.
+//! Speed: linear, convolution (im2col), attention and patch-embedding products run as real
+//! GEMMs ([`crate::ops::matmul::gemm`], `matrixmultiply`, threaded natively, single-threaded
+//! in wasm) through [`super::fast`]; the other layers are the twins' loops. Backward passes
+//! still allocate their per-node results.
 
 use std::ops::Range;
 
+use super::fast;
 use crate::nn::{Model, Op, Shape, SpecError};
 use crate::ops::activation::{gelu_backward_cpu, gelu_cpu, relu_backward_cpu, relu_cpu};
 use crate::ops::attention::{
     attention_backward_cpu, attention_forward_cpu, AttentionSaved, AttentionShape,
 };
-use crate::ops::conv::{conv2d_backward_cpu, conv2d_cpu, Conv2dShape};
-use crate::ops::linear::{linear_backward_cpu, linear_cpu, LinearShape};
+use crate::ops::conv::Conv2dShape;
 use crate::ops::loss::softmax_cross_entropy_cpu;
 use crate::ops::norm::{
     batch_norm_backward_cpu, batch_norm_eval_cpu, batch_norm_train_cpu, layer_norm_backward_cpu,
@@ -75,6 +76,10 @@ pub struct CpuExecutor {
     saved: Vec<Saved>,
     /// `Some(train)` once a forward has run: the mode of the last forward.
     last_mode: Option<bool>,
+    /// BatchNorm's running-statistics momentum in training mode (PyTorch's 0.1).
+    bn_momentum: f32,
+    /// im2col scratch of the convolutions (one image's columns).
+    cols: Vec<f32>,
 }
 
 impl CpuExecutor {
@@ -119,12 +124,21 @@ impl CpuExecutor {
             saved,
             shapes,
             last_mode: None,
+            bn_momentum: 0.1,
+            cols: Vec::new(),
         })
     }
 
     /// The batch size the slots were allocated for.
     pub fn batch(&self) -> usize {
         self.batch
+    }
+
+    /// Sets BatchNorm's running-statistics momentum for later training-mode forwards
+    /// (`r ← (1 − m)·r + m·batch_stat`). Re-calibration after pruning uses `1/k` on the
+    /// k-th batch, which makes the running statistics the plain average over the batches.
+    pub fn set_bn_momentum(&mut self, momentum: f32) {
+        self.bn_momentum = momentum;
     }
 
     /// The shape of every slot (index = slot).
@@ -182,14 +196,16 @@ impl CpuExecutor {
                 bias,
             } => {
                 let s = conv_shape(n, cin, xs, cout, k, stride, pad);
-                conv2d_cpu(&s, x, p[0], bias.then(|| p[1]), y);
+                fast::conv_forward(&s, x, p[0], bias.then(|| p[1]), y, &mut self.cols);
             }
             Op::Linear { inp, out, bias } => {
-                let s = LinearShape::new(x.len() / inp, inp, out);
-                linear_cpu(&s, x, p[0], bias.then(|| p[1]), y);
+                fast::linear_forward(x.len() / inp, inp, out, x, p[0], bias.then(|| p[1]), y);
             }
             Op::BatchNorm2d { c } => {
-                let cfg = BatchNorm2dConfig::new(n, c, xs[2], xs[3]);
+                let cfg = BatchNorm2dConfig {
+                    momentum: self.bn_momentum,
+                    ..BatchNorm2dConfig::new(n, c, xs[2], xs[3])
+                };
                 let st = &self.node_state[i];
                 let Saved::Norm(saved) = &mut self.saved[i] else {
                     unreachable!("BatchNorm saves its statistics")
@@ -323,14 +339,15 @@ impl CpuExecutor {
                 let s = conv_shape(n, cin, xs, cout, k, stride, pad);
                 let mut dw = vec![0.0; s.len_w()];
                 let mut db = vec![0.0; if bias { cout } else { 0 }];
-                conv2d_backward_cpu(
+                fast::conv_backward(
                     &s,
                     x,
                     p[0],
                     dy,
                     want_dx.then_some(&mut dx[..]),
-                    Some(&mut dw),
+                    &mut dw,
                     bias.then_some(&mut db[..]),
+                    &mut self.cols,
                 );
                 write(0, &dw);
                 if bias {
@@ -338,16 +355,17 @@ impl CpuExecutor {
                 }
             }
             Op::Linear { inp, out, bias } => {
-                let s = LinearShape::new(x.len() / inp, inp, out);
-                let mut dw = vec![0.0; s.len_w()];
+                let mut dw = vec![0.0; inp * out];
                 let mut db = vec![0.0; if bias { out } else { 0 }];
-                linear_backward_cpu(
-                    &s,
+                fast::linear_backward(
+                    x.len() / inp,
+                    inp,
+                    out,
                     x,
                     p[0],
                     dy,
                     want_dx.then_some(&mut dx[..]),
-                    Some(&mut dw),
+                    &mut dw,
                     bias.then_some(&mut db[..]),
                 );
                 write(0, &dw);

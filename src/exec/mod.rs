@@ -4,5 +4,6 @@
 //!   the GPU executor and the fallback when WebGPU is missing.
 
 pub mod cpu;
+pub mod fast;
 
 pub use cpu::CpuExecutor;

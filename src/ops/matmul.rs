@@ -93,7 +93,58 @@ impl MatmulShape {
     }
 }
 
-/// CPU twin: the same sum in the same order (k ascending) as each GPU thread.
+/// `C = alpha·op(A)·op(B) + beta·C` for one `m×n` matrix with a real GEMM
+/// (`matrixmultiply`: blocked, SIMD, and threaded natively). A is stored `m×k` (`k×m` with
+/// `trans_a`), B `k×n` (`n×k` with `trans_b`), C `m×n`, all row-major. With `beta = 0`, C is
+/// written without being read.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    trans_a: bool,
+    b: &[f32],
+    trans_b: bool,
+    beta: f32,
+    c: &mut [f32],
+) {
+    assert!(
+        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+        "gemm operand sizes"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    let (rsa, csa) = if trans_a { (1, m) } else { (k, 1) };
+    let (rsb, csb) = if trans_b { (1, k) } else { (n, 1) };
+    // SAFETY: the asserts above keep every index matrixmultiply forms (row i < m, column
+    // j < n, depth p < k, with these strides) inside the three slices; C does not alias A
+    // or B (it is the only &mut).
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            alpha,
+            a.as_ptr(),
+            rsa as isize,
+            csa as isize,
+            b.as_ptr(),
+            rsb as isize,
+            csb as isize,
+            beta,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
+}
+
+/// CPU twin of the batched product, one [`gemm`] per batch item. The summation order
+/// differs from the GPU's (k ascending per thread); [`compare`] bounds the difference by
+/// the rounding error of a k-term dot product.
 pub fn matmul_cpu(s: &MatmulShape, a: &[f32], b: &[f32], alpha: f32, beta: f32, c: &mut [f32]) {
     assert!(a.len() >= s.len_a() && b.len() >= s.len_b() && c.len() >= s.len_c());
     let (m, n, k) = (s.m, s.n, s.k);
@@ -101,30 +152,7 @@ pub fn matmul_cpu(s: &MatmulShape, a: &[f32], b: &[f32], alpha: f32, beta: f32, 
         let a = &a[bi * s.stride_a()..][..m * k];
         let b = &b[bi * s.stride_b()..][..k * n];
         let c = &mut c[bi * m * n..(bi + 1) * m * n];
-        for i in 0..m {
-            for j in 0..n {
-                let mut acc = 0.0f32;
-                for kk in 0..k {
-                    let av = if s.trans_a {
-                        a[kk * m + i]
-                    } else {
-                        a[i * k + kk]
-                    };
-                    let bv = if s.trans_b {
-                        b[j * k + kk]
-                    } else {
-                        b[kk * n + j]
-                    };
-                    acc += av * bv;
-                }
-                let out = &mut c[i * n + j];
-                *out = if beta != 0.0 {
-                    alpha * acc + beta * *out
-                } else {
-                    alpha * acc
-                };
-            }
-        }
+        gemm(m, n, k, alpha, a, s.trans_a, b, s.trans_b, beta, c);
     }
 }
 

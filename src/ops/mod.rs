@@ -7,13 +7,14 @@ pub mod attention;
 pub mod conv;
 pub mod elementwise;
 pub mod gradcheck;
-mod kernel;
+pub(crate) mod kernel;
 pub mod linear;
 pub mod loss;
 pub mod matmul;
 pub mod norm;
 pub mod pool;
 pub mod reduce;
+pub mod select;
 pub mod stats;
 pub mod vit;
 

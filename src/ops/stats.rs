@@ -12,6 +12,14 @@ const SHADER: Shader = Shader {
 };
 /// Elements per chunk of the first pass (256 threads × 16).
 pub const CHUNK: usize = 4096;
+/// The chunks of ≤ [`CHUNK`] elements of the range `offset..offset + len`, as
+/// `(start, end)`: the unit of work of the per-tensor kernels (stats, select, optimizer).
+pub fn chunks_of(offset: usize, len: usize) -> impl Iterator<Item = (usize, usize)> {
+    (offset..offset + len)
+        .step_by(CHUNK)
+        .map(move |start| (start, (start + CHUNK).min(offset + len)))
+}
+
 /// Most histogram bins (the shader's workgroup histogram has this many).
 pub const MAX_BINS: usize = 1024;
 

@@ -5,6 +5,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use varlab::gpu::Context;
 
+mod run;
+use run::{CompareArgs, Mode, SweepArgs, TrainArgs};
+
 #[derive(Parser)]
 #[command(
     name = "varlab",
@@ -18,6 +21,31 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train each optimizer (× seed) and report the dense test accuracy.
+    Train {
+        #[command(flatten)]
+        train: TrainArgs,
+        #[command(flatten)]
+        compare: CompareArgs,
+    },
+    /// Train, then prune one-shot at each sparsity and evaluate (no fine-tuning).
+    Sweep {
+        #[command(flatten)]
+        train: TrainArgs,
+        #[command(flatten)]
+        sweep: SweepArgs,
+        #[command(flatten)]
+        compare: CompareArgs,
+    },
+    /// Several optimizers × seeds, each swept; prints the paper-style table (mean ± std).
+    Compare {
+        #[command(flatten)]
+        train: TrainArgs,
+        #[command(flatten)]
+        sweep: SweepArgs,
+        #[command(flatten)]
+        compare: CompareArgs,
+    },
     /// Show the GPU adapter, backend, limits and features (and run the smoke check).
     Info {
         /// Print JSON instead of text.
@@ -95,8 +123,40 @@ fn main() -> ExitCode {
     }
 }
 
+/// `train`, `sweep` and `compare`: one experiment, then the table and the files.
+async fn experiment(t: TrainArgs, s: SweepArgs, c: CompareArgs, mode: Mode) -> Result<(), Fail> {
+    let cfg = run::config(&t, &s, &c)?;
+    let split = run::load_data(&cfg, t.data.as_deref())?;
+    let (result, exp) = run::drive(cfg, &split, mode).await?;
+    print!("{}", run::table(&result));
+    if let Some(path) = &t.json {
+        let json = serde_json::to_string_pretty(&result).expect("results serialise");
+        run::write_file(path, json.as_bytes())?;
+    }
+    if let Some(path) = &c.csv {
+        run::write_file(path, varlab::export::results_csv(&result).as_bytes())?;
+    }
+    if let Some(dir) = &s.save {
+        run::save_weights(dir, &exp, &result)?;
+    }
+    Ok(())
+}
+
 async fn run(cli: Cli) -> Result<(), Fail> {
     match cli.command {
+        Command::Train { train, compare } => {
+            experiment(train, SweepArgs::default(), compare, Mode::Train).await
+        }
+        Command::Sweep {
+            train,
+            sweep,
+            compare,
+        } => experiment(train, sweep, compare, Mode::Sweep).await,
+        Command::Compare {
+            train,
+            sweep,
+            compare,
+        } => experiment(train, sweep, compare, Mode::Compare).await,
         Command::Model { name, dataset } => {
             let input = if dataset == "mnist" {
                 [1, 28, 28]

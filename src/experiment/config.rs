@@ -1,0 +1,327 @@
+//! The one serialisable description of an experiment: what the page keeps in its URL and
+//! exports, what `varlab … --config FILE` reads, and what every result carries.
+//!
+//! JSON, `version` 1. Every field has a default ([`Config::default`]), so a file may give
+//! only what it changes; an unknown field is refused (serde `deny_unknown_fields`), and
+//! [`Config::validate`] refuses out-of-range values with a sentence naming the field.
+
+use serde::{Deserialize, Serialize};
+
+use crate::nn::MODEL_NAMES;
+
+/// The version this build reads and writes.
+pub const CONFIG_VERSION: u32 = 1;
+
+/// The optimizer names a config accepts, in the order the page lists them.
+pub const OPTIMIZER_NAMES: [&str; 8] = [
+    "sgd", "var", "sam", "cram", "sam+var", "cram+var", "l1", "hoyer",
+];
+
+/// Which dataset to train on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatasetKind {
+    Mnist,
+    Cifar10,
+}
+
+impl DatasetKind {
+    /// The image shape `[C, H, W]` the models are built for.
+    pub fn input(self) -> [usize; 3] {
+        match self {
+            DatasetKind::Mnist => [1, 28, 28],
+            DatasetKind::Cifar10 => [3, 32, 32],
+        }
+    }
+}
+
+/// The learning-rate schedule after warm-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    /// Half a cosine from `lr` down to 0 at the last step.
+    Cosine,
+    /// `lr`, then `lr/10` from 50% of the steps and `lr/100` from 75%.
+    Step,
+    Constant,
+}
+
+/// Global (one threshold over all prunable weights) or per-layer (each tensor loses the
+/// same fraction) magnitude pruning; CrAM's compression uses the same choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Global,
+    Layer,
+}
+
+/// Which executor trains: the GPU when one works (`auto`), or the one named.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutorChoice {
+    Auto,
+    Gpu,
+    Cpu,
+}
+
+/// Everything an experiment needs besides the data bytes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub version: u32,
+    pub dataset: DatasetKind,
+    /// The first `train_size` training images and `test_size` test images are used.
+    pub train_size: usize,
+    pub test_size: usize,
+    /// Random crop (padding 4) and horizontal flip of training images (CIFAR-10).
+    pub augment: bool,
+    pub model: String,
+    /// Trained one after another, each from the same initial weights per seed.
+    pub optimizers: Vec<String>,
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+    pub nesterov: bool,
+    pub schedule: Schedule,
+    /// Linear warm-up from 0 over this many epochs (may be fractional).
+    pub warmup_epochs: f32,
+    /// VAR's λ.
+    pub lambda: f32,
+    pub lambda_l1: f32,
+    pub lambda_hoyer: f32,
+    /// SAM's and CrAM's ρ.
+    pub rho: f32,
+    /// CrAM's sparsity (one value) or CrAM-Multi's set (several, one drawn per step).
+    pub cram_sparsity: Vec<f32>,
+    pub epochs: usize,
+    pub batch: usize,
+    /// The first seed; runs use `seed, seed + 1, …, seed + seeds − 1`.
+    pub seed: u64,
+    pub seeds: usize,
+    /// The sparsities of the one-shot pruning sweep (fractions of the prunable weights).
+    pub sparsities: Vec<f32>,
+    pub scope: Scope,
+    pub keep_first: bool,
+    pub keep_last: bool,
+    /// Training images used to re-estimate batch-norm statistics after pruning (0: off).
+    pub bn_recal: usize,
+    pub executor: ExecutorChoice,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            version: CONFIG_VERSION,
+            dataset: DatasetKind::Mnist,
+            train_size: 10_000,
+            test_size: 2_000,
+            augment: false,
+            model: "lenet5".into(),
+            optimizers: vec!["sgd".into(), "var".into()],
+            lr: 0.05,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            nesterov: false,
+            schedule: Schedule::Cosine,
+            warmup_epochs: 0.0,
+            lambda: 5e-5,
+            lambda_l1: 1e-5,
+            lambda_hoyer: 1e-4,
+            rho: 0.05,
+            cram_sparsity: vec![0.5, 0.7, 0.9],
+            epochs: 2,
+            batch: 64,
+            seed: 0,
+            seeds: 1,
+            sparsities: vec![0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99],
+            scope: Scope::Global,
+            keep_first: false,
+            keep_last: false,
+            bn_recal: 0,
+            executor: ExecutorChoice::Auto,
+        }
+    }
+}
+
+/// A config that cannot run, as one sentence naming the field.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("The config is not valid JSON for varlab: {0}")]
+    Json(String),
+    #[error("The config has version {0}; this build of varlab reads version {CONFIG_VERSION}.")]
+    Version(u32),
+    #[error("'{field}' must be {range}; got {value}.")]
+    Range {
+        field: &'static str,
+        range: &'static str,
+        value: String,
+    },
+    #[error("Unknown model '{0}'; the models are {MODEL_NAMES}.")]
+    Model(String),
+    #[error("Unknown optimizer '{0}'; the optimizers are sgd, var, sam, cram, sam+var, cram+var, l1 and hoyer.")]
+    Optimizer(String),
+}
+
+fn check<T: std::fmt::Display>(
+    ok: bool,
+    field: &'static str,
+    range: &'static str,
+    value: T,
+) -> Result<(), ConfigError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::Range {
+            field,
+            range,
+            value: value.to_string(),
+        })
+    }
+}
+
+/// `x` finite and within `[lo, hi]`.
+fn within(x: f32, lo: f32, hi: f32) -> bool {
+    x.is_finite() && (lo..=hi).contains(&x)
+}
+
+impl Config {
+    /// Parses and validates a config JSON.
+    pub fn from_json(json: &str) -> Result<Config, ConfigError> {
+        let config: Config =
+            serde_json::from_str(json).map_err(|e| ConfigError::Json(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a config always serialises")
+    }
+
+    /// Refuses what cannot run or makes no sense, naming the field and its valid range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.version != CONFIG_VERSION {
+            return Err(ConfigError::Version(self.version));
+        }
+        check(
+            (1..=1_000_000).contains(&self.train_size),
+            "train_size",
+            "an image count from 1 to 1000000",
+            self.train_size,
+        )?;
+        check(
+            (1..=1_000_000).contains(&self.test_size),
+            "test_size",
+            "an image count from 1 to 1000000",
+            self.test_size,
+        )?;
+        if !MODEL_NAMES.split(", ").any(|m| m == self.model) {
+            return Err(ConfigError::Model(self.model.clone()));
+        }
+        check(
+            !self.optimizers.is_empty() && self.optimizers.len() <= 16,
+            "optimizers",
+            "a list of 1 to 16 optimizer names",
+            self.optimizers.len(),
+        )?;
+        if let Some(bad) = self
+            .optimizers
+            .iter()
+            .find(|o| !OPTIMIZER_NAMES.contains(&o.as_str()))
+        {
+            return Err(ConfigError::Optimizer(bad.clone()));
+        }
+        check(
+            within(self.lr, 1e-6, 10.0),
+            "lr",
+            "a number in [1e-6, 10]",
+            self.lr,
+        )?;
+        check(
+            within(self.momentum, 0.0, 0.999),
+            "momentum",
+            "a number in [0, 0.999]",
+            self.momentum,
+        )?;
+        check(
+            within(self.weight_decay, 0.0, 0.1),
+            "weight_decay",
+            "a number in [0, 0.1]",
+            self.weight_decay,
+        )?;
+        check(
+            within(self.warmup_epochs, 0.0, 1000.0),
+            "warmup_epochs",
+            "a number of epochs in [0, 1000]",
+            self.warmup_epochs,
+        )?;
+        check(
+            within(self.lambda, 0.0, 1.0),
+            "lambda",
+            "a number in [0, 1]",
+            self.lambda,
+        )?;
+        check(
+            within(self.lambda_l1, 0.0, 1.0),
+            "lambda_l1",
+            "a number in [0, 1]",
+            self.lambda_l1,
+        )?;
+        check(
+            within(self.lambda_hoyer, 0.0, 1.0),
+            "lambda_hoyer",
+            "a number in [0, 1]",
+            self.lambda_hoyer,
+        )?;
+        check(
+            within(self.rho, 0.0, 10.0),
+            "rho",
+            "a number in [0, 10]",
+            self.rho,
+        )?;
+        let fractions = |v: &[f32]| {
+            !v.is_empty() && v.len() <= 32 && v.iter().all(|&s| within(s, 0.0, 0.9999) && s < 1.0)
+        };
+        check(
+            fractions(&self.cram_sparsity),
+            "cram_sparsity",
+            "a list of 1 to 32 fractions in [0, 1)",
+            format!("{:?}", self.cram_sparsity),
+        )?;
+        check(
+            (1..=10_000).contains(&self.epochs),
+            "epochs",
+            "a whole number from 1 to 10000",
+            self.epochs,
+        )?;
+        check(
+            (1..=4096).contains(&self.batch),
+            "batch",
+            "a whole number from 1 to 4096",
+            self.batch,
+        )?;
+        check(
+            (1..=64).contains(&self.seeds),
+            "seeds",
+            "a whole number from 1 to 64",
+            self.seeds,
+        )?;
+        check(
+            fractions(&self.sparsities),
+            "sparsities",
+            "a list of 1 to 32 fractions in [0, 1)",
+            format!("{:?}", self.sparsities),
+        )?;
+        check(
+            self.bn_recal <= 100_000,
+            "bn_recal",
+            "an image count from 0 to 100000",
+            self.bn_recal,
+        )?;
+        Ok(())
+    }
+
+    /// The seeds of the runs, in order.
+    pub fn seed_list(&self) -> Vec<u64> {
+        (0..self.seeds as u64).map(|i| self.seed + i).collect()
+    }
+}

