@@ -37,7 +37,7 @@ export function makeCharts() {
     hist: new Chart($("hist-chart"), { id: "weight-histogram", title: "Weight histogram (log counts)", x: { label: "weight" },
       y: { label: "count", log: true }, height: 240, empty: "Histograms appear when a run finishes." }),
     var: new Chart($("var-chart"), { id: "variance", title: "Variance of |w| over training", x: { label: "step" },
-      y: { label: "Var |w|" }, height: 240, empty: "Appears when a run finishes." }),
+      y: { label: "Var |w|", fmt: (v) => v.toExponential(1) }, height: 240, empty: "Appears when a run finishes." }),
   };
 }
 
