@@ -347,7 +347,7 @@ function onSessionStatus(status, message) {
   $("run-state").textContent = text;
   page.executor = session?.executor ?? null;
   page.adapter = session?.adapter ?? null;
-  $("engine-info").textContent = page.executor ? `executor: ${page.executor}${page.adapter ? ` · ${page.adapter}` : ""}` : "";
+  $("engine-info").textContent = page.executor ? `· executor: ${page.executor}${page.adapter ? ` · ${page.adapter}` : ""}` : "";
   if (status === "error") {
     page.errors.push(message);
     setStatus(message, "error");
@@ -624,7 +624,7 @@ async function main() {
       n.hidden = false;
     }
     page.browserAdapter = browserAdapter;
-    $("engine-info").textContent = browserAdapter ? `WebGPU adapter: ${browserAdapter}` : "";
+    $("engine-info").textContent = browserAdapter ? `· WebGPU adapter: ${browserAdapter}` : "";
     wasm = await wasmBindings();
     if (wasm.version) $("version").textContent = wasm.version();
     const missing = ["default_config", "validate_config", "parse_dataset", "WebExperiment"].filter((k) => !(k in wasm));
