@@ -253,6 +253,14 @@ test("6. the example post embeds two figures; the off-screen one waits", async (
   await f1.waitForFunction(() => window.__varlab.visible === false, null, { timeout: 10_000 });
   const status = await f1.evaluate(() => window.__varlab.run);
   assert.notEqual(status, "running", "an off-screen figure kept training");
+  // The second figure, now on screen, starts by itself (autoplay=1).
+  await page.waitForFunction(() => document.querySelectorAll("iframe").length === 2);
+  await page.frameLocator("#fig-lenet").locator("#hero").waitFor({ timeout: 60_000 });
+  const f2 = frames().find((f) => f.url().includes("m=lenet5"));
+  await f2.waitForFunction(() => window.__varlab?.done && window.__varlab.autoplayed === true, null, { timeout: 120_000 });
+  // Back on screen, the first figure goes on where it paused.
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await f1.waitForFunction(() => window.__varlab.visible === true && window.__varlab.run !== "paused", null, { timeout: 10_000 });
   await page.close();
 });
 
