@@ -239,11 +239,10 @@ test("5. without --enable-unsafe-webgpu the page says why and a tiny run complet
 test("6. the example post embeds two figures; the off-screen one waits", async () => {
   const page = await context.newPage();
   await page.goto(`${server.url}www/example-post.html`);
-  const frames = () => page.frames().filter((f) => f !== page.mainFrame());
   await page.waitForFunction(() => document.querySelectorAll("iframe").length === 2);
   const first = page.frameLocator("#fig-mlp");
   await first.locator("#hero").waitFor({ timeout: 60_000 });
-  const f1 = frames().find((f) => f.url().includes("m=mlp"));
+  const f1 = await (await page.$("#fig-mlp")).contentFrame();
   await f1.waitForFunction(() => window.__varlab?.done, null, { timeout: 120_000 });
   assert.equal(await f1.evaluate(() => document.body.classList.contains("embed")), true);
   assert.equal(await f1.evaluate(() => window.__varlab.visible), true);
@@ -256,7 +255,7 @@ test("6. the example post embeds two figures; the off-screen one waits", async (
   // The second figure, now on screen, starts by itself (autoplay=1).
   await page.waitForFunction(() => document.querySelectorAll("iframe").length === 2);
   await page.frameLocator("#fig-lenet").locator("#hero").waitFor({ timeout: 60_000 });
-  const f2 = frames().find((f) => f.url().includes("m=lenet5"));
+  const f2 = await (await page.$("#fig-lenet")).contentFrame();
   await f2.waitForFunction(() => window.__varlab?.done && window.__varlab.autoplayed === true, null, { timeout: 120_000 });
   // Back on screen, the first figure goes on where it paused.
   await page.evaluate(() => window.scrollTo(0, 0));
