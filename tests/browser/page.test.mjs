@@ -217,6 +217,20 @@ test("4. a corrupt CIFAR-10 upload shows an error and the page stays usable", as
   await page.close();
 });
 
+test("4b. valid CIFAR-10 files (the subset in ../shared/data/cifar10/) are read with their counts and a tiny run trains on them", async () => {
+  const test = readFileSync(join(ROOT, "../shared/data/cifar10/test.bin")); // 2 000 images; as the training file too
+  const { page, console: logs } = await open("ds=cifar10&m=mlp&o=sgd&tr=64&te=32&e=1&b=32&sp=0.5");
+  await page.setInputFiles("#cifar-files", [{ name: "train.bin", mimeType: "application/octet-stream", buffer: test },
+    { name: "test.bin", mimeType: "application/octet-stream", buffer: test }]);
+  await page.waitForFunction(() => window.__varlab.cifar !== null, null, { timeout: 60_000 });
+  assert.equal(await page.locator("#cifar-info").textContent(), "CIFAR-10 ready: 2000 training and 2000 test images.");
+  assert.deepEqual(await page.evaluate(() => window.__varlab.cifar), { dataset: "cifar10", train: 2000, test: 2000 });
+  await runToEnd(page, logs);
+  assert.equal(await page.evaluate(() => window.__varlab.result.config.dataset), "cifar10");
+  assert.equal(await page.locator('#results-table tr[data-source="current"]').count(), 1);
+  await page.close();
+});
+
 test("5. without --enable-unsafe-webgpu the page says why and a tiny run completes on the CPU executor", async () => {
   const cpuBrowser = await launch({ webgpu: false });
   try {
