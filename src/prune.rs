@@ -17,8 +17,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::experiment::config::Scope;
 use crate::nn::{ParamInfo, ParamTable};
+use crate::optim::Scope;
 
 /// How to prune.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -298,6 +298,46 @@ fn read_file(path: &std::path::Path) -> Result<Vec<u8>> {
     })
 }
 
+/// A split from files the user handed over by name (the page's upload, or the built-in
+/// MNIST asset): the four MNIST IDX files (plain or `.gz`, recognised by their official
+/// names), CIFAR-10 batches (`data_batch_N.bin` + `test_batch.bin`, or a subset's
+/// `train.bin` + `test.bin`), or the official `cifar-10-binary.tar.gz`.
+pub fn split_from_named_files(files: &[(String, Vec<u8>)]) -> Result<Split> {
+    let base = |name: &str| -> String {
+        let name = name.rsplit(['/', '\\']).next().unwrap_or(name);
+        name.strip_suffix(".gz").unwrap_or(name).to_string()
+    };
+    let find = |official: &str| files.iter().find(|(n, _)| base(n) == official);
+    if files.iter().any(|(n, _)| base(n).contains("-idx")) {
+        let found: Vec<_> = mnist::FILES.iter().map(|f| find(f)).collect();
+        let missing: Vec<String> = mnist::FILES
+            .iter()
+            .zip(&found)
+            .filter(|(_, f)| f.is_none())
+            .map(|(n, _)| n.to_string())
+            .collect();
+        if !missing.is_empty() {
+            return Err(DataError::Missing {
+                file: "the MNIST files given".into(),
+                missing,
+                expected: "MNIST needs its four IDX files",
+            });
+        }
+        let bytes = |i: usize| {
+            let (name, data) = found[i].expect("checked above");
+            gunzip_if_needed(name, data)
+        };
+        return mnist::mnist_from_bytes(&bytes(0)?, &bytes(1)?, &bytes(2)?, &bytes(3)?);
+    }
+    if let Some((name, data)) = files
+        .iter()
+        .find(|(n, _)| n.ends_with(".tar.gz") || n.ends_with(".tgz"))
+    {
+        return cifar::cifar_from_tar_gz(name, data);
+    }
+    cifar::cifar_from_named_files("the CIFAR-10 files given", files)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,44 +409,4 @@ mod tests {
         assert!(matches!(e, DataError::Gzip { .. }), "{e}");
         assert!(e.to_string().contains("'f.gz'"), "{e}");
     }
-}
-
-/// A split from files the user handed over by name (the page's upload, or the built-in
-/// MNIST asset): the four MNIST IDX files (plain or `.gz`, recognised by their official
-/// names), CIFAR-10 batches (`data_batch_N.bin` + `test_batch.bin`, or a subset's
-/// `train.bin` + `test.bin`), or the official `cifar-10-binary.tar.gz`.
-pub fn split_from_named_files(files: &[(String, Vec<u8>)]) -> Result<Split> {
-    let base = |name: &str| -> String {
-        let name = name.rsplit(['/', '\\']).next().unwrap_or(name);
-        name.strip_suffix(".gz").unwrap_or(name).to_string()
-    };
-    let find = |official: &str| files.iter().find(|(n, _)| base(n) == official);
-    if files.iter().any(|(n, _)| base(n).contains("-idx")) {
-        let found: Vec<_> = mnist::FILES.iter().map(|f| find(f)).collect();
-        let missing: Vec<String> = mnist::FILES
-            .iter()
-            .zip(&found)
-            .filter(|(_, f)| f.is_none())
-            .map(|(n, _)| n.to_string())
-            .collect();
-        if !missing.is_empty() {
-            return Err(DataError::Missing {
-                file: "the MNIST files given".into(),
-                missing,
-                expected: "MNIST needs its four IDX files",
-            });
-        }
-        let bytes = |i: usize| {
-            let (name, data) = found[i].expect("checked above");
-            gunzip_if_needed(name, data)
-        };
-        return mnist::mnist_from_bytes(&bytes(0)?, &bytes(1)?, &bytes(2)?, &bytes(3)?);
-    }
-    if let Some((name, data)) = files
-        .iter()
-        .find(|(n, _)| n.ends_with(".tar.gz") || n.ends_with(".tgz"))
-    {
-        return cifar::cifar_from_tar_gz(name, data);
-    }
-    cifar::cifar_from_named_files("the CIFAR-10 files given", files)
 }

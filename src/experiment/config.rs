@@ -48,12 +48,7 @@ pub enum Schedule {
 
 /// Global (one threshold over all prunable weights) or per-layer (each tensor loses the
 /// same fraction) magnitude pruning; CrAM's compression uses the same choice.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    Global,
-    Layer,
-}
+pub use crate::optim::Scope;
 
 /// Which executor trains: the GPU when one works (`auto`), or the one named.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -282,9 +277,9 @@ impl Config {
             !v.is_empty() && v.len() <= 32 && v.iter().all(|&s| within(s, 0.0, 0.9999) && s < 1.0)
         };
         check(
-            fractions(&self.cram_sparsity),
+            fractions(&self.cram_sparsity) && self.cram_sparsity.len() <= 16,
             "cram_sparsity",
-            "a list of 1 to 32 fractions in [0, 1)",
+            "a list of 1 to 16 fractions in [0, 1)",
             format!("{:?}", self.cram_sparsity),
         )?;
         check(

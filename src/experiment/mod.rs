@@ -17,7 +17,7 @@ pub use config::{Config, ConfigError, DatasetKind, ExecutorChoice, Schedule, Sco
 use crate::data::{DataError, Split};
 use crate::export::{to_safetensors, ExportError};
 use crate::nn::Model;
-use crate::optim::{OptimConfig, OptimKind};
+use crate::optim::{OptimConfig, OptimError, OptimKind};
 use crate::prune::{apply_mask, magnitude_mask, prunable_stats, PruneOptions, WeightStats};
 use crate::train::{Curves, TrainError, Trainer};
 
@@ -145,14 +145,23 @@ pub struct ExperimentResult {
 }
 
 /// The optimizer settings of `name` from the shared hyper-parameters of `config`.
-pub fn optim_config(config: &Config, name: &str) -> OptimConfig {
-    let _ = name;
-    OptimConfig {
-        kind: OptimKind::Sgd,
+pub fn optim_config(config: &Config, name: &str) -> Result<OptimConfig, OptimError> {
+    let cfg = OptimConfig {
+        kind: name.parse::<OptimKind>()?,
         momentum: config.momentum,
         weight_decay: config.weight_decay,
         nesterov: config.nesterov,
-    }
+        lambda: config.lambda,
+        lambda_l1: config.lambda_l1,
+        lambda_hoyer: config.lambda_hoyer,
+        rho: config.rho,
+        cram_sparsity: config.cram_sparsity.clone(),
+        cram_scope: config.scope,
+        cram_plus: false,
+        regularize_all: false,
+    };
+    cfg.validate()?;
+    Ok(cfg)
 }
 
 /// The trained weights of a finished run (kept for exports).
@@ -344,7 +353,7 @@ impl Experiment {
             Phase::Done => Ok(self.event("done")),
             Phase::Start => {
                 let (name, seed) = self.plan[self.run].clone();
-                let optim = optim_config(&self.config, &name);
+                let optim = optim_config(&self.config, &name).map_err(TrainError::from)?;
                 let trainer = Trainer::new(&self.config, &optim, seed, self.split.clone())?;
                 self.phase = Phase::Train(Box::new(trainer));
                 self.train_step().await
@@ -445,7 +454,7 @@ impl Experiment {
         let (optimizer, seed) = self.plan[self.run].clone();
         let (params, _) = trainer.params();
         let dense = prunable_stats(params, &trainer.table);
-        let psi = dense.iter().map(|s| 1.0 / (s.var_abs + 1e-8)).sum();
+        let psi = crate::optim::psi(params, &trainer.table, false) as f64;
         let steps = trainer.curves.step.last().copied().unwrap_or(0).max(1);
         RunResult {
             optimizer,

@@ -17,5 +17,3 @@ pub use cpu::{CpuOptimizer, StepReport};
 pub use gpu::GpuOptimizer;
 pub use reg::{psi, psi_grad, var_stats, TensorVar};
 pub use sgd::sgd_step;
-pub mod shim;
-pub use shim::{CpuOptimizer, OptimConfig, OptimError, OptimKind, StepReport};
