@@ -14,6 +14,10 @@
 //   bn_backward: training-mode backward, one workgroup per channel:
 //                dbeta = Σ dy, dgamma = Σ dy·xhat, xhat = (x − mean)·rstd,
 //                dx = gamma·rstd/M · (M·dy − dbeta − xhat·dgamma).
+//   bn_eval_backward: the backward after an eval-mode forward, BatchNorm being the fixed
+//                affine map of the running statistics; one workgroup per channel:
+//                rstd = 1/√(running_var + eps), xhat = (x − running_mean)·rstd,
+//                dx = dy·gamma·rstd, dgamma = Σ dy·xhat, dbeta = Σ dy.
 //
 // LayerNorm over the last dimension of x [rows, C], affine gamma, beta [C]; `saved` [2·rows]
 // holds mean[r] at r and rstd[r] at rows + r.
@@ -182,6 +186,32 @@ fn bn_backward(
     }
 }
 
+@compute @workgroup_size(256)
+fn bn_eval_backward(
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    for (var c = wid.x; c < p.c; c += nwg.x) {
+        let mean = running_mean[c];
+        let rstd = 1.0 / sqrt(running_var[c] + p.eps);
+        var sum_dy = 0.0;
+        var sum_dy_xhat = 0.0;
+        for (var j = lid; j < p.m; j += 256u) {
+            let i = bn_index(c, j);
+            let g = dy[i];
+            sum_dy += g;
+            sum_dy_xhat += g * (x[i] - mean) * rstd;
+            dx[i] = g * gamma[c] * rstd;
+        }
+        let sums = sum2(lid, sum_dy, sum_dy_xhat, 256u);
+        if (lid == 0u) {
+            dbeta[c] = sums.x;
+            dgamma[c] = sums.y;
+        }
+    }
+}
+
 // ---- LayerNorm ------------------------------------------------------------------------
 
 @compute @workgroup_size(64)
@@ -280,5 +310,18 @@ fn ln_backward_params(
             dbeta[col] = lnp_b[l.x];
         }
         workgroupBarrier();
+    }
+}
+
+// count_batches: counters[offsets[i]] += 1 for i < p.n — the num_batches_tracked entries of
+// every BatchNorm of a model, bumped once per training forward (p.n = number of entries;
+// the offsets are distinct, one thread each).
+@group(0) @binding(13) var<storage, read> offsets: array<u32>;
+@group(0) @binding(14) var<storage, read_write> counters: array<f32>;
+
+@compute @workgroup_size(64)
+fn count_batches(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if (gid.x < p.n) {
+        counters[offsets[gid.x]] += 1.0;
     }
 }

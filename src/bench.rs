@@ -227,7 +227,7 @@ async fn layers(ctx: &Context, scale: usize, reps: u32) -> Result<Vec<OpBench>> 
         buf(16)?,
         buf(cs.len_y())?,
     );
-    let conv = Conv2d::new(ctx, cs, &x, &w, Some(&b), &y).await?;
+    let conv = Conv2d::new(ctx, cs, &x, &w, Some((&b).into()), &y).await?;
     let d: Vec<&Dispatch> = conv.dispatches.iter().collect();
     let (s, method) = time(ctx, &d, &y, reps).await?;
     let shape = format!("{n}×6×14×14→16, k5");
@@ -251,9 +251,9 @@ async fn layers(ctx: &Context, scale: usize, reps: u32) -> Result<Vec<OpBench>> 
         &conv.cols,
         &w,
         &dy,
-        Some(&dx),
-        Some(&dw),
-        Some(&db),
+        Some((&dx).into()),
+        Some((&dw).into()),
+        Some((&db).into()),
     )
     .await?;
     let d: Vec<&Dispatch> = back.dispatches.iter().collect();
@@ -291,13 +291,13 @@ async fn layers(ctx: &Context, scale: usize, reps: u32) -> Result<Vec<OpBench>> 
     let (x, y, g, be) = (buf(cfg.len())?, buf(cfg.len())?, buf(16)?, buf(16)?);
     let (saved, rm, rv) = (buf(32)?, buf(16)?, buf(16)?);
     let bufs = BatchNormBuffers {
-        x: &x,
-        gamma: &g,
-        beta: &be,
-        y: &y,
-        saved: &saved,
-        running_mean: &rm,
-        running_var: &rv,
+        x: (&x).into(),
+        gamma: (&g).into(),
+        beta: (&be).into(),
+        y: (&y).into(),
+        saved: (&saved).into(),
+        running_mean: (&rm).into(),
+        running_var: (&rv).into(),
     };
     let bn = BatchNorm2d::new(ctx, cfg, &bufs).await?;
     let (s, method) = time(ctx, &[&bn.train], &y, reps).await?;
@@ -345,10 +345,10 @@ async fn layers(ctx: &Context, scale: usize, reps: u32) -> Result<Vec<OpBench>> 
     let a = AttentionShape::new(n, t, c, 4);
     let (wqkv, bqkv, wo, bo) = (buf(3 * c * c)?, buf(3 * c)?, buf(c * c)?, buf(c)?);
     let weights = AttentionWeights {
-        wqkv: &wqkv,
-        bqkv: &bqkv,
-        wo: &wo,
-        bo: &bo,
+        wqkv: (&wqkv).into(),
+        bqkv: (&bqkv).into(),
+        wo: (&wo).into(),
+        bo: (&bo).into(),
     };
     let attn = Attention::new(ctx, a, &x, &weights, &y).await?;
     let d: Vec<&Dispatch> = attn.dispatches.iter().collect();

@@ -227,10 +227,10 @@ gpu_test!(
             );
             let gy = ctx.zeros("y", n).unwrap();
             let weights = AttentionWeights {
-                wqkv: &gwqkv,
-                bqkv: &gbqkv,
-                wo: &gwo,
-                bo: &gbo,
+                wqkv: (&gwqkv).into(),
+                bqkv: (&gbqkv).into(),
+                wo: (&gwo).into(),
+                bo: (&gbo).into(),
             };
             let attn = Attention::new(&ctx, s, &gx, &weights, &gy).await.unwrap();
             let z = |name: &str, len: usize| ctx.zeros(name, len).unwrap();
@@ -242,11 +242,11 @@ gpu_test!(
                 z("dbo", c),
             );
             let grads = AttentionGrads {
-                dx: &gdx,
-                dwqkv: &gdwqkv,
-                dbqkv: &gdbqkv,
-                dwo: &gdwo,
-                dbo: &gdbo,
+                dx: (&gdx).into(),
+                dwqkv: (&gdwqkv).into(),
+                dbqkv: (&gdbqkv).into(),
+                dwo: (&gdwo).into(),
+                dbo: (&gdbo).into(),
             };
             let back = attn.backward(&ctx, &gdy, &grads).await.unwrap();
             let mut all = attn.forward_dispatches();
@@ -280,10 +280,10 @@ gpu_test!(
         let buf = ctx.zeros("b", 4).unwrap();
         let big = ctx.zeros("big", 4096).unwrap();
         let w = AttentionWeights {
-            wqkv: &big,
-            bqkv: &big,
-            wo: &big,
-            bo: &big,
+            wqkv: (&big).into(),
+            bqkv: (&big).into(),
+            wo: (&big).into(),
+            bo: (&big).into(),
         };
         // 10 channels do not split into 3 heads.
         let err = Attention::new(&ctx, AttentionShape::new(1, 2, 10, 3), &big, &w, &big)

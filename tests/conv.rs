@@ -76,7 +76,7 @@ async fn check_linear(s: LinearShape, bias: bool, seed: u64) {
     let gw = ctx.storage("w", &w).unwrap();
     let gb = b.as_ref().map(|b| ctx.storage("b", b).unwrap());
     let gy = ctx.zeros("y", s.len_y()).unwrap();
-    let fwd = Linear::new(&ctx, s, &gx, &gw, gb.as_ref(), &gy)
+    let fwd = Linear::new(&ctx, s, &gx, &gw, gb.as_ref().map(Into::into), &gy)
         .await
         .unwrap();
     run(&ctx, &fwd.dispatches);
@@ -94,10 +94,19 @@ async fn check_linear(s: LinearShape, bias: bool, seed: u64) {
         ctx.zeros("dw", s.len_w()).unwrap(),
         ctx.zeros("db", s.out_features).unwrap(),
     );
-    let db_out = bias.then_some(&gdb);
-    let bwd = LinearBackward::new(&ctx, s, &gx, &gw, &gdy, Some(&gdx), Some(&gdw), db_out)
-        .await
-        .unwrap();
+    let db_out = bias.then(|| (&gdb).into());
+    let bwd = LinearBackward::new(
+        &ctx,
+        s,
+        &gx,
+        &gw,
+        &gdy,
+        Some((&gdx).into()),
+        Some((&gdw).into()),
+        db_out,
+    )
+    .await
+    .unwrap();
     run(&ctx, &bwd.dispatches);
     let (mut dx, mut dw, mut db) = (
         vec![0.0; s.len_x()],
@@ -205,7 +214,7 @@ async fn check_conv(s: Conv2dShape, bias: bool, seed: u64) {
     let gw = ctx.storage("w", &w).unwrap();
     let gb = b.as_ref().map(|b| ctx.storage("b", b).unwrap());
     let gy = ctx.zeros("y", s.len_y()).unwrap();
-    let fwd = Conv2d::new(&ctx, s, &gx, &gw, gb.as_ref(), &gy)
+    let fwd = Conv2d::new(&ctx, s, &gx, &gw, gb.as_ref().map(Into::into), &gy)
         .await
         .unwrap();
     run(&ctx, &fwd.dispatches);
@@ -229,15 +238,15 @@ async fn check_conv(s: Conv2dShape, bias: bool, seed: u64) {
         ctx.zeros("dw", s.len_w()).unwrap(),
         ctx.zeros("db", s.cout).unwrap(),
     );
-    let db_out = bias.then_some(&gdb);
+    let db_out = bias.then(|| (&gdb).into());
     let bwd = Conv2dBackward::new(
         &ctx,
         s,
         &fwd.cols,
         &gw,
         &gdy,
-        Some(&gdx),
-        Some(&gdw),
+        Some((&gdx).into()),
+        Some((&gdw).into()),
         db_out,
     )
     .await

@@ -16,7 +16,7 @@
 mod common;
 
 use common::{assert_close, context};
-use varlab::ops::loss::{softmax_cross_entropy_cpu, SoftmaxCrossEntropy, METRICS_LEN};
+use varlab::ops::loss::{softmax_cross_entropy_cpu, SoftmaxCrossEntropy, IGNORE, METRICS_LEN};
 use varlab::rng::Rng;
 
 #[cfg(target_arch = "wasm32")]
@@ -138,7 +138,7 @@ gpu_test!(
         ];
         let labels = [0u32, 3, 3, 1, 2];
         let got = run(5, k, &logits, &labels, false).await;
-        assert_eq!(&got.rows[5..], &[1.0, 0.0, 0.0, 1.0, 1.0]);
+        assert_eq!(&got.rows[5..10], &[1.0, 0.0, 0.0, 1.0, 1.0]);
         assert_eq!(got.metrics[1], 3.0);
         assert!(
             got.dlogits.iter().all(|v| v.is_finite()),
@@ -204,6 +204,31 @@ gpu_test!(
         assert!(got.metrics[0].is_nan(), "{:?}", got.metrics);
         assert_eq!(&got.dlogits[k..2 * k], &[0.0; 5]);
         assert_eq!(got.rows[n + 1], 0.0);
+    }
+);
+
+gpu_test!(
+    async fn ignored_rows_count_nothing_and_get_no_gradient() {
+        let (n, k) = (5, 7);
+        let (logits, mut labels) = random_case(n, k, 8);
+        labels[1] = IGNORE;
+        labels[4] = IGNORE;
+        let got = run(n, k, &logits, &labels, true).await;
+        let mut cd = vec![0.0; n * k];
+        let cpu = softmax_cross_entropy_cpu(n, k, &logits, &labels, &mut cd);
+        assert_eq!(cpu.counted, 3);
+        assert_eq!((cpu.row_loss[1], cpu.row_loss[4]), (0.0, 0.0));
+        assert_eq!(got.metrics[2], 3.0, "rows counted");
+        assert_eq!(got.metrics[1], cpu.correct as f32);
+        let tol = 1e-5 * cpu.loss_sum.abs().max(1.0);
+        assert!(
+            (got.metrics[0] - cpu.loss_sum).abs() <= tol,
+            "{:?}",
+            got.metrics
+        );
+        assert_eq!(&got.dlogits[k..2 * k], &[0.0; 7]);
+        assert_eq!(&got.dlogits[4 * k..], &[0.0; 7]);
+        assert_eq!(&got.rows[2 * n..], &[1.0, 0.0, 1.0, 1.0, 0.0]);
     }
 );
 

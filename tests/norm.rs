@@ -22,9 +22,10 @@ mod common;
 
 use common::{assert_close, context};
 use varlab::ops::norm::{
-    batch_norm_backward_cpu, batch_norm_eval_cpu, batch_norm_train_cpu, layer_norm_backward_cpu,
-    layer_norm_cpu, BatchNorm2d, BatchNorm2dBackward, BatchNorm2dConfig, BatchNormBuffers,
-    LayerNorm, LayerNormBackward, LayerNormConfig, NormGrads,
+    batch_norm_backward_cpu, batch_norm_eval_backward_cpu, batch_norm_eval_cpu,
+    batch_norm_train_cpu, count_batches_cpu, layer_norm_backward_cpu, layer_norm_cpu, BatchNorm2d,
+    BatchNorm2dBackward, BatchNorm2dConfig, BatchNorm2dEvalBackward, BatchNormBuffers,
+    CountBatches, LayerNorm, LayerNormBackward, LayerNormConfig, NormGrads,
 };
 use varlab::rng::Rng;
 
@@ -94,13 +95,13 @@ async fn check_batch_norm(n: usize, c: usize, h: usize, w: usize, seed: u64) {
         &ctx,
         cfg,
         &BatchNormBuffers {
-            x: &gx,
-            gamma: &ggamma,
-            beta: &gbeta,
-            y: &gy,
-            saved: &gsaved,
-            running_mean: &grm,
-            running_var: &grv,
+            x: (&gx).into(),
+            gamma: (&ggamma).into(),
+            beta: (&gbeta).into(),
+            y: (&gy).into(),
+            saved: (&gsaved).into(),
+            running_mean: (&grm).into(),
+            running_var: (&grv).into(),
         },
     )
     .await
@@ -109,13 +110,13 @@ async fn check_batch_norm(n: usize, c: usize, h: usize, w: usize, seed: u64) {
         &ctx,
         cfg,
         &NormGrads {
-            x: &gx,
-            dy: &gdy,
-            gamma: &ggamma,
-            saved: &gsaved,
-            dx: &gdx,
-            dgamma: &gdgamma,
-            dbeta: &gdbeta,
+            x: (&gx).into(),
+            dy: (&gdy).into(),
+            gamma: (&ggamma).into(),
+            saved: (&gsaved).into(),
+            dx: (&gdx).into(),
+            dgamma: (&gdgamma).into(),
+            dbeta: (&gdbeta).into(),
         },
     )
     .await
@@ -259,13 +260,13 @@ async fn check_layer_norm(rows: usize, c: usize, seed: u64) {
         &ctx,
         cfg,
         &NormGrads {
-            x: &gx,
-            dy: &gdy,
-            gamma: &ggamma,
-            saved: &gsaved,
-            dx: &gdx,
-            dgamma: &gdgamma,
-            dbeta: &gdbeta,
+            x: (&gx).into(),
+            dy: (&gdy).into(),
+            gamma: (&ggamma).into(),
+            saved: (&gsaved).into(),
+            dx: (&gdx).into(),
+            dgamma: (&gdgamma).into(),
+            dbeta: (&gdbeta).into(),
         },
     )
     .await
@@ -506,4 +507,164 @@ mod fd {
             atol,
         );
     }
+}
+
+gpu_test!(
+    async fn batch_counter_bumps_exactly_its_offsets() {
+        let ctx = context().await;
+        let mut state: Vec<f32> = (0..200).map(|i| i as f32 * 0.5).collect();
+        let offsets = [3u32, 64, 199];
+        let g = ctx.storage("state", &state).unwrap();
+        let op = CountBatches::new(&ctx, &g, &offsets).await.unwrap();
+        ctx.submit(&[&op.dispatch, &op.dispatch]).unwrap();
+        count_batches_cpu(&mut state, &offsets);
+        count_batches_cpu(&mut state, &offsets);
+        let got: Vec<f32> = ctx.read(&g).await.unwrap();
+        assert_eq!(got, state);
+        assert_eq!(got[64], 34.0);
+        let short = CountBatches::new(&ctx, &g, &[200]).await;
+        assert!(short.is_err(), "an offset past the buffer was accepted");
+    }
+);
+
+/// What an eval-mode forward saves for the backward: the running mean, then
+/// 1/√(running var + eps).
+fn eval_saved(cfg: &BatchNorm2dConfig, rm: &[f32], rv: &[f32]) -> Vec<f32> {
+    let rstd = rv.iter().map(|&v| 1.0 / (v + cfg.eps).sqrt());
+    rm.iter().copied().chain(rstd).collect()
+}
+
+gpu_test!(
+    async fn batch_norm_eval_backward_matches_cpu() {
+        let ctx = context().await;
+        let cfg = BatchNorm2dConfig::new(3, 5, 3, 7);
+        let (len, c) = (cfg.len(), cfg.c);
+        let mut rng = Rng::new(12);
+        let x: Vec<f32> = rng.vec(len).iter().map(|v| 2.0 * v + 0.7).collect();
+        let gamma: Vec<f32> = rng.vec(c).iter().map(|v| 1.0 + 0.5 * v).collect();
+        let rm: Vec<f32> = rng.vec(c).iter().map(|v| 0.3 * v).collect();
+        let rv: Vec<f32> = (0..c).map(|_| rng.range(0.5, 1.5)).collect();
+        let dy = rng.vec(len);
+        let g = |name: &str, v: &[f32]| ctx.storage(name, v).unwrap();
+        let (gx, ggamma, grm, grv, gdy) = (
+            g("x", &x),
+            g("gamma", &gamma),
+            g("mean", &rm),
+            g("var", &rv),
+            g("dy", &dy),
+        );
+        let (gdx, gdgamma, gdbeta) = (
+            ctx.zeros("dx", len).unwrap(),
+            ctx.zeros("dgamma", c).unwrap(),
+            ctx.zeros("dbeta", c).unwrap(),
+        );
+        let unused = ctx.zeros("saved", 1).unwrap();
+        let grads = NormGrads {
+            x: (&gx).into(),
+            dy: (&gdy).into(),
+            gamma: (&ggamma).into(),
+            saved: (&unused).into(),
+            dx: (&gdx).into(),
+            dgamma: (&gdgamma).into(),
+            dbeta: (&gdbeta).into(),
+        };
+        let op = BatchNorm2dEvalBackward::new(&ctx, cfg, &grads, (&grm).into(), (&grv).into())
+            .await
+            .unwrap();
+        ctx.submit(&[&op.dispatch]).unwrap();
+        let saved = eval_saved(&cfg, &rm, &rv);
+        let (mut dx, mut dgamma, mut dbeta) = (vec![0.0; len], vec![0.0; c], vec![0.0; c]);
+        batch_norm_eval_backward_cpu(
+            &cfg,
+            &x,
+            &dy,
+            &gamma,
+            &saved,
+            &mut dx,
+            &mut dgamma,
+            &mut dbeta,
+        );
+        // dx is one product per element (rstd within a few ulp); the sums run over
+        // M = 63 values in a different order: 64·ε·Σ|terms|, with |terms| ≤ 4 here.
+        let eps = f32::EPSILON;
+        let gx_: Vec<f32> = ctx.read(&gdx).await.unwrap();
+        assert_close("bn eval dx", &gx_, &dx, |i| 8.0 * eps * dx[i].abs() + 1e-7);
+        let m = cfg.m() as f32;
+        let sum_tol = |_| 64.0 * eps * m * 4.0;
+        assert_close(
+            "bn eval dgamma",
+            &ctx.read::<f32>(&gdgamma).await.unwrap(),
+            &dgamma,
+            sum_tol,
+        );
+        assert_close(
+            "bn eval dbeta",
+            &ctx.read::<f32>(&gdbeta).await.unwrap(),
+            &dbeta,
+            sum_tol,
+        );
+    }
+);
+
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn batch_norm_eval_backward_matches_finite_differences() {
+    use varlab::ops::gradcheck::check;
+    let cfg = BatchNorm2dConfig::new(2, 3, 3, 2);
+    let (len, c) = (cfg.len(), cfg.c);
+    let mut rng = Rng::new(13);
+    let x: Vec<f32> = rng.vec(len).iter().map(|v| 1.5 * v + 0.3).collect();
+    let gamma: Vec<f32> = rng.vec(c).iter().map(|v| 1.0 + 0.5 * v).collect();
+    let beta = rng.vec(c);
+    let rm = rng.vec(c);
+    let rv: Vec<f32> = (0..c).map(|_| rng.range(0.5, 1.5)).collect();
+    let r = rng.vec(len);
+    let forward = |x: &[f32], gamma: &[f32], beta: &[f32]| {
+        let mut y = vec![0.0; len];
+        batch_norm_eval_cpu(&cfg, x, gamma, beta, &rm, &rv, &mut y);
+        y
+    };
+    let saved = eval_saved(&cfg, &rm, &rv);
+    let (mut dx, mut dgamma, mut dbeta) = (vec![0.0; len], vec![0.0; c], vec![0.0; c]);
+    batch_norm_eval_backward_cpu(
+        &cfg,
+        &x,
+        &r,
+        &gamma,
+        &saved,
+        &mut dx,
+        &mut dgamma,
+        &mut dbeta,
+    );
+    let (e, tol, atol) = (1e-2, 1e-2, 1e-4);
+    check(
+        "bn eval dx",
+        &x,
+        &r,
+        &dx,
+        |v| forward(v, &gamma, &beta),
+        e,
+        tol,
+        atol,
+    );
+    check(
+        "bn eval dgamma",
+        &gamma,
+        &r,
+        &dgamma,
+        |v| forward(&x, v, &beta),
+        e,
+        tol,
+        atol,
+    );
+    check(
+        "bn eval dbeta",
+        &beta,
+        &r,
+        &dbeta,
+        |v| forward(&x, &gamma, v),
+        e,
+        tol,
+        atol,
+    );
 }

@@ -219,7 +219,7 @@ gpu_test!(
                 &gp,
                 &gout,
                 &gdo,
-                (&gdt, &gdc, &gdp),
+                (&gdt, (&gdc).into(), (&gdp).into()),
             )
             .await
             .unwrap();
@@ -446,15 +446,15 @@ gpu_test!(
                 &gpos,
                 &gseq,
                 &gdseq,
-                (&gdtokens, &gdcls, &gdpos),
+                (&gdtokens, (&gdcls).into(), (&gdpos).into()),
             )
             .await
             .unwrap();
             let weights = AttentionWeights {
-                wqkv: &gwqkv,
-                bqkv: &gbqkv,
-                wo: &gwo,
-                bo: &gbo,
+                wqkv: (&gwqkv).into(),
+                bqkv: (&gbqkv).into(),
+                wo: (&gwo).into(),
+                bo: (&gbo).into(),
             };
             let attn = Attention::new(&ctx, v.attn_shape(), &gseq, &weights, &gy)
                 .await
@@ -483,11 +483,11 @@ gpu_test!(
                 )
             };
             let grads = AttentionGrads {
-                dx: &gdxa,
-                dwqkv: &gdwqkv,
-                dbqkv: &gdbqkv,
-                dwo: &gdwo,
-                dbo: &gdbo,
+                dx: (&gdxa).into(),
+                dwqkv: (&gdwqkv).into(),
+                dbqkv: (&gdbqkv).into(),
+                dwo: (&gdwo).into(),
+                dbo: (&gdbo).into(),
             };
             let attn_back = attn.backward(&ctx, &gdres, &grads).await.unwrap();
             // The residual's backward: dseq = dres + dx through attention.

@@ -35,8 +35,9 @@ use crate::ops::attention::{
 use crate::ops::conv::Conv2dShape;
 use crate::ops::loss::softmax_cross_entropy_cpu;
 use crate::ops::norm::{
-    batch_norm_backward_cpu, batch_norm_eval_cpu, batch_norm_train_cpu, layer_norm_backward_cpu,
-    layer_norm_cpu, BatchNorm2dConfig, LayerNormConfig,
+    batch_norm_backward_cpu, batch_norm_eval_backward_cpu, batch_norm_eval_cpu,
+    batch_norm_train_cpu, layer_norm_backward_cpu, layer_norm_cpu, BatchNorm2dConfig,
+    LayerNormConfig,
 };
 use crate::ops::pool::{
     avg_pool_backward_cpu, avg_pool_cpu, max_pool_backward_cpu, max_pool_cpu, PoolShape,
@@ -88,15 +89,7 @@ impl CpuExecutor {
         let shapes = model.shapes(batch)?;
         let params = model.params();
         let state = model.state();
-        let count = model.nodes.len();
-        let mut node_params = vec![Vec::new(); count];
-        for p in &params.entries {
-            node_params[p.node].push(p.range());
-        }
-        let mut node_state = vec![Vec::new(); count];
-        for s in &state.entries {
-            node_state[s.node].push(s.range());
-        }
+        let (node_params, node_state) = super::node_ranges(model);
         let saved = model
             .nodes
             .iter()
@@ -392,7 +385,7 @@ impl CpuExecutor {
                         &mut dbeta,
                     );
                 } else {
-                    batch_norm_eval_backward(
+                    batch_norm_eval_backward_cpu(
                         &cfg,
                         x,
                         dy,
@@ -509,7 +502,8 @@ fn accumulate(dst: &mut [f32], src: &[f32]) {
     }
 }
 
-fn conv_shape(
+/// The convolution of an [`Op::Conv2d`] over input `xs` (square kernel, stride, padding).
+pub(super) fn conv_shape(
     n: usize,
     cin: usize,
     xs: &Shape,
@@ -521,30 +515,4 @@ fn conv_shape(
     Conv2dShape::new(n, cin, xs[2], xs[3], cout, k)
         .stride(stride, stride)
         .padding(pad, pad)
-}
-
-/// The backward of BatchNorm2d after an eval-mode forward, a fixed per-channel affine map:
-/// with `saved` = (running mean, 1/√(running var + eps)) and `xhat = (x − mean)·rstd`,
-/// `dx = dy·gamma·rstd`, `dgamma = Σ dy·xhat`, `dbeta = Σ dy`.
-#[allow(clippy::too_many_arguments)]
-fn batch_norm_eval_backward(
-    cfg: &BatchNorm2dConfig,
-    x: &[f32],
-    dy: &[f32],
-    gamma: &[f32],
-    saved: &[f32],
-    dx: &mut [f32],
-    dgamma: &mut [f32],
-    dbeta: &mut [f32],
-) {
-    let (c_len, hw) = (cfg.c, cfg.h * cfg.w);
-    dgamma.fill(0.0);
-    dbeta.fill(0.0);
-    for (i, ((d, &v), &g)) in dx.iter_mut().zip(x).zip(dy).enumerate() {
-        let c = (i / hw) % c_len;
-        let (mean, rstd) = (saved[c], saved[c_len + c]);
-        *d = g * gamma[c] * rstd;
-        dgamma[c] += g * (v - mean) * rstd;
-        dbeta[c] += g;
-    }
 }

@@ -76,16 +76,32 @@ impl Context {
     /// Copies `buffer` back to the host. Never blocks in the browser: the future resolves
     /// when the browser has mapped the copy. Natively it waits for the queue.
     pub async fn read<T: bytemuck::Pod>(&self, buffer: &wgpu::Buffer) -> Result<Vec<T>> {
-        self.check_alive()?;
-        let size = buffer.size();
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size,
+        let staging = self.staging("readback", buffer.size());
+        self.read_via(buffer, &staging).await
+    }
+
+    /// A mappable buffer of `bytes` for [`Context::read_via`], to keep and reuse for reads
+    /// repeated every few steps (such as the training metrics).
+    pub fn staging(&self, label: &str, bytes: u64) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
-        });
+        })
+    }
+
+    /// [`Context::read`] through a given `staging` buffer (from [`Context::staging`], at
+    /// least as large as `buffer`, and not in use by another read).
+    pub async fn read_via<T: bytemuck::Pod>(
+        &self,
+        buffer: &wgpu::Buffer,
+        staging: &wgpu::Buffer,
+    ) -> Result<Vec<T>> {
+        self.check_alive()?;
+        let size = buffer.size();
         let mut encoder = self.device.create_command_encoder(&Default::default());
-        encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
+        encoder.copy_buffer_to_buffer(buffer, 0, staging, 0, size);
         self.queue.submit([encoder.finish()]);
 
         let (sender, receiver) = futures_channel::oneshot::channel();
@@ -109,7 +125,7 @@ impl Context {
         }
         let values = {
             let view = staging
-                .get_mapped_range(..)
+                .get_mapped_range(..size)
                 .map_err(|e| GpuError::Readback(e.to_string()))?;
             bytemuck::pod_collect_to_vec(&view)
         };

@@ -1,4 +1,4 @@
-use super::{Context, GpuError, Result};
+use super::{Context, GpuError, Result, Slice};
 
 /// A WGSL source file from `shaders/`, named for the pipeline cache and error messages.
 #[derive(Clone, Copy, Debug)]
@@ -63,18 +63,18 @@ impl Context {
         Ok(pipeline)
     }
 
-    /// Binds `(binding, buffer)` pairs of group 0 for `pipeline` (layouts are derived from
-    /// the shader, so each entry point binds exactly what it uses).
-    pub fn bind(
+    /// Binds `(binding, buffer or slice)` pairs of group 0 for `pipeline` (layouts are
+    /// derived from the shader, so each entry point binds exactly what it uses).
+    pub fn bind<'a, B: Into<Slice<'a>> + Copy>(
         &self,
         pipeline: &wgpu::ComputePipeline,
-        buffers: &[(u32, &wgpu::Buffer)],
+        buffers: &[(u32, B)],
     ) -> wgpu::BindGroup {
         let entries: Vec<wgpu::BindGroupEntry> = buffers
             .iter()
-            .map(|(binding, buffer)| wgpu::BindGroupEntry {
-                binding: *binding,
-                resource: buffer.as_entire_binding(),
+            .map(|&(binding, buffer)| wgpu::BindGroupEntry {
+                binding,
+                resource: buffer.into().binding(),
             })
             .collect();
         self.device.create_bind_group(&wgpu::BindGroupDescriptor {

@@ -6,9 +6,11 @@
 mod buffers;
 mod context;
 mod dispatch;
+mod slice;
 
 pub use context::{AdapterReport, Context};
 pub use dispatch::{Dispatch, Shader};
+pub use slice::{OwnedSlice, Slice};
 
 /// Everything that can go wrong on the GPU side, as sentences a user can act on.
 #[derive(Debug, thiserror::Error)]

@@ -20,7 +20,7 @@
 //! `shaders/attention.wgsl`. Each piece has a CPU twin so it can be tested alone, and
 //! [`attention_forward_cpu`] / [`attention_backward_cpu`] chain them exactly as the GPU does.
 
-use crate::gpu::{Context, Dispatch, GpuError, Result, Shader};
+use crate::gpu::{Context, Dispatch, GpuError, OwnedSlice, Result, Shader, Slice};
 use crate::ops::kernel::{check_sizes, grid_1d, grid_items, Kernel};
 use crate::ops::linear::{bias_add_cpu, channel_sum_cpu, BiasAdd, ChannelSum};
 use crate::ops::matmul::{matmul_cpu, Matmul, MatmulShape};
@@ -515,20 +515,20 @@ impl AttentionKernel {
 /// The parameters of one block on the GPU: `wqkv [3C, C]`, `bqkv [3C]`, `wo [C, C]`,
 /// `bo [C]` (PyTorch's `attn.qkv` and `attn.proj`).
 pub struct AttentionWeights<'a> {
-    pub wqkv: &'a wgpu::Buffer,
-    pub bqkv: &'a wgpu::Buffer,
-    pub wo: &'a wgpu::Buffer,
-    pub bo: &'a wgpu::Buffer,
+    pub wqkv: Slice<'a>,
+    pub bqkv: Slice<'a>,
+    pub wo: Slice<'a>,
+    pub bo: Slice<'a>,
 }
 
 /// Where the backward writes: `dx [B, T, C]`, `dwqkv [3C, C]`, `dbqkv [3C]`, `dwo [C, C]`,
 /// `dbo [C]` (all overwritten).
 pub struct AttentionGrads<'a> {
-    pub dx: &'a wgpu::Buffer,
-    pub dwqkv: &'a wgpu::Buffer,
-    pub dbqkv: &'a wgpu::Buffer,
-    pub dwo: &'a wgpu::Buffer,
-    pub dbo: &'a wgpu::Buffer,
+    pub dx: Slice<'a>,
+    pub dwqkv: Slice<'a>,
+    pub dbqkv: Slice<'a>,
+    pub dwo: Slice<'a>,
+    pub dbo: Slice<'a>,
 }
 
 /// A prepared attention block forward, `x → y`. Encode `dispatches` in order. The
@@ -549,8 +549,8 @@ pub struct Attention {
     /// `[B, T, C]`.
     pub merged: wgpu::Buffer,
     x: wgpu::Buffer,
-    wqkv: wgpu::Buffer,
-    wo: wgpu::Buffer,
+    wqkv: OwnedSlice,
+    wo: OwnedSlice,
     _matmuls: Vec<Matmul>,
     _kernels: Vec<AttentionKernel>,
     _biases: Vec<BiasAdd>,
@@ -586,12 +586,12 @@ impl Attention {
         check_sizes(
             &format!("an attention block of shape {s:?}"),
             &[
-                ("x", x, n),
+                ("x", Slice::from(x), n),
                 ("wqkv", w.wqkv, 3 * c * c),
                 ("bqkv", w.bqkv, 3 * c),
                 ("wo", w.wo, c * c),
                 ("bo", w.bo, c),
-                ("y", y, n),
+                ("y", Slice::from(y), n),
             ],
         )?;
         let pr = Products::new(&s);
@@ -636,8 +636,8 @@ impl Attention {
             o,
             merged,
             x: x.clone(),
-            wqkv: w.wqkv.clone(),
-            wo: w.wo.clone(),
+            wqkv: w.wqkv.owned(),
+            wo: w.wo.owned(),
             _matmuls: vec![m_qkv, m_scores, m_out, m_proj],
             _kernels: vec![k_split, k_soft, k_merge],
             _biases: vec![k_bias, k_bias_o],
@@ -662,7 +662,7 @@ impl Attention {
         check_sizes(
             &format!("an attention backward of shape {s:?}"),
             &[
-                ("dy", dy, n),
+                ("dy", Slice::from(dy), n),
                 ("dx", grads.dx, n),
                 ("dwqkv", grads.dwqkv, 3 * c * c),
                 ("dbqkv", grads.dbqkv, 3 * c),

@@ -21,7 +21,7 @@
 use super::kernel::{check_sizes, grid_1d, prepare};
 use super::linear::{BiasAdd, ChannelSum};
 use super::matmul::{Matmul, MatmulShape};
-use crate::gpu::{Context, Dispatch, GpuError, Result, Shader};
+use crate::gpu::{Context, Dispatch, GpuError, Result, Shader, Slice};
 
 const SHADER: Shader = Shader {
     name: "conv",
@@ -331,16 +331,16 @@ fn check_shape(s: &Conv2dShape, what: &str) -> Result<()> {
 }
 
 /// One `conv.wgsl` kernel over `total` outputs: `src` → `dst`.
-async fn helper(
+async fn helper<'a>(
     ctx: &Context,
     entry: &'static str,
     s: &Conv2dShape,
     total: usize,
-    src: &wgpu::Buffer,
-    dst: &wgpu::Buffer,
+    src: impl Into<Slice<'a>>,
+    dst: impl Into<Slice<'a>>,
 ) -> Result<(Dispatch, wgpu::Buffer)> {
     let workgroups = [grid_1d(ctx, total), 1, 1];
-    let buffers = [(1, src), (2, dst)];
+    let buffers = [(1, src.into()), (2, dst.into())];
     prepare(ctx, &SHADER, entry, &params(s, total), workgroups, &buffers).await
 }
 
@@ -356,14 +356,16 @@ pub struct Conv2d {
 }
 
 impl Conv2d {
-    pub async fn new(
+    /// `w`, `b`: whole buffers or slices of the flat parameters.
+    pub async fn new<'a>(
         ctx: &Context,
         shape: Conv2dShape,
-        x: &wgpu::Buffer,
-        w: &wgpu::Buffer,
-        b: Option<&wgpu::Buffer>,
-        y: &wgpu::Buffer,
+        x: impl Into<Slice<'a>>,
+        w: impl Into<Slice<'a>>,
+        b: Option<Slice<'a>>,
+        y: impl Into<Slice<'a>>,
     ) -> Result<Conv2d> {
+        let (x, w, y): (Slice, Slice, Slice) = (x.into(), w.into(), y.into());
         check_shape(&shape, "a convolution")?;
         let what = format!("a convolution of shape {shape:?}");
         let mut operands = vec![
@@ -407,16 +409,17 @@ pub struct Conv2dBackward {
 
 impl Conv2dBackward {
     #[allow(clippy::too_many_arguments)]
-    pub async fn new(
+    pub async fn new<'a>(
         ctx: &Context,
         shape: Conv2dShape,
         cols: &wgpu::Buffer,
-        w: &wgpu::Buffer,
-        dy: &wgpu::Buffer,
-        dx: Option<&wgpu::Buffer>,
-        dw: Option<&wgpu::Buffer>,
-        db: Option<&wgpu::Buffer>,
+        w: impl Into<Slice<'a>>,
+        dy: impl Into<Slice<'a>>,
+        dx: Option<Slice<'a>>,
+        dw: Option<Slice<'a>>,
+        db: Option<Slice<'a>>,
     ) -> Result<Conv2dBackward> {
+        let (cols, w, dy): (Slice, Slice, Slice) = (cols.into(), w.into(), dy.into());
         check_shape(&shape, "a convolution backward")?;
         let what = format!("a convolution backward of shape {shape:?}");
         let mut operands = vec![

@@ -1,7 +1,7 @@
 //! Elementwise kernels over flat f32 arrays: `add`, `scale`, `axpy`.
 
 use super::kernel::{checked_bindings, grid_1d, Kernel};
-use crate::gpu::{Context, Result, Shader};
+use crate::gpu::{Context, Result, Shader, Slice};
 
 const SHADER: Shader = Shader {
     name: "elementwise",
@@ -49,7 +49,7 @@ impl Elementwise {
         entry: &'static str,
         n: usize,
         alpha: f32,
-        operands: &[(u32, &str, &wgpu::Buffer, usize)],
+        operands: &[(u32, &str, Slice<'_>, usize)],
     ) -> Result<Self> {
         let params = Params {
             n: n as u32,
@@ -63,13 +63,14 @@ impl Elementwise {
     }
 
     /// `out = x + y` over the first `n` elements.
-    pub async fn add(
+    pub async fn add<'a>(
         ctx: &Context,
         n: usize,
-        x: &wgpu::Buffer,
-        y: &wgpu::Buffer,
-        out: &wgpu::Buffer,
+        x: impl Into<Slice<'a>>,
+        y: impl Into<Slice<'a>>,
+        out: impl Into<Slice<'a>>,
     ) -> Result<Self> {
+        let (x, y, out) = (x.into(), y.into(), out.into());
         Self::new(
             ctx,
             "add",
@@ -81,13 +82,14 @@ impl Elementwise {
     }
 
     /// `out = alpha · x` over the first `n` elements.
-    pub async fn scale(
+    pub async fn scale<'a>(
         ctx: &Context,
         n: usize,
         alpha: f32,
-        x: &wgpu::Buffer,
-        out: &wgpu::Buffer,
+        x: impl Into<Slice<'a>>,
+        out: impl Into<Slice<'a>>,
     ) -> Result<Self> {
+        let (x, out) = (x.into(), out.into());
         Self::new(
             ctx,
             "scale",
@@ -99,13 +101,14 @@ impl Elementwise {
     }
 
     /// `y = alpha · x + y` over the first `n` elements.
-    pub async fn axpy(
+    pub async fn axpy<'a>(
         ctx: &Context,
         n: usize,
         alpha: f32,
-        x: &wgpu::Buffer,
-        y: &wgpu::Buffer,
+        x: impl Into<Slice<'a>>,
+        y: impl Into<Slice<'a>>,
     ) -> Result<Self> {
+        let (x, y) = (x.into(), y.into());
         Self::new(ctx, "axpy", n, alpha, &[(1, "x", x, n), (2, "y", y, n)]).await
     }
 }

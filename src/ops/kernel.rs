@@ -3,28 +3,32 @@
 
 use std::marker::PhantomData;
 
-use crate::gpu::{Context, Dispatch, GpuError, Result, Shader};
+use crate::gpu::{Context, Dispatch, GpuError, Result, Shader, Slice};
 
-/// Refuses operands (`(name, buffer, f32 words)`) that our shaders cannot index with a u32
-/// or whose buffers are too small, with a [`GpuError::Validation`] about `what` that names
-/// the operand.
-pub(crate) fn check_sizes(what: &str, operands: &[(&str, &wgpu::Buffer, usize)]) -> Result<()> {
+/// Refuses operands (`(name, buffer or slice, f32 words)`) that our shaders cannot index with
+/// a u32 or whose buffers (slices) are too small, with a [`GpuError::Validation`] about
+/// `what` that names the operand.
+pub(crate) fn check_sizes<'a, B: Into<Slice<'a>> + Copy>(
+    what: &str,
+    operands: &[(&str, B, usize)],
+) -> Result<()> {
     let refuse = |message: String| {
         Err(GpuError::Validation {
             what: what.to_string(),
             message,
         })
     };
-    for (name, buffer, len) in operands {
-        if *len > u32::MAX as usize {
+    for &(name, buffer, len) in operands {
+        if len > u32::MAX as usize {
             return refuse(format!(
                 "{name} has {len} elements, more than a u32 index can address"
             ));
         }
-        if (buffer.size() as usize) < 4 * len {
+        let slice: Slice = buffer.into();
+        if slice.len < len {
             return refuse(format!(
                 "buffer {name} holds {} bytes but needs {}",
-                buffer.size(),
+                4 * slice.len,
                 4 * len
             ));
         }
@@ -60,12 +64,12 @@ pub(crate) fn grid_2d(ctx: &Context, what: &str, count: usize) -> Result<[u32; 3
 }
 
 /// One dispatch of `shader`'s `entry` with `bindings` (uniform params included, if any).
-pub(crate) async fn dispatch(
+pub(crate) async fn dispatch<'a, B: Into<Slice<'a>> + Copy>(
     ctx: &Context,
     shader: &Shader,
     entry: &'static str,
     workgroups: [u32; 3],
-    bindings: &[(u32, &wgpu::Buffer)],
+    bindings: &[(u32, B)],
 ) -> Result<Dispatch> {
     let pipeline = ctx.pipeline(shader, entry).await?;
     let bind_group = ctx.bind(&pipeline, bindings);
@@ -80,29 +84,28 @@ pub(crate) async fn dispatch(
 /// Prepares one dispatch of `shader`'s `entry`: `params` goes into a new uniform buffer
 /// bound at 0, `buffers` at their bindings. Returns the dispatch and the uniform buffer,
 /// which the caller keeps alongside it (and may bind to further dispatches).
-pub(crate) async fn prepare<P: bytemuck::Pod>(
+pub(crate) async fn prepare<'a, P: bytemuck::Pod, B: Into<Slice<'a>> + Copy>(
     ctx: &Context,
     shader: &Shader,
     entry: &'static str,
     params: &P,
     workgroups: [u32; 3],
-    buffers: &[(u32, &wgpu::Buffer)],
+    buffers: &[(u32, B)],
 ) -> Result<(Dispatch, wgpu::Buffer)> {
     let params = ctx.uniform(entry, params);
-    let mut bindings: Vec<(u32, &wgpu::Buffer)> = vec![(0, &params)];
-    bindings.extend_from_slice(buffers);
+    let mut bindings: Vec<(u32, Slice)> = vec![(0, Slice::from(&params))];
+    bindings.extend(buffers.iter().map(|&(i, b)| (i, b.into())));
     let dispatch = dispatch(ctx, shader, entry, workgroups, &bindings).await?;
     Ok((dispatch, params))
 }
 
 /// For a launcher whose checked operands are exactly its bindings, `(binding, name, buffer,
 /// f32 words)`: the bindings, once [`check_sizes`] accepts them.
-pub(crate) fn checked_bindings<'a>(
+pub(crate) fn checked_bindings<'a, B: Into<Slice<'a>> + Copy>(
     what: &str,
-    operands: &[(u32, &str, &'a wgpu::Buffer, usize)],
-) -> Result<Vec<(u32, &'a wgpu::Buffer)>> {
-    let sizes: Vec<(&str, &wgpu::Buffer, usize)> =
-        operands.iter().map(|&(_, n, b, l)| (n, b, l)).collect();
+    operands: &[(u32, &str, B, usize)],
+) -> Result<Vec<(u32, B)>> {
+    let sizes: Vec<(&str, B, usize)> = operands.iter().map(|&(_, n, b, l)| (n, b, l)).collect();
     check_sizes(what, &sizes)?;
     Ok(operands.iter().map(|&(i, _, b, _)| (i, b)).collect())
 }
@@ -119,13 +122,13 @@ pub struct Kernel<F> {
 
 impl<F> Kernel<F> {
     /// [`prepare`], kept as a launcher.
-    pub(crate) async fn prepare<P: bytemuck::Pod>(
+    pub(crate) async fn prepare<'a, P: bytemuck::Pod, B: Into<Slice<'a>> + Copy>(
         ctx: &Context,
         shader: &Shader,
         entry: &'static str,
         params: &P,
         workgroups: [u32; 3],
-        buffers: &[(u32, &wgpu::Buffer)],
+        buffers: &[(u32, B)],
     ) -> Result<Self> {
         let (dispatch, params) = prepare(ctx, shader, entry, params, workgroups, buffers).await?;
         Ok(Kernel {

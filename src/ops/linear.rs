@@ -10,7 +10,7 @@
 
 use super::kernel::{check_sizes, grid_1d, grid_items, Kernel};
 use super::matmul::{Matmul, MatmulShape};
-use crate::gpu::{Context, Dispatch, Result, Shader};
+use crate::gpu::{Context, Dispatch, Result, Shader, Slice};
 
 const SHADER: Shader = Shader {
     name: "linear",
@@ -160,14 +160,15 @@ pub enum BiasAddOp {}
 pub type BiasAdd = Kernel<BiasAddOp>;
 
 impl BiasAdd {
-    pub async fn new(
+    pub async fn new<'a>(
         ctx: &Context,
         outer: usize,
         channels: usize,
         inner: usize,
-        bias: &wgpu::Buffer,
-        y: &wgpu::Buffer,
+        bias: impl Into<Slice<'a>>,
+        y: impl Into<Slice<'a>>,
     ) -> Result<BiasAdd> {
+        let (bias, y): (Slice, Slice) = (bias.into(), y.into());
         let total = outer * channels * inner;
         check_sizes(
             &format!("a bias add over [{outer}, {channels}, {inner}]"),
@@ -186,8 +187,8 @@ impl BiasAdd {
     pub(crate) async fn append(
         ctx: &Context,
         (outer, channels, inner): (usize, usize, usize),
-        bias: Option<&wgpu::Buffer>,
-        y: &wgpu::Buffer,
+        bias: Option<Slice<'_>>,
+        y: Slice<'_>,
         dispatches: &mut Vec<Dispatch>,
     ) -> Result<Option<BiasAdd>> {
         let Some(bias) = bias else { return Ok(None) };
@@ -207,14 +208,15 @@ pub type ChannelSum = Kernel<ChannelSumOp>;
 pub enum ChannelSumOp {}
 
 impl ChannelSum {
-    pub async fn new(
+    pub async fn new<'a>(
         ctx: &Context,
         outer: usize,
         channels: usize,
         inner: usize,
-        x: &wgpu::Buffer,
-        out: &wgpu::Buffer,
+        x: impl Into<Slice<'a>>,
+        out: impl Into<Slice<'a>>,
     ) -> Result<ChannelSum> {
+        let (x, out): (Slice, Slice) = (x.into(), out.into());
         check_sizes(
             &format!("a channel sum over [{outer}, {channels}, {inner}]"),
             &[("x", x, outer * channels * inner), ("out", out, channels)],
@@ -239,8 +241,8 @@ impl ChannelSum {
     pub(crate) async fn append(
         ctx: &Context,
         (outer, channels, inner): (usize, usize, usize),
-        x: &wgpu::Buffer,
-        out: Option<&wgpu::Buffer>,
+        x: Slice<'_>,
+        out: Option<Slice<'_>>,
         dispatches: &mut Vec<Dispatch>,
     ) -> Result<Option<ChannelSum>> {
         let Some(out) = out else { return Ok(None) };
@@ -259,14 +261,16 @@ pub struct Linear {
 }
 
 impl Linear {
-    pub async fn new(
+    /// `w`, `b`: whole buffers or slices of the flat parameters.
+    pub async fn new<'a>(
         ctx: &Context,
         shape: LinearShape,
-        x: &wgpu::Buffer,
-        w: &wgpu::Buffer,
-        b: Option<&wgpu::Buffer>,
-        y: &wgpu::Buffer,
+        x: impl Into<Slice<'a>>,
+        w: impl Into<Slice<'a>>,
+        b: Option<Slice<'a>>,
+        y: impl Into<Slice<'a>>,
     ) -> Result<Linear> {
+        let (x, w, y): (Slice, Slice, Slice) = (x.into(), w.into(), y.into());
         let what = format!("a linear layer of shape {shape:?}");
         check_sizes(
             &what,
@@ -300,16 +304,17 @@ pub struct LinearBackward {
 
 impl LinearBackward {
     #[allow(clippy::too_many_arguments)]
-    pub async fn new(
+    pub async fn new<'a>(
         ctx: &Context,
         shape: LinearShape,
-        x: &wgpu::Buffer,
-        w: &wgpu::Buffer,
-        dy: &wgpu::Buffer,
-        dx: Option<&wgpu::Buffer>,
-        dw: Option<&wgpu::Buffer>,
-        db: Option<&wgpu::Buffer>,
+        x: impl Into<Slice<'a>>,
+        w: impl Into<Slice<'a>>,
+        dy: impl Into<Slice<'a>>,
+        dx: Option<Slice<'a>>,
+        dw: Option<Slice<'a>>,
+        db: Option<Slice<'a>>,
     ) -> Result<LinearBackward> {
+        let (x, w, dy): (Slice, Slice, Slice) = (x.into(), w.into(), dy.into());
         let what = format!("a linear backward of shape {shape:?}");
         check_sizes(
             &what,

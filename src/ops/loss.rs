@@ -16,7 +16,10 @@
 //! overwrites `metrics` with this step's values.
 //!
 //! A label ≥ K is invalid: its row's loss is NaN (so the metrics show it), it counts as
-//! incorrect, and its gradient row is zero.
+//! incorrect, and its gradient row is zero. The label [`IGNORE`] marks a padding row (the
+//! rows past the end of a partial last batch, as the GPU executor's gather writes them):
+//! its loss is 0, it is neither correct nor counted in `rows counted`, and its gradient row
+//! is zero (the other rows keep the `1/N` scale).
 
 use super::kernel::{check_sizes, dispatch, grid_items, prepare};
 use crate::gpu::{Context, Dispatch, Result, Shader};
@@ -29,6 +32,9 @@ const SHADER: Shader = Shader {
 /// f32 values in the metrics buffer: loss sum, correct count, rows counted.
 pub const METRICS_LEN: usize = 3;
 
+/// The label of a padding row: not counted, no loss, no gradient (see the module comment).
+pub const IGNORE: u32 = u32::MAX;
+
 /// What the CPU twin computes besides `dlogits`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct XentCpu {
@@ -38,6 +44,8 @@ pub struct XentCpu {
     pub loss_sum: f32,
     /// Rows whose first argmax equals the label.
     pub correct: u32,
+    /// Rows whose label is not [`IGNORE`].
+    pub counted: u32,
 }
 
 /// CPU twin: writes `dlogits [N, K] = (softmax − onehot)/N` and returns the per-row losses,
@@ -64,6 +72,7 @@ pub fn softmax_cross_entropy_cpu(
         let s: f32 = z.iter().fold(0.0f32, |a, &v| a + (v - mx).exp());
         let label = labels[r];
         let valid = (label as usize) < k;
+        let ignored = label == IGNORE;
         let inv_s = 1.0 / s;
         for (j, &v) in z.iter().enumerate() {
             let onehot = if j as u32 == label { 1.0 } else { 0.0 };
@@ -72,6 +81,8 @@ pub fn softmax_cross_entropy_cpu(
         }
         row_loss.push(if valid {
             s.ln() - (z[label as usize] - mx)
+        } else if ignored {
+            0.0
         } else {
             f32::NAN
         });
@@ -80,10 +91,12 @@ pub fn softmax_cross_entropy_cpu(
         }
     }
     let loss_sum = row_loss.iter().fold(0.0f32, |a, &v| a + v);
+    let counted = labels[..n].iter().filter(|&&l| l != IGNORE).count() as u32;
     XentCpu {
         row_loss,
         loss_sum,
         correct,
+        counted,
     }
 }
 
@@ -104,7 +117,8 @@ pub struct SoftmaxCrossEntropy {
     pub k: usize,
     pub dispatches: [Dispatch; 2],
     pub reset: Dispatch,
-    /// `[2N]` f32: per-row loss at `r`, per-row correctness (0 or 1) at `N + r`.
+    /// `[3N]` f32: per-row loss at `r`, per-row correctness (0 or 1) at `N + r`, whether the
+    /// row counts (0 for an [`IGNORE`] label, else 1) at `2N + r`.
     pub rows: wgpu::Buffer,
     _params: wgpu::Buffer,
 }
@@ -132,7 +146,7 @@ impl SoftmaxCrossEntropy {
                 ("metrics", metrics, METRICS_LEN),
             ],
         )?;
-        let rows = ctx.zeros("cross-entropy rows", 2 * n)?;
+        let rows = ctx.zeros("cross-entropy rows", 3 * n)?;
         let params = Params {
             n: n as u32,
             k: k as u32,

@@ -2,7 +2,7 @@
 //! linear, convolution (im2col) and attention pass, forward and backward, is built on.
 
 use super::kernel::{check_sizes, prepare};
-use crate::gpu::{Context, Dispatch, Result, Shader};
+use crate::gpu::{Context, Dispatch, Result, Shader, Slice};
 
 const SHADER: Shader = Shader {
     name: "matmul",
@@ -204,15 +204,17 @@ pub struct Matmul {
 }
 
 impl Matmul {
-    pub async fn new(
+    /// `a`, `b`, `c`: whole buffers or slices (e.g. a weight inside the flat parameters).
+    pub async fn new<'a>(
         ctx: &Context,
         shape: MatmulShape,
         alpha: f32,
         beta: f32,
-        a: &wgpu::Buffer,
-        b: &wgpu::Buffer,
-        c: &wgpu::Buffer,
+        a: impl Into<Slice<'a>>,
+        b: impl Into<Slice<'a>>,
+        c: impl Into<Slice<'a>>,
     ) -> Result<Matmul> {
+        let (a, b, c): (Slice, Slice, Slice) = (a.into(), b.into(), c.into());
         check_sizes(
             &format!("a matmul of shape {shape:?}"),
             &[

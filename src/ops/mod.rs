@@ -5,6 +5,7 @@
 pub mod activation;
 pub mod attention;
 pub mod conv;
+pub mod data;
 pub mod elementwise;
 pub mod gradcheck;
 pub(crate) mod kernel;

@@ -13,7 +13,7 @@
 //! Gradients are written, not accumulated.
 
 use super::kernel::{check_sizes, dispatch, grid_1d, grid_items, prepare, Kernel};
-use crate::gpu::{Context, Dispatch, Result, Shader};
+use crate::gpu::{Context, Dispatch, Result, Shader, Slice};
 
 const SHADER: Shader = Shader {
     name: "norm",
@@ -244,6 +244,33 @@ pub fn layer_norm_backward_cpu(
     }
 }
 
+/// CPU twin of `bn_eval_backward`: the backward of BatchNorm2d after an eval-mode forward,
+/// a fixed per-channel affine map:
+/// with `saved` = (running mean, 1/√(running var + eps)) and `xhat = (x − mean)·rstd`,
+/// `dx = dy·gamma·rstd`, `dgamma = Σ dy·xhat`, `dbeta = Σ dy`.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_eval_backward_cpu(
+    cfg: &BatchNorm2dConfig,
+    x: &[f32],
+    dy: &[f32],
+    gamma: &[f32],
+    saved: &[f32],
+    dx: &mut [f32],
+    dgamma: &mut [f32],
+    dbeta: &mut [f32],
+) {
+    let (c_len, hw) = (cfg.c, cfg.h * cfg.w);
+    dgamma.fill(0.0);
+    dbeta.fill(0.0);
+    for (i, ((d, &v), &g)) in dx.iter_mut().zip(x).zip(dy).enumerate() {
+        let c = (i / hw) % c_len;
+        let (mean, rstd) = (saved[c], saved[c_len + c]);
+        *d = g * gamma[c] * rstd;
+        dgamma[c] += g * (v - mean) * rstd;
+        dbeta[c] += g;
+    }
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {
@@ -259,13 +286,13 @@ struct Params {
 /// The buffers of a BatchNorm2d forward. `x`, `y`: `[N,C,H,W]`; `gamma`, `beta`,
 /// `running_mean`, `running_var`: `[C]`; `saved`: `[2C]`, written by the training pass.
 pub struct BatchNormBuffers<'a> {
-    pub x: &'a wgpu::Buffer,
-    pub gamma: &'a wgpu::Buffer,
-    pub beta: &'a wgpu::Buffer,
-    pub y: &'a wgpu::Buffer,
-    pub saved: &'a wgpu::Buffer,
-    pub running_mean: &'a wgpu::Buffer,
-    pub running_var: &'a wgpu::Buffer,
+    pub x: Slice<'a>,
+    pub gamma: Slice<'a>,
+    pub beta: Slice<'a>,
+    pub y: Slice<'a>,
+    pub saved: Slice<'a>,
+    pub running_mean: Slice<'a>,
+    pub running_var: Slice<'a>,
 }
 
 /// A prepared BatchNorm2d forward: encode `train` (batch statistics, writes `y` and
@@ -332,7 +359,7 @@ impl BatchNorm2d {
             "bn_eval",
             [grid_1d(ctx, cfg.len()), 1, 1],
             &[
-                (0, &params),
+                (0, Slice::from(&params)),
                 (1, b.x),
                 (2, b.gamma),
                 (3, b.beta),
@@ -354,13 +381,13 @@ impl BatchNorm2d {
 /// The buffers of a normalisation backward: `x`, `dy`, `dx` shaped like the forward input,
 /// `gamma`, `dgamma`, `dbeta`: `[C]`, `saved` as written by the forward.
 pub struct NormGrads<'a> {
-    pub x: &'a wgpu::Buffer,
-    pub dy: &'a wgpu::Buffer,
-    pub gamma: &'a wgpu::Buffer,
-    pub saved: &'a wgpu::Buffer,
-    pub dx: &'a wgpu::Buffer,
-    pub dgamma: &'a wgpu::Buffer,
-    pub dbeta: &'a wgpu::Buffer,
+    pub x: Slice<'a>,
+    pub dy: Slice<'a>,
+    pub gamma: Slice<'a>,
+    pub saved: Slice<'a>,
+    pub dx: Slice<'a>,
+    pub dgamma: Slice<'a>,
+    pub dbeta: Slice<'a>,
 }
 
 impl NormGrads<'_> {
@@ -416,6 +443,53 @@ impl BatchNorm2dBackward {
     }
 }
 
+/// Marker of [`BatchNorm2dEvalBackward`].
+pub enum BatchNorm2dEvalBackwardOp {}
+
+/// A prepared BatchNorm2d backward after an eval-mode forward (twin:
+/// [`batch_norm_eval_backward_cpu`]): reads the running statistics instead of `g.saved`
+/// (unused). Encode `dispatch`.
+pub type BatchNorm2dEvalBackward = Kernel<BatchNorm2dEvalBackwardOp>;
+
+impl BatchNorm2dEvalBackward {
+    pub async fn new(
+        ctx: &Context,
+        cfg: BatchNorm2dConfig,
+        g: &NormGrads<'_>,
+        running_mean: Slice<'_>,
+        running_var: Slice<'_>,
+    ) -> Result<Self> {
+        let what = format!("a BatchNorm2d eval-mode backward over {cfg:?}");
+        g.check(&what, cfg.len(), cfg.c, 0)?;
+        check_sizes(
+            &what,
+            &[
+                ("running_mean", running_mean, cfg.c),
+                ("running_var", running_var, cfg.c),
+            ],
+        )?;
+        let channels = if cfg.is_empty() { 0 } else { cfg.c };
+        Self::prepare(
+            ctx,
+            &SHADER,
+            "bn_eval_backward",
+            &bn_params(&cfg),
+            [grid_items(ctx, channels), 1, 1],
+            &[
+                (1, g.x),
+                (2, g.gamma),
+                (6, running_mean),
+                (7, running_var),
+                (8, g.dy),
+                (10, g.dx),
+                (11, g.dgamma),
+                (12, g.dbeta),
+            ],
+        )
+        .await
+    }
+}
+
 fn ln_params(cfg: &LayerNormConfig) -> Params {
     Params {
         n: cfg.rows as u32,
@@ -437,15 +511,18 @@ pub struct LayerNorm {
 }
 
 impl LayerNorm {
-    pub async fn new(
+    /// `gamma`, `beta`: whole buffers or slices of the flat parameters.
+    pub async fn new<'a>(
         ctx: &Context,
         cfg: LayerNormConfig,
-        x: &wgpu::Buffer,
-        gamma: &wgpu::Buffer,
-        beta: &wgpu::Buffer,
-        y: &wgpu::Buffer,
-        saved: &wgpu::Buffer,
+        x: impl Into<Slice<'a>>,
+        gamma: impl Into<Slice<'a>>,
+        beta: impl Into<Slice<'a>>,
+        y: impl Into<Slice<'a>>,
+        saved: impl Into<Slice<'a>>,
     ) -> Result<Self> {
+        let (x, gamma, beta): (Slice, Slice, Slice) = (x.into(), gamma.into(), beta.into());
+        let (y, saved): (Slice, Slice) = (y.into(), saved.into());
         let what = format!("a LayerNorm over {cfg:?}");
         check_sizes(
             &what,
@@ -506,7 +583,7 @@ impl LayerNormBackward {
             "ln_backward_params",
             [grid_items(ctx, cfg.c.div_ceil(16)), 1, 1],
             &[
-                (0, &params),
+                (0, Slice::from(&params)),
                 (1, g.x),
                 (8, g.dy),
                 (9, g.saved),
@@ -518,6 +595,56 @@ impl LayerNormBackward {
         Ok(LayerNormBackward {
             dispatches: [dx_pass, params_pass],
             _params: params,
+        })
+    }
+}
+
+/// CPU twin of [`CountBatches`]: `state[o] += 1` for every offset `o` (the
+/// `num_batches_tracked` entries of a model's BatchNorms).
+pub fn count_batches_cpu(state: &mut [f32], offsets: &[u32]) {
+    for &o in offsets {
+        state[o as usize] += 1.0;
+    }
+}
+
+/// A prepared `state[o] += 1` for each of a set of distinct offsets into a state buffer:
+/// what a training forward does to every BatchNorm's `num_batches_tracked`. Encode
+/// `dispatch` (it does nothing for an empty set).
+pub struct CountBatches {
+    pub dispatch: Dispatch,
+    _params: wgpu::Buffer,
+    _offsets: wgpu::Buffer,
+}
+
+impl CountBatches {
+    /// `offsets`: distinct word offsets into `state`.
+    pub async fn new(ctx: &Context, state: &wgpu::Buffer, offsets: &[u32]) -> Result<Self> {
+        let end = offsets.iter().map(|&o| o as usize + 1).max().unwrap_or(0);
+        check_sizes("a batch counter", &[("state", state, end)])?;
+        let list = ctx.storage("batch counter offsets", offsets)?;
+        let params = Params {
+            n: offsets.len() as u32,
+            c: 0,
+            hw: 0,
+            m: 0,
+            eps: 0.0,
+            momentum: 0.0,
+            _pad: [0; 2],
+        };
+        let workgroups = [grid_items(ctx, offsets.len().div_ceil(64)), 1, 1];
+        let (dispatch, params) = prepare(
+            ctx,
+            &SHADER,
+            "count_batches",
+            &params,
+            workgroups,
+            &[(13, &list), (14, state)],
+        )
+        .await?;
+        Ok(CountBatches {
+            dispatch,
+            _params: params,
+            _offsets: list,
         })
     }
 }

@@ -13,7 +13,8 @@
 //! `channels = cols`, `inner = 1`; fixed-order lane sums, never float atomics);
 //! everything else in `shaders/vit.wgsl`.
 
-use crate::gpu::{Context, Dispatch, GpuError, Result, Shader};
+use crate::gpu::{Context, Dispatch, GpuError, OwnedSlice, Result, Shader, Slice};
+use crate::ops::elementwise::Elementwise;
 use crate::ops::kernel::{check_sizes, grid_1d, Kernel};
 use crate::ops::linear::{bias_add_cpu, channel_sum_cpu, BiasAdd, ChannelSum};
 use crate::ops::matmul::{matmul_cpu, Matmul, MatmulShape};
@@ -264,12 +265,12 @@ pub enum VitOps {}
 pub type VitKernel = Kernel<VitOps>;
 
 impl VitKernel {
-    async fn build(
+    async fn build<'a, B: Into<Slice<'a>> + Copy>(
         ctx: &Context,
         entry: &'static str,
         params: Params,
         elements: usize,
-        buffers: &[(u32, &wgpu::Buffer)],
+        buffers: &[(u32, B)],
     ) -> Result<Self> {
         let workgroups = [grid_1d(ctx, elements), 1, 1];
         Self::prepare(ctx, &SHADER, entry, &params, workgroups, buffers).await
@@ -288,12 +289,13 @@ impl VitKernel {
     }
 
     /// `x [N, C, H, W]` → `cols [N, T, C·P·P]` (twin: [`patchify_cpu`]).
-    pub async fn patchify(
+    pub async fn patchify<'a>(
         ctx: &Context,
         s: &PatchShape,
-        x: &wgpu::Buffer,
-        cols: &wgpu::Buffer,
+        x: impl Into<Slice<'a>>,
+        cols: impl Into<Slice<'a>>,
     ) -> Result<Self> {
+        let (x, cols): (Slice, Slice) = (x.into(), cols.into());
         s.validate()?;
         check_sizes("patchify", &[("x", x, s.len()), ("cols", cols, s.len())])?;
         let p = Self::image_params(s);
@@ -301,12 +303,13 @@ impl VitKernel {
     }
 
     /// `dcols [N, T, C·P·P]` → `dx [N, C, H, W]` (twin: [`unpatchify_cpu`]).
-    pub async fn unpatchify(
+    pub async fn unpatchify<'a>(
         ctx: &Context,
         s: &PatchShape,
-        dcols: &wgpu::Buffer,
-        dx: &wgpu::Buffer,
+        dcols: impl Into<Slice<'a>>,
+        dx: impl Into<Slice<'a>>,
     ) -> Result<Self> {
+        let (dcols, dx): (Slice, Slice) = (dcols.into(), dx.into());
         s.validate()?;
         check_sizes(
             "unpatchify",
@@ -328,16 +331,18 @@ impl VitKernel {
     /// `tokens [N, T, E]`, `cls [E]`, `pos [T+1, E]` → `out [N, T+1, E]` (twin:
     /// [`cls_pos_cpu`]).
     #[allow(clippy::too_many_arguments)]
-    pub async fn cls_pos(
+    pub async fn cls_pos<'a>(
         ctx: &Context,
         n: usize,
         t: usize,
         e: usize,
-        tokens: &wgpu::Buffer,
-        cls: &wgpu::Buffer,
-        pos: &wgpu::Buffer,
-        out: &wgpu::Buffer,
+        tokens: impl Into<Slice<'a>>,
+        cls: impl Into<Slice<'a>>,
+        pos: impl Into<Slice<'a>>,
+        out: impl Into<Slice<'a>>,
     ) -> Result<Self> {
+        let (tokens, cls): (Slice, Slice) = (tokens.into(), cls.into());
+        let (pos, out): (Slice, Slice) = (pos.into(), out.into());
         let len = n * (t + 1) * e;
         check_sizes(
             "cls_pos",
@@ -457,7 +462,7 @@ pub struct PatchEmbed {
     pub dispatches: Vec<Dispatch>,
     /// `[N, T, C·P·P]`.
     pub cols: wgpu::Buffer,
-    w: wgpu::Buffer,
+    w: OwnedSlice,
     _matmul: Matmul,
     _patchify: VitKernel,
     _bias: BiasAdd,
@@ -474,15 +479,18 @@ pub struct PatchEmbedBackward {
 }
 
 impl PatchEmbed {
-    pub async fn new(
+    /// `w`, `b`: whole buffers or slices of the flat parameters.
+    pub async fn new<'a>(
         ctx: &Context,
         shape: PatchShape,
         embed: usize,
-        x: &wgpu::Buffer,
-        w: &wgpu::Buffer,
-        b: &wgpu::Buffer,
-        out: &wgpu::Buffer,
+        x: impl Into<Slice<'a>>,
+        w: impl Into<Slice<'a>>,
+        b: impl Into<Slice<'a>>,
+        out: impl Into<Slice<'a>>,
     ) -> Result<PatchEmbed> {
+        let (x, w): (Slice, Slice) = (x.into(), w.into());
+        let (b, out): (Slice, Slice) = (b.into(), out.into());
         let s = shape;
         s.validate()?;
         let rows = s.n * s.tokens();
@@ -509,7 +517,7 @@ impl PatchEmbed {
                 k_bias.dispatch.clone(),
             ],
             cols,
-            w: w.clone(),
+            w: w.owned(),
             _matmul: m,
             _patchify: k_patch,
             _bias: k_bias,
@@ -522,14 +530,16 @@ impl PatchEmbed {
 
     /// Prepares the backward for `dout [N, T, E]`, writing `dx [N, C, H, W]`,
     /// `dw [E, C·P·P]` and `db [E]` (overwritten).
-    pub async fn backward(
+    pub async fn backward<'a>(
         &self,
         ctx: &Context,
-        dout: &wgpu::Buffer,
-        dx: &wgpu::Buffer,
-        dw: &wgpu::Buffer,
-        db: &wgpu::Buffer,
+        dout: impl Into<Slice<'a>>,
+        dx: impl Into<Slice<'a>>,
+        dw: impl Into<Slice<'a>>,
+        db: impl Into<Slice<'a>>,
     ) -> Result<PatchEmbedBackward> {
+        let (dout, dx): (Slice, Slice) = (dout.into(), dx.into());
+        let (dw, db): (Slice, Slice) = (dw.into(), db.into());
         let (s, e) = (self.shape, self.embed);
         let rows = s.n * s.tokens();
         check_sizes(
@@ -573,24 +583,29 @@ impl PatchEmbedBackward {
 pub struct ClsPos {
     pub forward: VitKernel,
     /// `dtokens`, then `dpos = Σ_n dout[n]` (the column sums of `dout` seen as
-    /// `[N, (T+1)·E]`), then `dcls = Σ_n dout[n, 0]`, which is row 0 of `dpos` (a one-row
-    /// column sum of it, i.e. a copy); encode all three in this order.
-    pub backward: [Dispatch; 3],
+    /// `[N, (T+1)·E]`) into a private buffer, then `dcls = Σ_n dout[n, 0]`, which is row 0
+    /// of it (a one-row column sum, i.e. a copy), then its copy into `dpos`; encode all four
+    /// in this order. (The private buffer keeps one dispatch from reading and writing the
+    /// same buffer when `dcls` and `dpos` are slices of one flat gradient buffer, which
+    /// WebGPU forbids.)
+    pub backward: [Dispatch; 4],
     _dtokens: VitKernel,
     _sums: [ChannelSum; 2],
+    _copy: Elementwise,
+    _dpos_sum: wgpu::Buffer,
 }
 
 impl ClsPos {
     #[allow(clippy::too_many_arguments)]
-    pub async fn new(
+    pub async fn new<'a>(
         ctx: &Context,
         (n, t, e): (usize, usize, usize),
-        tokens: &wgpu::Buffer,
-        cls: &wgpu::Buffer,
-        pos: &wgpu::Buffer,
-        out: &wgpu::Buffer,
-        dout: &wgpu::Buffer,
-        (dtokens, dcls, dpos): (&wgpu::Buffer, &wgpu::Buffer, &wgpu::Buffer),
+        tokens: &'a wgpu::Buffer,
+        cls: impl Into<Slice<'a>>,
+        pos: impl Into<Slice<'a>>,
+        out: &'a wgpu::Buffer,
+        dout: &'a wgpu::Buffer,
+        (dtokens, dcls, dpos): (&'a wgpu::Buffer, Slice<'a>, Slice<'a>),
     ) -> Result<ClsPos> {
         let per = (t + 1) * e;
         check_sizes(
@@ -599,17 +614,22 @@ impl ClsPos {
         )?;
         let forward = VitKernel::cls_pos(ctx, n, t, e, tokens, cls, pos, out).await?;
         let k_dtokens = VitKernel::cls_pos_tokens(ctx, n, t, e, dout, dtokens).await?;
-        let k_dpos = ChannelSum::new(ctx, n, per, 1, dout, dpos).await?;
-        let k_dcls = ChannelSum::new(ctx, 1, e, 1, dpos, dcls).await?;
+        let dpos_sum = ctx.zeros("cls_pos dpos", per)?;
+        let k_dpos = ChannelSum::new(ctx, n, per, 1, dout, &dpos_sum).await?;
+        let k_dcls = ChannelSum::new(ctx, 1, e, 1, &dpos_sum, dcls).await?;
+        let copy = Elementwise::scale(ctx, per, 1.0, &dpos_sum, dpos).await?;
         Ok(ClsPos {
             forward,
             backward: [
                 k_dtokens.dispatch.clone(),
                 k_dpos.dispatch.clone(),
                 k_dcls.dispatch.clone(),
+                copy.dispatch.clone(),
             ],
             _dtokens: k_dtokens,
             _sums: [k_dpos, k_dcls],
+            _copy: copy,
+            _dpos_sum: dpos_sum,
         })
     }
 
