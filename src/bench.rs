@@ -386,3 +386,166 @@ async fn layers(ctx: &Context, scale: usize, reps: u32) -> Result<Vec<OpBench>> 
     ));
     Ok(rows)
 }
+
+/// One row of `varlab bench step`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StepBench {
+    pub optimizer: String,
+    /// Median over the rounds of the mean time per step.
+    pub ms_per_step: f64,
+    /// `ms_per_step / ms_per_step(sgd)` from the same run (`None` without SGD in the list).
+    pub ratio_to_sgd: Option<f64>,
+}
+
+/// Fills in `ratio_to_sgd` from the SGD row.
+fn with_ratios(mut rows: Vec<StepBench>) -> Vec<StepBench> {
+    let sgd = rows
+        .iter()
+        .find(|r| r.optimizer == "sgd")
+        .map(|r| r.ms_per_step);
+    for r in &mut rows {
+        r.ratio_to_sgd = sgd.map(|s| r.ms_per_step / s);
+    }
+    rows
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Training-step time of each optimizer on the CPU executor: synthetic batches of `batch`
+/// images for `model`, `steps` steps per round, the optimizers alternating round by round
+/// (so drifts in machine load hit them all alike); the median round is reported.
+pub fn step_cpu(
+    model: &crate::nn::Model,
+    optims: &[crate::optim::OptimConfig],
+    batch: usize,
+    steps: usize,
+    rounds: usize,
+) -> std::result::Result<Vec<StepBench>, crate::train::TrainError> {
+    use crate::exec::CpuExecutor;
+    use crate::optim::CpuOptimizer;
+    let table = model.params();
+    let mut rng = crate::rng::Rng::new(1);
+    let images = rng.vec(batch * model.input.iter().product::<usize>());
+    let labels: Vec<u32> = (0..batch).map(|i| (i % model.classes) as u32).collect();
+    struct Run {
+        exec: CpuExecutor,
+        opt: CpuOptimizer,
+        params: Vec<f32>,
+        state: Vec<f32>,
+        times: Vec<f64>,
+    }
+    let mut runs = optims
+        .iter()
+        .map(|cfg| {
+            let (params, state) = model.init_params(0);
+            Ok(Run {
+                exec: CpuExecutor::new(model, batch)?,
+                opt: CpuOptimizer::new(cfg, &table, 0)?,
+                params,
+                state,
+                times: Vec::new(),
+            })
+        })
+        .collect::<std::result::Result<Vec<Run>, crate::train::TrainError>>()?;
+    for round in 0..=rounds {
+        for run in &mut runs {
+            let t0 = crate::time::now();
+            for _ in 0..steps {
+                let (exec, state) = (&mut run.exec, &mut run.state);
+                let mut scratch = state.clone();
+                let mut grad = |p: &[f32], first: bool, g: &mut [f32]| {
+                    let st = if first { &mut *state } else { &mut scratch };
+                    exec.forward(p, st, &images, true);
+                    exec.loss_and_backward(p, &labels, g)
+                };
+                run.opt.step(&mut run.params, 0.01, &mut grad);
+            }
+            // Round 0 warms caches and allocations up and is not counted.
+            if round > 0 {
+                run.times
+                    .push(1e3 * (crate::time::now() - t0) / steps as f64);
+            }
+        }
+    }
+    Ok(with_ratios(
+        optims
+            .iter()
+            .zip(runs)
+            .map(|(cfg, run)| StepBench {
+                optimizer: cfg.kind.to_string(),
+                ms_per_step: median(run.times),
+                ratio_to_sgd: None,
+            })
+            .collect(),
+    ))
+}
+
+/// Training-step time of each optimizer on the GPU executor: a synthetic batch written once
+/// (the step's gather is left out: it is the same for every optimizer), the whole step's
+/// dispatch list — forward, loss, backward (twice for SAM/CrAM) and the optimizer — timed
+/// with GPU timestamps over `steps` repetitions (best of them), or by the wall clock of
+/// `steps` submits and a read-back where the adapter has no timestamps. The optimizers
+/// alternate round by round; the median round is reported.
+pub async fn step_gpu(
+    ctx: &Context,
+    model: &crate::nn::Model,
+    optims: &[crate::optim::OptimConfig],
+    batch: usize,
+    steps: usize,
+    rounds: usize,
+) -> Result<Vec<StepBench>> {
+    use crate::exec::GpuExecutor;
+    use crate::optim::GpuOptimizer;
+    let table = model.params();
+    let mut rng = crate::rng::Rng::new(1);
+    let images = rng.vec(batch * model.input.iter().product::<usize>());
+    let labels: Vec<u32> = (0..batch).map(|i| (i % model.classes) as u32).collect();
+    let mut runs = Vec::new();
+    for cfg in optims {
+        let exec = GpuExecutor::new(ctx, model, batch).await?;
+        let (params, state) = model.init_params(0);
+        exec.write_params(ctx, &params)?;
+        exec.write_state(ctx, &state)?;
+        exec.write_batch(ctx, &images, &labels)?;
+        let mut opt = GpuOptimizer::new(ctx, cfg, &table, &exec.params, &exec.grads, 0).await?;
+        opt.set_step(ctx, 0.01);
+        runs.push((exec, opt, Vec::new()));
+    }
+    for round in 0..=rounds {
+        for (exec, opt, times) in &mut runs {
+            let first = exec.forward_backward(true);
+            let second = exec.forward_backward(false);
+            let mut list = vec![exec.reset_metrics()];
+            list.extend(opt.step_dispatches(&first, &second));
+            let secs = match ctx.time(&list, steps as u32).await? {
+                Some(best) => best,
+                None => {
+                    let t0 = crate::time::now();
+                    for _ in 0..steps {
+                        ctx.submit(&list)?;
+                    }
+                    exec.read_metrics(ctx).await?;
+                    (crate::time::now() - t0) / steps as f64
+                }
+            };
+            // Round 0 compiles and warms up and is not counted.
+            if round > 0 {
+                times.push(1e3 * secs);
+            }
+        }
+    }
+    Ok(with_ratios(
+        optims
+            .iter()
+            .zip(runs)
+            .map(|(cfg, (_, _, times))| StepBench {
+                optimizer: cfg.kind.to_string(),
+                ms_per_step: median(times),
+                ratio_to_sgd: None,
+            })
+            .collect(),
+    ))
+}

@@ -14,11 +14,15 @@
 
 use std::sync::Arc;
 
-use crate::data::augment::{augment_batch, Shape as ImageShape, CIFAR_PAD};
+use crate::data::augment::{augment_batch, Crop, Shape as ImageShape, CIFAR_PAD};
 use crate::data::{Dataset, Split};
-use crate::exec::CpuExecutor;
+use crate::exec::{CpuExecutor, DeviceDataset, GpuExecutor};
 use crate::experiment::config::{Config, Schedule};
-use crate::nn::{Model, ParamTable, SpecError};
+use crate::gpu::Context;
+use crate::nn::StateKind;
+use crate::nn::{Model, ParamTable, SpecError, StateTable};
+use crate::ops::data::pack_crop;
+use crate::optim::GpuOptimizer;
 use crate::optim::{CpuOptimizer, OptimConfig, OptimError};
 use crate::rng::Rng;
 use crate::time::now;
@@ -73,13 +77,10 @@ impl Normalize {
         Normalize { scale, shift }
     }
 
-    /// For the dataset's name (`mnist…` or `cifar…`).
+    /// For the dataset (CIFAR-10's or MNIST's statistics, by channel count).
     pub fn for_dataset(ds: &Dataset) -> Normalize {
-        if ds.channels == 3 {
-            Normalize::new(&crate::data::CIFAR10_MEAN, &crate::data::CIFAR10_STD)
-        } else {
-            Normalize::new(&crate::data::MNIST_MEAN, &crate::data::MNIST_STD)
-        }
+        let (mean, std) = normalisation(ds);
+        Normalize::new(mean, std)
     }
 
     /// Writes images `indices` of `ds` into `out` (NCHW f32) and their labels into `labels`.
@@ -111,6 +112,15 @@ pub fn var_abs(w: &[f32]) -> f64 {
         .map(|x| (x.abs() as f64 - mean).powi(2))
         .sum::<f64>()
         / n
+}
+
+/// The per-channel mean and std of `ds`'s kind (CIFAR-10 for 3 channels, else MNIST).
+pub fn normalisation(ds: &Dataset) -> (&'static [f32], &'static [f32]) {
+    if ds.channels == 3 {
+        (&crate::data::CIFAR10_MEAN, &crate::data::CIFAR10_STD)
+    } else {
+        (&crate::data::MNIST_MEAN, &crate::data::MNIST_STD)
+    }
 }
 
 /// A seeded Fisher–Yates shuffle of `0..n`.
@@ -156,6 +166,43 @@ struct CpuEngine {
     eval: Option<(CpuExecutor, Option<CpuExecutor>)>,
 }
 
+/// The datasets uploaded once per experiment, and the device they live on.
+#[derive(Clone)]
+pub struct GpuData {
+    pub ctx: Arc<Context>,
+    pub train: DeviceDataset,
+    pub test: DeviceDataset,
+}
+
+impl GpuData {
+    /// Uploads both halves of `split` (normalised on the device by the gather kernel).
+    pub fn new(ctx: Arc<Context>, split: &Split) -> Result<GpuData, TrainError> {
+        let (mean, std) = normalisation(&split.train);
+        Ok(GpuData {
+            train: DeviceDataset::new(&ctx, &split.train, mean, std)?,
+            test: DeviceDataset::new(&ctx, &split.test, mean, std)?,
+            ctx,
+        })
+    }
+}
+
+/// The GPU side of a run: one submit per step, metrics read back only at the curve points.
+struct GpuEngine {
+    ctx: Arc<Context>,
+    exec: GpuExecutor,
+    opt: GpuOptimizer,
+    /// CPU copies of the weights: the initial ones, then those of the last [`Trainer::sync`].
+    params: Vec<f32>,
+    state: Vec<f32>,
+    /// The metrics buffer holds a finished window and must be zeroed with the next step.
+    reset_pending: bool,
+}
+
+enum Engine {
+    Cpu(CpuEngine),
+    Gpu(Box<GpuEngine>),
+}
+
 /// Where a run is.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Progress {
@@ -178,7 +225,7 @@ pub struct Trainer {
     pub table: ParamTable,
     split: Arc<Split>,
     norm: Normalize,
-    engine: CpuEngine,
+    engine: Engine,
     batch: usize,
     epochs: usize,
     lr: f32,
@@ -202,12 +249,14 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    /// Builds the model for `split` and the optimizer `optim`, initialised from `seed`.
-    pub fn new(
+    /// Builds the model for `split` and the optimizer `optim`, initialised from `seed`, on
+    /// the GPU when `gpu` is given (its datasets must be `split`'s), else on the CPU.
+    pub async fn new(
         config: &Config,
         optim: &OptimConfig,
         seed: u64,
         split: Arc<Split>,
+        gpu: Option<&GpuData>,
     ) -> Result<Trainer, TrainError> {
         let train = &split.train;
         let input = [train.channels, train.height, train.width];
@@ -215,23 +264,42 @@ impl Trainer {
         let table = model.params();
         let batch = config.batch.min(train.len()).max(1);
         let (params, state) = model.init_params(seed);
-        let exec = CpuExecutor::new(&model, batch)?;
-        let opt = CpuOptimizer::new(optim, &table, seed)?;
         let steps_per_epoch = (train.len() / batch).max(1);
         let steps = steps_per_epoch * config.epochs;
         let layer_var = vec![Vec::new(); table.entries.iter().filter(|p| p.prunable).count()];
         let norm = Normalize::for_dataset(train);
         let image_len = train.image_len();
-        Ok(Trainer {
-            engine: CpuEngine {
-                exec,
+        let engine = match gpu {
+            None => Engine::Cpu(CpuEngine {
+                exec: CpuExecutor::new(&model, batch)?,
+                opt: CpuOptimizer::new(optim, &table, seed)?,
                 params,
                 state,
-                opt,
                 images: vec![0.0; batch * image_len],
                 labels: vec![0; batch],
                 eval: None,
-            },
+            }),
+            Some(g) => {
+                let ctx = g.ctx.clone();
+                let mut exec = GpuExecutor::new(&ctx, &model, batch).await?;
+                exec.attach(&ctx, &g.train, &g.test).await?;
+                exec.write_params(&ctx, &params)?;
+                exec.write_state(&ctx, &state)?;
+                let opt =
+                    GpuOptimizer::new(&ctx, optim, &table, &exec.params, &exec.grads, seed).await?;
+                ctx.submit(&[exec.reset_metrics()])?;
+                Engine::Gpu(Box::new(GpuEngine {
+                    ctx,
+                    exec,
+                    opt,
+                    params,
+                    state,
+                    reset_pending: false,
+                }))
+            }
+        };
+        Ok(Trainer {
+            engine,
             model,
             table,
             norm,
@@ -274,9 +342,30 @@ impl Trainer {
         self.train_seconds
     }
 
-    /// The current weights and BatchNorm state.
+    /// The weights and BatchNorm state: current on the CPU executor; on the GPU as of the
+    /// last [`Trainer::sync`].
     pub fn params(&self) -> (&[f32], &[f32]) {
-        (&self.engine.params, &self.engine.state)
+        match &self.engine {
+            Engine::Cpu(e) => (&e.params, &e.state),
+            Engine::Gpu(g) => (&g.params, &g.state),
+        }
+    }
+
+    /// `gpu` or `cpu`.
+    pub fn executor(&self) -> &'static str {
+        match self.engine {
+            Engine::Cpu(_) => "cpu",
+            Engine::Gpu(_) => "gpu",
+        }
+    }
+
+    /// Reads the GPU's weights back into [`Trainer::params`] (nothing to do on the CPU).
+    pub async fn sync(&mut self) -> Result<(), TrainError> {
+        if let Engine::Gpu(g) = &mut self.engine {
+            g.params = g.exec.read_params(&g.ctx).await?;
+            g.state = g.exec.read_state(&g.ctx).await?;
+        }
+        Ok(())
     }
 
     /// One training step (and, after the epoch's last step, the test evaluation).
@@ -287,60 +376,24 @@ impl Trainer {
             self.order = shuffled(self.split.train.len(), &mut self.shuffle_rng);
         }
         let lr = learning_rate(self.lr, self.schedule, self.warmup, self.step, self.steps());
-        let e = &mut self.engine;
-        let idx = &self.order[in_epoch * self.batch..(in_epoch + 1) * self.batch];
-        self.norm
-            .gather(&self.split.train, idx, &mut e.images, &mut e.labels);
-        if self.augment {
-            let ds = &self.split.train;
-            let shape = ImageShape {
-                channels: ds.channels,
-                height: ds.height,
-                width: ds.width,
-            };
-            augment_batch(shape, CIFAR_PAD, &mut e.images, &mut self.augment_rng);
-        }
-        let (exec, images, labels) = (&mut e.exec, &e.images, &e.labels);
-        let mut scratch_state = e.state.clone();
-        let state = &mut e.state;
-        let mut grad = |p: &[f32], first: bool, g: &mut [f32]| {
-            let st = if first {
-                &mut *state
-            } else {
-                scratch_state.copy_from_slice(state);
-                &mut scratch_state
-            };
-            exec.forward(p, st, images, true);
-            exec.loss_and_backward(p, labels, g)
-        };
-        let report = e.opt.step(&mut e.params, lr, &mut grad);
-        if !report.loss.is_finite() {
-            return Err(TrainError::Diverged {
-                step: self.step,
-                loss: report.loss,
-            });
-        }
-        let acc = report.correct as f32 / self.batch as f32;
-        self.last = (report.loss, acc, report.reg);
         self.step += 1;
-        let log = self.step % self.log_every == 0 || self.done();
-        let w = &mut self.window;
-        w.0 += report.loss as f64;
-        w.1 += report.correct;
-        w.2 += 1;
-        w.3 = report.reg;
+        let log =
+            self.step % self.log_every == 0 || self.step % self.steps_per_epoch == 0 || self.done();
+        match &mut self.engine {
+            Engine::Cpu(_) => self.cpu_step(in_epoch, lr)?,
+            Engine::Gpu(_) => self.gpu_step(in_epoch, lr, log).await?,
+        }
         if log {
-            self.curves.step.push(self.step);
-            self.curves.loss.push((w.0 / w.2 as f64) as f32);
-            self.curves
-                .train_acc
-                .push(w.1 as f32 / (w.2 * self.batch) as f32);
-            self.curves.reg.push(w.3);
-            *w = (0.0, 0, 0, 0.0);
-            let prunable = self.table.entries.iter().filter(|p| p.prunable);
-            for (series, p) in self.layer_var.iter_mut().zip(prunable) {
-                series.push(var_abs(&self.engine.params[p.range()]));
+            let w = &mut self.window;
+            if w.2 > 0 {
+                self.curves.step.push(self.step);
+                self.curves.loss.push((w.0 / w.2 as f64) as f32);
+                self.curves
+                    .train_acc
+                    .push(w.1 as f32 / (w.2 * self.batch) as f32);
+                self.curves.reg.push(w.3);
             }
+            *w = (0.0, 0, 0, 0.0);
         }
         self.train_seconds += now() - t0;
         let mut test_acc = None;
@@ -367,16 +420,164 @@ impl Trainer {
         })
     }
 
+    /// Records a finished window of `steps` steps (mean loss, correct count, regulariser)
+    /// or stops on a non-finite loss.
+    fn record(
+        &mut self,
+        loss: f32,
+        correct: usize,
+        steps: usize,
+        reg: f32,
+    ) -> Result<(), TrainError> {
+        if !loss.is_finite() {
+            return Err(TrainError::Diverged {
+                step: self.step,
+                loss,
+            });
+        }
+        self.last = (loss, correct as f32 / (steps * self.batch) as f32, reg);
+        let w = &mut self.window;
+        w.0 += loss as f64 * steps as f64;
+        w.1 += correct;
+        w.2 += steps;
+        w.3 = reg;
+        Ok(())
+    }
+
+    fn cpu_step(&mut self, in_epoch: usize, lr: f32) -> Result<(), TrainError> {
+        let Engine::Cpu(e) = &mut self.engine else {
+            unreachable!("cpu_step on the CPU engine")
+        };
+        let idx = &self.order[in_epoch * self.batch..(in_epoch + 1) * self.batch];
+        self.norm
+            .gather(&self.split.train, idx, &mut e.images, &mut e.labels);
+        if self.augment {
+            let ds = &self.split.train;
+            let shape = ImageShape {
+                channels: ds.channels,
+                height: ds.height,
+                width: ds.width,
+            };
+            augment_batch(shape, CIFAR_PAD, &mut e.images, &mut self.augment_rng);
+        }
+        let (exec, images, labels) = (&mut e.exec, &e.images, &e.labels);
+        let mut scratch_state = e.state.clone();
+        let state = &mut e.state;
+        let mut grad = |p: &[f32], first: bool, g: &mut [f32]| {
+            let st = if first {
+                &mut *state
+            } else {
+                scratch_state.copy_from_slice(state);
+                &mut scratch_state
+            };
+            exec.forward(p, st, images, true);
+            exec.loss_and_backward(p, labels, g)
+        };
+        let report = e.opt.step(&mut e.params, lr, &mut grad);
+        self.record(report.loss, report.correct, 1, report.reg)?;
+        if self.step % self.log_every == 0 || self.step % self.steps_per_epoch == 0 || self.done() {
+            let Engine::Cpu(e) = &self.engine else {
+                unreachable!()
+            };
+            let prunable = self.table.entries.iter().filter(|p| p.prunable);
+            for (series, p) in self.layer_var.iter_mut().zip(prunable) {
+                series.push(var_abs(&e.params[p.range()]));
+            }
+        }
+        Ok(())
+    }
+
+    /// One submit: (metrics reset,) gather, forward, loss, backward, optimizer. At `log`,
+    /// the window's metrics and the optimizer's telemetry are read back (asynchronously).
+    async fn gpu_step(&mut self, in_epoch: usize, lr: f32, log: bool) -> Result<(), TrainError> {
+        let Engine::Gpu(g) = &mut self.engine else {
+            unreachable!("gpu_step on the GPU engine")
+        };
+        let ctx = g.ctx.clone();
+        if in_epoch == 0 {
+            let crops: Option<Vec<u32>> = self.augment.then(|| {
+                let used = self.steps_per_epoch * self.batch;
+                (0..self.order.len())
+                    .map(|i| {
+                        let crop = if i < used {
+                            Crop::random(CIFAR_PAD, &mut self.augment_rng)
+                        } else {
+                            Crop::identity(CIFAR_PAD)
+                        };
+                        pack_crop(&crop)
+                    })
+                    .collect()
+            });
+            let crops = crops.as_ref().map(|c| (&c[..], CIFAR_PAD));
+            g.exec.set_epoch_order(&ctx, &self.order, crops)?;
+        }
+        g.exec.set_train_batch(&ctx, in_epoch)?;
+        g.opt.set_step(&ctx, lr);
+        {
+            let first = g.exec.train_pass(true);
+            let second = g.exec.forward_backward(false);
+            let mut list = Vec::with_capacity(first.len() * 2 + 16);
+            if g.reset_pending {
+                list.push(g.exec.reset_metrics());
+            }
+            list.extend(g.opt.step_dispatches(&first, &second));
+            ctx.submit(&list)?;
+        }
+        g.reset_pending = false;
+        if !log {
+            return Ok(());
+        }
+        let m = g.exec.read_metrics(&ctx).await?;
+        g.reset_pending = true;
+        let tel = g.opt.read_telemetry(&ctx).await?;
+        let reg: f32 = tel.iter().map(|t| t.penalty).sum();
+        for (series, t) in self.layer_var.iter_mut().zip(&tel) {
+            series.push(t.var as f64);
+        }
+        let steps = m.rows / self.batch;
+        let loss = m.loss_sum / m.rows.max(1) as f32;
+        self.record(loss, m.correct, steps.max(1), reg)
+    }
+
     /// Loss and accuracy on the whole test subset, with the trained weights or with
-    /// `weights = (params, state)` (e.g. pruned); BatchNorm in eval mode.
+    /// `weights = (params, state)` (e.g. pruned); BatchNorm in eval mode. On the GPU, given
+    /// weights replace the trained ones on the device (done only after training).
     pub async fn evaluate(
         &mut self,
         weights: Option<(&[f32], &[f32])>,
     ) -> Result<Eval, TrainError> {
+        match &mut self.engine {
+            Engine::Cpu(_) => self.cpu_evaluate(weights),
+            Engine::Gpu(g) => {
+                let ctx = g.ctx.clone();
+                if let Some((params, state)) = weights {
+                    g.exec.write_params(&ctx, params)?;
+                    g.exec.write_state(&ctx, state)?;
+                }
+                // Training's metrics of this window were read at the epoch's end.
+                ctx.submit(&[g.exec.reset_metrics()])?;
+                for b in 0..g.exec.eval_batches() {
+                    g.exec.set_eval_batch(&ctx, b)?;
+                    ctx.submit(&g.exec.eval_pass())?;
+                }
+                let m = g.exec.read_metrics(&ctx).await?;
+                g.reset_pending = true;
+                let rows = m.rows.max(1) as f32;
+                Ok(Eval {
+                    loss: m.loss_sum / rows,
+                    accuracy: m.correct as f32 / rows,
+                })
+            }
+        }
+    }
+
+    fn cpu_evaluate(&mut self, weights: Option<(&[f32], &[f32])>) -> Result<Eval, TrainError> {
+        let Engine::Cpu(e) = &mut self.engine else {
+            unreachable!("cpu_evaluate on the CPU engine")
+        };
         let test = &self.split.test;
         let n = test.len();
         let b = self.batch.min(n);
-        let e = &mut self.engine;
         if e.eval.is_none() {
             let tail = n % b;
             let tail_exec = if tail > 0 {
@@ -418,40 +619,81 @@ impl Trainer {
     }
 
     /// Re-estimates the BatchNorm running statistics of `params` from the first `images`
-    /// training images (forward only, training mode, the plain average over the batches as
-    /// PyTorch's `momentum=None`); returns the new state. Without BatchNorm, the state is
-    /// returned unchanged.
+    /// training images (at least one batch; forward only, training mode, the plain average
+    /// over the batches as PyTorch's `momentum=None`); returns the new state. Without
+    /// BatchNorm, the trained state is returned unchanged. Only after training.
     pub async fn recalibrate(
         &mut self,
         params: &[f32],
         images: usize,
     ) -> Result<Vec<f32>, TrainError> {
-        let mut state = self.engine.state.clone();
-        let st = self.model.state();
-        if st.entries.is_empty() || images == 0 {
+        let table = self.model.state();
+        let mut state = self.params().1.to_vec();
+        if table.entries.is_empty() || images == 0 {
             return Ok(state);
         }
-        for s in &st.entries {
-            let fill = match s.kind {
-                crate::nn::StateKind::RunningVar => 1.0,
-                _ => 0.0,
-            };
-            state[s.range()].fill(fill);
-        }
-        let train = &self.split.train;
+        let fresh = fresh_state(&table, &state);
         let b = self.batch;
-        let count = images.min(train.len()) / b;
-        let len = train.image_len();
-        let mut imgs = vec![0.0; b * len];
-        let mut labels = vec![0u32; b];
-        let exec = &mut self.engine.exec;
-        for k in 0..count.max(1) {
-            let idx: Vec<u32> = (k * b..(k + 1) * b).map(|i| i as u32).collect();
-            self.norm.gather(train, &idx, &mut imgs, &mut labels);
-            exec.set_bn_momentum(1.0 / (k + 1) as f32);
-            exec.forward(params, &mut state, &imgs, true);
+        let count = (images.min(self.split.train.len()) / b).max(1);
+        match &mut self.engine {
+            Engine::Cpu(e) => {
+                state = fresh;
+                let train = &self.split.train;
+                let len = train.image_len();
+                let mut imgs = vec![0.0; b * len];
+                let mut labels = vec![0u32; b];
+                for k in 0..count {
+                    let idx: Vec<u32> = (k * b..(k + 1) * b).map(|i| i as u32).collect();
+                    self.norm.gather(train, &idx, &mut imgs, &mut labels);
+                    e.exec.set_bn_momentum(1.0 / (k + 1) as f32);
+                    e.exec.forward(params, &mut state, &imgs, true);
+                }
+                e.exec.set_bn_momentum(0.1);
+            }
+            Engine::Gpu(g) => {
+                // Momentum is fixed (0.1) on the GPU: each batch starts from the fresh
+                // statistics s₀, so its own statistic is b = (s − 0.9·s₀)/0.1; the batches'
+                // statistics are averaged on the CPU.
+                let ctx = g.ctx.clone();
+                let order: Vec<u32> = (0..(count * b) as u32).collect();
+                g.exec.set_epoch_order(&ctx, &order, None)?;
+                g.exec.write_params(&ctx, params)?;
+                let mut sum = vec![0.0f64; state.len()];
+                for k in 0..count {
+                    g.exec.write_state(&ctx, &fresh)?;
+                    g.exec.set_train_batch(&ctx, k)?;
+                    ctx.submit(&g.exec.recalibration_pass())?;
+                    let after = g.exec.read_state(&ctx).await?;
+                    for ((acc, &s), &s0) in sum.iter_mut().zip(&after).zip(&fresh) {
+                        *acc += ((s - 0.9 * s0) / 0.1) as f64;
+                    }
+                }
+                state = fresh;
+                for s in &table.entries {
+                    if s.kind == StateKind::NumBatchesTracked {
+                        state[s.range()].fill(count as f32);
+                    } else {
+                        for i in s.range() {
+                            state[i] = (sum[i] / count as f64) as f32;
+                        }
+                    }
+                }
+            }
         }
-        exec.set_bn_momentum(0.1);
         Ok(state)
     }
+}
+
+/// `state` with every BatchNorm reset as PyTorch's `reset_running_stats` does: running
+/// mean 0, running variance 1, batch counter 0.
+fn fresh_state(table: &StateTable, state: &[f32]) -> Vec<f32> {
+    let mut fresh = state.to_vec();
+    for s in &table.entries {
+        let value = match s.kind {
+            StateKind::RunningVar => 1.0,
+            StateKind::RunningMean | StateKind::NumBatchesTracked => 0.0,
+        };
+        fresh[s.range()].fill(value);
+    }
+    fresh
 }

@@ -346,8 +346,10 @@ fn a_tiny_experiment_trains_sweeps_and_is_reproducible() {
     let mut exp = Experiment::new(cfg.clone(), mnist()).unwrap();
     assert_eq!(exp.run_count(), 2);
     let kinds = pollster::block_on(run_all(&mut exp));
-    // 2 runs × (20 steps, the 10th and 20th ending an epoch) + 2 sweep levels each.
-    let per_run: Vec<&str> = std::iter::repeat_n("train", 9)
+    // 2 runs × (compile, 20 steps — the 10th and 20th end an epoch — and 2 sweep levels).
+    let per_run: Vec<&str> = ["compile"]
+        .into_iter()
+        .chain(std::iter::repeat_n("train", 9))
         .chain(["eval"])
         .chain(std::iter::repeat_n("train", 9))
         .chain(["eval", "prune", "run_done"])

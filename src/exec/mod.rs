@@ -8,6 +8,7 @@
 pub mod cpu;
 pub mod fast;
 pub mod gpu;
+mod gpu_nodes;
 
 pub use crate::ops::data::DeviceDataset;
 pub use cpu::CpuExecutor;

@@ -16,10 +16,11 @@ pub use config::{Config, ConfigError, DatasetKind, ExecutorChoice, Schedule, Sco
 
 use crate::data::{DataError, Split};
 use crate::export::{to_safetensors, ExportError};
+use crate::gpu::Context;
 use crate::nn::Model;
 use crate::optim::{OptimConfig, OptimError, OptimKind};
 use crate::prune::{apply_mask, magnitude_mask, prunable_stats, PruneOptions, WeightStats};
-use crate::train::{Curves, TrainError, Trainer};
+use crate::train::{Curves, GpuData, TrainError, Trainer};
 
 /// Why an experiment cannot start or go on, as a sentence.
 #[derive(Debug, thiserror::Error)]
@@ -171,8 +172,9 @@ pub struct RunWeights {
 }
 
 enum Phase {
-    /// Run `i` is to be started.
+    /// Run `i` is to be started (the next step says `compile`, the one after builds it).
     Start,
+    Build,
     Train(Box<Trainer>),
     /// Sweep level `level` of the trained run.
     Sweep {
@@ -195,6 +197,7 @@ pub struct Experiment {
     runs: Vec<RunResult>,
     weights: Vec<RunWeights>,
     environment: Environment,
+    gpu: Option<GpuData>,
 }
 
 impl Experiment {
@@ -241,7 +244,21 @@ impl Experiment {
             phase: Phase::Start,
             runs: Vec::new(),
             weights: Vec::new(),
+            gpu: None,
         })
+    }
+
+    /// Trains on the GPU of `ctx`: uploads the (subset) datasets once for every run.
+    pub fn with_gpu(mut self, ctx: Arc<Context>) -> Result<Experiment, ExperimentError> {
+        self.environment.executor = "gpu".into();
+        self.environment.adapter = format!("{} ({})", ctx.report.name, ctx.report.backend);
+        self.gpu = Some(GpuData::new(ctx, &self.split).map_err(ExperimentError::Train)?);
+        Ok(self)
+    }
+
+    /// Where the runs train and on what.
+    pub fn environment(&self) -> &Environment {
+        &self.environment
     }
 
     /// Train only: finished runs skip the pruning sweep.
@@ -352,9 +369,25 @@ impl Experiment {
         match std::mem::replace(&mut self.phase, Phase::Done) {
             Phase::Done => Ok(self.event("done")),
             Phase::Start => {
+                self.phase = Phase::Build;
+                let mut ev = self.event("compile");
+                ev.message = Some(format!(
+                    "Preparing {} on the {} executor",
+                    self.config.model, self.environment.executor
+                ));
+                Ok(ev)
+            }
+            Phase::Build => {
                 let (name, seed) = self.plan[self.run].clone();
                 let optim = optim_config(&self.config, &name).map_err(TrainError::from)?;
-                let trainer = Trainer::new(&self.config, &optim, seed, self.split.clone())?;
+                let trainer = Trainer::new(
+                    &self.config,
+                    &optim,
+                    seed,
+                    self.split.clone(),
+                    self.gpu.as_ref(),
+                )
+                .await?;
                 self.phase = Phase::Train(Box::new(trainer));
                 self.train_step().await
             }
@@ -405,9 +438,11 @@ impl Experiment {
                 Ok(ev)
             }
             Err(TrainError::Diverged { step, loss }) => {
-                let Phase::Train(trainer) = std::mem::replace(&mut self.phase, Phase::Done) else {
+                let Phase::Train(mut trainer) = std::mem::replace(&mut self.phase, Phase::Done)
+                else {
                     unreachable!()
                 };
+                trainer.sync().await?;
                 let message = TrainError::Diverged { step, loss }.to_string();
                 let mut result = self.run_result(&trainer, f32::NAN, f32::NAN);
                 result.diverged = Some(message.clone());

@@ -69,6 +69,33 @@ enum Command {
 
 #[derive(Subcommand)]
 enum Bench {
+    /// Milliseconds per training step of each optimizer and the ratio to SGD, measured in
+    /// one run with the optimizers alternating.
+    Step {
+        /// mlp, lenet5, resnet8, resnet20 or vit-tiny.
+        #[arg(long, default_value = "lenet5")]
+        model: String,
+        /// mnist (1×28×28) or cifar10 (3×32×32) input.
+        #[arg(long, default_value = "mnist", value_parser = ["mnist", "cifar10"])]
+        dataset: String,
+        /// Comma list of optimizers.
+        #[arg(long, value_delimiter = ',', default_values_t = ["sgd".to_string(), "var".to_string(), "sam".to_string(), "cram".to_string()])]
+        optim: Vec<String>,
+        #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=4096))]
+        batch: u32,
+        /// cpu or gpu.
+        #[arg(long, default_value = "gpu", value_parser = ["cpu", "gpu"])]
+        executor: String,
+        /// Steps per round.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100000))]
+        steps: u32,
+        /// Rounds (the optimizers alternate each round; the median round is reported).
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        rounds: u32,
+        /// Also write the rows as JSON to this file.
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+    },
     /// GFLOP/s of the tiled matmul for square sizes, best of N.
     Matmul {
         /// Comma-separated sizes n (each run is n×n×n).
@@ -195,6 +222,75 @@ async fn run(cli: Cli) -> Result<(), Fail> {
             write_json(
                 json,
                 serde_json::json!({ "adapter": ctx.report, "rows": rows }),
+            )
+        }
+        Command::Bench {
+            what:
+                Bench::Step {
+                    model,
+                    dataset,
+                    optim,
+                    batch,
+                    executor,
+                    steps,
+                    rounds,
+                    json,
+                },
+        } => {
+            let input = if dataset == "mnist" {
+                [1, 28, 28]
+            } else {
+                [3, 32, 32]
+            };
+            let model = varlab::nn::Model::by_name(&model, input, 10)
+                .map_err(|e| Fail::Usage(e.to_string()))?;
+            let base = varlab::experiment::Config::default();
+            let optims = optim
+                .iter()
+                .map(|o| varlab::experiment::optim_config(&base, o))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| Fail::Usage(e.to_string()))?;
+            let (rows, environment) = if executor == "cpu" {
+                let rows = varlab::bench::step_cpu(
+                    &model,
+                    &optims,
+                    batch as usize,
+                    steps as usize,
+                    rounds as usize,
+                )
+                .map_err(|e| e.to_string())?;
+                (
+                    rows,
+                    serde_json::json!({"executor": "cpu", "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)}),
+                )
+            } else {
+                let ctx = Context::new().await.map_err(|e| e.to_string())?;
+                let rows = varlab::bench::step_gpu(
+                    &ctx,
+                    &model,
+                    &optims,
+                    batch as usize,
+                    steps as usize,
+                    rounds as usize,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+                (
+                    rows,
+                    serde_json::json!({"executor": "gpu", "adapter": ctx.report, "timing": if ctx.report.timestamps { "gpu timestamps, best of the steps" } else { "wall clock" }}),
+                )
+            };
+            println!("{} batch {batch}, {} executor", model.name, executor);
+            println!("{:<10} {:>12} {:>12}", "optimizer", "ms/step", "× SGD");
+            for r in &rows {
+                let ratio = r
+                    .ratio_to_sgd
+                    .map_or("—".to_string(), |x| format!("{x:.3}"));
+                println!("{:<10} {:>12.3} {:>12}", r.optimizer, r.ms_per_step, ratio);
+            }
+            write_json(
+                json,
+                serde_json::json!({ "rows": rows, "environment": environment }),
             )
         }
         Command::Info { json } => {

@@ -202,7 +202,24 @@ pub async fn drive(
     split: &Split,
     mode: Mode,
 ) -> Result<(ExperimentResult, Experiment), Fail> {
+    let choice = cfg.executor;
     let mut exp = Experiment::new(cfg, split).map_err(|e| Fail::Usage(e.to_string()))?;
+    if choice != ExecutorChoice::Cpu {
+        match varlab::gpu::Context::new().await {
+            Ok(ctx) => {
+                exp = exp
+                    .with_gpu(std::sync::Arc::new(ctx))
+                    .map_err(|e| Fail::Run(e.to_string()))?
+            }
+            Err(e) if choice == ExecutorChoice::Gpu => return Err(Fail::Run(e.to_string())),
+            Err(e) => eprintln!("varlab: {e} Training on the CPU executor instead."),
+        }
+    }
+    eprintln!(
+        "executor: {} ({})",
+        exp.environment().executor,
+        exp.environment().adapter
+    );
     if mode == Mode::Train {
         exp.skip_sweep();
     }
@@ -227,7 +244,9 @@ pub async fn drive(
         }
         let b = bar.as_ref().expect("set above");
         match ev.kind.as_str() {
+            "compile" => b.set_message(ev.message.clone().unwrap_or_default()),
             "train" | "eval" => {
+                b.set_length(ev.steps.unwrap_or(0) as u64);
                 b.set_position(ev.step.unwrap_or(0) as u64);
                 let test = ev
                     .test_acc

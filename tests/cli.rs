@@ -1,0 +1,132 @@
+//! The `varlab` command line: bad input is exit code 2 with one sentence and no file left
+//! behind; a tiny run writes its JSON, CSV and weights.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn varlab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_varlab"))
+        .args(args)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .output()
+        .expect("run varlab")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("varlab-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Exit code 2, a one-line message containing `needle`, and no JSON written.
+fn refused(args: &[&str], needle: &str) {
+    let dir = scratch("refused");
+    let json = dir.join("out.json");
+    let mut all = args.to_vec();
+    let json_arg = json.to_str().unwrap().to_string();
+    all.extend(["--json", &json_arg, "--executor", "cpu"]);
+    let out = varlab(&all);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert!(err.contains(needle), "{args:?}: {err}");
+    assert!(!json.exists(), "{args:?} left {}", json.display());
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn bad_input_is_exit_code_2_with_a_sentence() {
+    refused(&["train", "--model", "gpt"], "Unknown model 'gpt'");
+    refused(&["sweep", "--sparsities", "0.5,1.5"], "sparsities");
+    refused(&["train", "--epochs", "0"], "epochs");
+    refused(&["train", "--optim", "adam"], "adam");
+    refused(&["train", "--dataset", "cifar10"], "--data");
+    refused(
+        &["train", "--data", "/nonexistent/mnist"],
+        "/nonexistent/mnist",
+    );
+    // A corrupt CIFAR-10 directory: a train.bin that is not whole records.
+    let dir = scratch("corrupt");
+    std::fs::write(dir.join("train.bin"), [0u8; 3073 + 10]).unwrap();
+    std::fs::write(dir.join("test.bin"), [0u8; 3073]).unwrap();
+    refused(
+        &[
+            "train",
+            "--dataset",
+            "cifar10",
+            "--data",
+            dir.to_str().unwrap(),
+        ],
+        "train.bin",
+    );
+    // A config file with an unknown field.
+    let cfg = dir.join("config.json");
+    std::fs::write(&cfg, r#"{"version": 1, "learning_rate": 0.1}"#).unwrap();
+    refused(
+        &["train", "--config", cfg.to_str().unwrap()],
+        "learning_rate",
+    );
+}
+
+#[test]
+fn a_tiny_sweep_writes_json_csv_and_weights() {
+    let dir = scratch("sweep");
+    let (json, csv, save) = (dir.join("r.json"), dir.join("r.csv"), dir.join("weights"));
+    let out = varlab(&[
+        "compare",
+        "--model",
+        "mlp",
+        "--optim",
+        "sgd,var",
+        "--train-size",
+        "256",
+        "--test-size",
+        "64",
+        "--epochs",
+        "1",
+        "--batch",
+        "32",
+        "--sparsities",
+        "0.5,0.9",
+        "--executor",
+        "cpu",
+        "--json",
+        json.to_str().unwrap(),
+        "--csv",
+        csv.to_str().unwrap(),
+        "--save",
+        save.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("optimizer") && stdout.contains("90%"),
+        "{stdout}"
+    );
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(r["version"], 1);
+    assert_eq!(r["runs"].as_array().unwrap().len(), 2);
+    assert_eq!(r["runs"][1]["optimizer"], "var");
+    assert_eq!(r["runs"][0]["sweep"][1]["sparsity"], 0.9);
+    assert_eq!(
+        std::fs::read_to_string(&csv).unwrap().lines().count(),
+        1 + 2 * 3
+    );
+    for f in [
+        "sgd-seed0-dense.safetensors",
+        "sgd-seed0-s0.90.safetensors",
+        "var-seed0-s0.50.safetensors",
+        "model.json",
+    ] {
+        assert!(save.join(f).is_file(), "{f}");
+    }
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(save.join("model.json")).unwrap()).unwrap();
+    assert_eq!(card["model"], "mlp");
+    assert_eq!(card["parameters"], 266_610);
+}
