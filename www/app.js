@@ -345,6 +345,12 @@ function onSessionStatus(status, message) {
     paused: autoPaused ? "paused while off-screen" : "paused", cancelled: "cancelled", done: "finished", error: "stopped",
   }[status];
   $("run-state").textContent = text;
+  if (session?.notice && session.notice !== page.engineNotice) {
+    page.engineNotice = session.notice;
+    const n = $("notice");
+    n.textContent = session.notice;
+    n.hidden = false;
+  }
   page.executor = session?.executor ?? null;
   page.adapter = session?.adapter ?? null;
   $("engine-info").textContent = page.executor ? `· executor: ${page.executor}${page.adapter ? ` · ${page.adapter}` : ""}` : "";

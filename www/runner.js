@@ -74,6 +74,8 @@ export class Session {
     this.lastPartResult = null;
     this.executor = this.exp.executor();
     this.adapter = this.exp.adapter();
+    // Why the engine runs elsewhere than asked (e.g. no usable GPU), when it says so.
+    this.notice = typeof this.exp.notice === "function" ? this.exp.notice() ?? null : null;
     return true;
   }
 
