@@ -3,7 +3,7 @@
 // runner.js and draws what comes back. Everything shown goes in through textContent —
 // nothing from the engine, the URL or a file is ever inserted as HTML.
 
-import { fromQuery, toQuery, setField, normalise, configOf, applyConfig } from "./state.js";
+import { fromQuery, toQuery, setField, normalise, configOf, applyConfig, adoptDefaults } from "./state.js";
 import { buildControls, syncControls } from "./controls.js";
 import { mnistFiles, readFiles } from "./data.js";
 import { Session } from "./runner.js";
@@ -22,14 +22,13 @@ const el = (tag, text, cls) => {
 };
 const sentence = (e) => (e && e.message ? e.message : String(e));
 
-const parsed = fromQuery(location.search);
-const state = parsed.state;
+let state = null; // read from the URL once the engine's defaults are known (main)
 
 /** What the page exposes to its browser tests (read-only for them). */
 const page = (window.__varlab = {
   done: false, // the page finished starting (engine loaded or failed)
   ready: false, // the Run button works
-  state,
+  state: null,
   reason: null, // null | "insecure" | "no-webgpu" | "no-adapter"
   message: null,
   run: "idle", // the session's status
@@ -612,6 +611,16 @@ function wire() {
 }
 
 async function main() {
+  // The engine's default config is the page's: load the engine before reading the URL.
+  let engineError = null;
+  try {
+    wasm = await wasmBindings();
+    if (wasm.default_config) adoptDefaults(JSON.parse(wasm.default_config()));
+  } catch (e) {
+    engineError = e;
+  }
+  const parsed = fromQuery(location.search);
+  state = page.state = parsed.state;
   buildControls($("form"), onFieldChange, { data: [cifarZone()] });
   syncControls($("form"), state);
   applyEmbed();
@@ -631,7 +640,7 @@ async function main() {
     }
     page.browserAdapter = browserAdapter;
     $("engine-info").textContent = browserAdapter ? `· WebGPU adapter: ${browserAdapter}` : "";
-    wasm = await wasmBindings();
+    if (engineError) throw engineError;
     if (wasm.version) $("version").textContent = wasm.version();
     const missing = ["default_config", "validate_config", "parse_dataset", "WebExperiment"].filter((k) => !(k in wasm));
     if (missing.length) throw new Error(`This build of the engine lacks ${missing.join(", ")}; rebuild the page.`);

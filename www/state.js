@@ -68,6 +68,18 @@ const clone = (v) => (Array.isArray(v) ? [...v] : v);
 const limit = (v, c) => (typeof v === "function" ? v(c) : v);
 const show = (v) => (Array.isArray(v) ? v.join(",") : String(v));
 
+/**
+ * Makes the engine's default config (`default_config()`) the page's defaults, field by field
+ * where the page accepts the value, so that the page and the engine never drift apart.
+ */
+export function adoptDefaults(config) {
+  for (const f of FIELDS) {
+    if (!config || !(f.key in config)) continue;
+    const scratch = defaults();
+    if (setField(scratch, f.key, config[f.key]) === null) f.def = clone(scratch.config[f.key]);
+  }
+}
+
 /** A fresh state with every default. */
 export function defaults() {
   const config = { version: 1 };

@@ -292,7 +292,8 @@ test("7. a device lost mid-experiment keeps the finished run, says so, and the r
       return device;
     };
   });
-  await page.goto(`${server.url}?${TINY}&sp=0.5`);
+  // x=gpu: on a software adapter (SwiftShader) the engine's "auto" picks its CPU executor.
+  await page.goto(`${server.url}?${TINY}&sp=0.5&x=gpu`);
   await page.waitForFunction(() => window.__varlab?.done, null, { timeout: 120_000 });
   await page.click("#run-btn");
   await page.waitForFunction(() => window.__varlab.runsDone >= 1, null, { timeout: RUN_TIMEOUT, polling: 50 });

@@ -3,12 +3,12 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { defaults, fromQuery, toQuery, setField, applyConfig, configOf } from "../../www/state.js";
+import { defaults, fromQuery, toQuery, setField, applyConfig, configOf, adoptDefaults, FIELDS } from "../../www/state.js";
 import { checkResult, summarise, formatCell, toCSV, mergeParts, meanStd } from "../../www/results.js";
 
 const fixture = () => JSON.parse(readFileSync(join(import.meta.dirname, "fixtures/results-small.json"), "utf8"));
 
-test("defaults are the engine's version-1 config and make an empty query", () => {
+test("the fallback defaults (before the engine loads) are a version-1 config and make an empty query", () => {
   const s = defaults();
   assert.equal(s.config.version, 1);
   assert.deepEqual(s.config.optimizers, ["sgd", "var"]);
@@ -80,4 +80,18 @@ test("results: checking, mean ± std over seeds, CSV rows and merged parts", () 
   assert.equal(merged.runs.length, 4);
   assert.throws(() => checkResult({ version: 2, runs: [] }), /version 2/);
   assert.throws(() => checkResult({ version: 1, runs: [{ optimizer: "sgd", dense_accuracy: 7, sweep: [] }] }), /fraction/);
+});
+
+test("the engine's defaults become the page's, where the page accepts them", () => {
+  const before = FIELDS.map((f) => f.def);
+  try {
+    adoptDefaults({ ...defaults().config, lambda: 5e-4, batch: 99999, model: "resnet8" });
+    const s = defaults();
+    assert.equal(s.config.lambda, 5e-4);
+    assert.equal(s.config.model, "resnet8");
+    assert.equal(s.config.batch, 64); // out of the page's range: its own default stays
+    assert.equal(toQuery(s), "");
+  } finally {
+    FIELDS.forEach((f, i) => (f.def = before[i]));
+  }
 });
