@@ -12,6 +12,7 @@
 //! - Divergence: a NaN or infinite loss stops the run with [`TrainError::Diverged`]; the
 //!   curves keep the last good points.
 
+use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::data::augment::{augment_batch, Crop, Shape as ImageShape, CIFAR_PAD};
@@ -104,16 +105,6 @@ impl Normalize {
     }
 }
 
-/// The (population) variance of |w|.
-pub fn var_abs(w: &[f32]) -> f64 {
-    let n = w.len().max(1) as f64;
-    let mean = w.iter().map(|x| x.abs() as f64).sum::<f64>() / n;
-    w.iter()
-        .map(|x| (x.abs() as f64 - mean).powi(2))
-        .sum::<f64>()
-        / n
-}
-
 /// The per-channel mean and std of `ds`'s kind (CIFAR-10 for 3 channels, else MNIST).
 pub fn normalisation(ds: &Dataset) -> (&'static [f32], &'static [f32]) {
     if ds.channels == 3 {
@@ -169,14 +160,14 @@ struct CpuEngine {
 /// The datasets uploaded once per experiment, and the device they live on.
 #[derive(Clone)]
 pub struct GpuData {
-    pub ctx: Arc<Context>,
+    pub ctx: Rc<Context>,
     pub train: DeviceDataset,
     pub test: DeviceDataset,
 }
 
 impl GpuData {
     /// Uploads both halves of `split` (normalised on the device by the gather kernel).
-    pub fn new(ctx: Arc<Context>, split: &Split) -> Result<GpuData, TrainError> {
+    pub fn new(ctx: Rc<Context>, split: &Split) -> Result<GpuData, TrainError> {
         let (mean, std) = normalisation(&split.train);
         Ok(GpuData {
             train: DeviceDataset::new(&ctx, &split.train, mean, std)?,
@@ -188,7 +179,7 @@ impl GpuData {
 
 /// The GPU side of a run: one submit per step, metrics read back only at the curve points.
 struct GpuEngine {
-    ctx: Arc<Context>,
+    ctx: Rc<Context>,
     exec: GpuExecutor,
     opt: GpuOptimizer,
     /// CPU copies of the weights: the initial ones, then those of the last [`Trainer::sync`].
@@ -199,7 +190,7 @@ struct GpuEngine {
 }
 
 enum Engine {
-    Cpu(CpuEngine),
+    Cpu(Box<CpuEngine>),
     Gpu(Box<GpuEngine>),
 }
 
@@ -270,7 +261,7 @@ impl Trainer {
         let norm = Normalize::for_dataset(train);
         let image_len = train.image_len();
         let engine = match gpu {
-            None => Engine::Cpu(CpuEngine {
+            None => Engine::Cpu(Box::new(CpuEngine {
                 exec: CpuExecutor::new(&model, batch)?,
                 opt: CpuOptimizer::new(optim, &table, seed)?,
                 params,
@@ -278,7 +269,7 @@ impl Trainer {
                 images: vec![0.0; batch * image_len],
                 labels: vec![0; batch],
                 eval: None,
-            }),
+            })),
             Some(g) => {
                 let ctx = g.ctx.clone();
                 let mut exec = GpuExecutor::new(&ctx, &model, batch).await?;
@@ -474,16 +465,21 @@ impl Trainer {
             exec.loss_and_backward(p, labels, g)
         };
         let report = e.opt.step(&mut e.params, lr, &mut grad);
-        self.record(report.loss, report.correct, 1, report.reg)?;
-        if self.step % self.log_every == 0 || self.step % self.steps_per_epoch == 0 || self.done() {
-            let Engine::Cpu(e) = &self.engine else {
-                unreachable!()
-            };
-            let prunable = self.table.entries.iter().filter(|p| p.prunable);
-            for (series, p) in self.layer_var.iter_mut().zip(prunable) {
-                series.push(var_abs(&e.params[p.range()]));
+        let log = self.step % self.log_every == 0
+            || self.step % self.steps_per_epoch == 0
+            || self.step >= self.steps_per_epoch * self.epochs;
+        // At curve points, the regulariser and the layers' variance of |w| at the weights
+        // after the step (as the GPU engine reads them).
+        let reg = if log {
+            let tel = e.opt.telemetry(&e.params);
+            for (series, t) in self.layer_var.iter_mut().zip(&tel) {
+                series.push(t.var as f64);
             }
-        }
+            tel.iter().map(|t| t.penalty).sum()
+        } else {
+            report.reg
+        };
+        self.record(report.loss, report.correct, 1, reg)?;
         Ok(())
     }
 

@@ -4,7 +4,7 @@
 use wasm_bindgen::prelude::*;
 
 use crate::data::split_from_named_files;
-use crate::experiment::{Config, DatasetKind, Experiment};
+use crate::experiment::{Config, DatasetKind, ExecutorChoice, Experiment};
 use crate::gpu::Context;
 
 #[wasm_bindgen(start)]
@@ -93,14 +93,25 @@ impl WebExperiment {
                 if is_cifar { "CIFAR-10" } else { "MNIST" },
             )));
         }
+        let exp = Experiment::new(config, &split)?;
+        let gpu = if exp.config.executor == ExecutorChoice::Cpu {
+            Err(crate::gpu::GpuError::NoAdapter(String::new()))
+        } else {
+            Context::new().await
+        };
         Ok(WebExperiment {
-            exp: Experiment::new(config, &split)?,
+            exp: exp.choose_executor(gpu)?,
         })
     }
 
     /// `gpu` or `cpu`.
     pub fn executor(&self) -> String {
         self.exp.result().environment.executor
+    }
+
+    /// Why the executor differs from the one asked for (a sentence), or `undefined`.
+    pub fn notice(&self) -> Option<String> {
+        self.exp.environment().notice.clone()
     }
 
     /// The adapter's name (or the CPU executor's).

@@ -525,3 +525,70 @@ fn var_polarises_lenet5_weights_more_than_sgd() {
     assert!(r.runs[1].curves.reg[0] > 1.0, "λψ is shown");
     assert_eq!(r.runs[0].curves.reg[0], 0.0);
 }
+
+/// The same tiny experiments on the GPU (lavapipe in CI) and the CPU executor: the same
+/// losses, accuracies and pruned accuracies (BatchNorm re-calibration included).
+#[test]
+fn gpu_and_cpu_experiments_agree() {
+    let ctx = || pollster::block_on(varlab::gpu::Context::new()).expect("a GPU adapter");
+    // ResNet-8 is slow on lavapipe: SGD only, 3 steps, 12 test images.
+    let runs = [
+        ("mlp", vec!["sgd", "var"], 0, 48, 20),
+        ("resnet8", vec!["sgd"], 16, 24, 12),
+    ];
+    for (model, optimizers, bn_recal, train_size, test_size) in runs {
+        let cfg = Config {
+            model: model.into(),
+            optimizers: optimizers.iter().map(|o| o.to_string()).collect(),
+            train_size,
+            test_size,
+            epochs: 1,
+            batch: 8,
+            sparsities: vec![0.5, 0.9],
+            bn_recal,
+            ..Config::default()
+        };
+        let mut cpu = Experiment::new(cfg.clone(), mnist()).unwrap();
+        pollster::block_on(run_all(&mut cpu));
+        let gpu = Experiment::new(cfg, mnist()).unwrap();
+        let mut gpu = gpu.with_gpu(std::rc::Rc::new(ctx())).unwrap();
+        assert_eq!(gpu.environment().executor, "gpu");
+        pollster::block_on(run_all(&mut gpu));
+        let (c, g) = (cpu.result(), gpu.result());
+        for (a, b) in c.runs.iter().zip(&g.runs) {
+            let what = format!("{model} {}", a.optimizer);
+            assert_eq!(a.curves.step, b.curves.step, "{what}");
+            for (x, y) in a.curves.loss.iter().zip(&b.curves.loss) {
+                assert!(
+                    (x - y).abs() <= 1e-3 * x.abs().max(1.0),
+                    "{what}: loss {x} vs {y}"
+                );
+            }
+            for (x, y) in a.curves.reg.iter().zip(&b.curves.reg) {
+                assert!(
+                    (x - y).abs() <= 1e-3 * x.abs().max(1e-3),
+                    "{what}: reg {x} vs {y}"
+                );
+            }
+            // One test image may flip on a near-tie.
+            let tol = 1.0 / test_size as f32 + 1e-6;
+            assert!((a.dense_accuracy - b.dense_accuracy).abs() <= tol, "{what}");
+            for (p, q) in a.sweep.iter().zip(&b.sweep) {
+                assert_eq!(p.actual_sparsity, q.actual_sparsity, "{what}");
+                assert!(
+                    (p.accuracy - q.accuracy).abs() <= tol,
+                    "{what}: {p:?} {q:?}"
+                );
+                match (p.accuracy_bn_recal, q.accuracy_bn_recal) {
+                    (None, None) => assert_eq!(bn_recal, 0),
+                    (Some(x), Some(y)) => assert!((x - y).abs() <= tol, "{what}: recal {x} vs {y}"),
+                    other => panic!("{what}: {other:?}"),
+                }
+            }
+            for (lc, lg) in a.layers.iter().zip(&b.layers) {
+                let (x, y) = (lc.var_abs.last().unwrap(), lg.var_abs.last().unwrap());
+                assert!((x - y).abs() <= 1e-3 * x, "{what} {}: {x} vs {y}", lc.name);
+            }
+        }
+    }
+}

@@ -8,6 +8,7 @@
 
 pub mod config;
 
+use std::rc::Rc;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -134,6 +135,18 @@ pub struct Environment {
     pub executor: String,
     pub adapter: String,
     pub version: String,
+    /// Why the executor is not the one asked for (e.g. a software GPU adapter), if so.
+    pub notice: Option<String>,
+}
+
+/// Whether `ctx`'s adapter is a software rasteriser (lavapipe, SwiftShader, WARP): there the
+/// CPU executor trains many times faster than the "GPU", so `executor: auto` picks the CPU.
+pub fn is_software_adapter(ctx: &Context) -> bool {
+    let name = ctx.report.name.to_lowercase();
+    ctx.report.is_software
+        || ["llvmpipe", "lavapipe", "swiftshader", "warp", "software"]
+            .iter()
+            .any(|s| name.contains(s))
 }
 
 /// The result file: config, environment and the finished runs.
@@ -234,6 +247,7 @@ impl Experiment {
                 executor: "cpu".into(),
                 adapter: "CPU executor".into(),
                 version: env!("CARGO_PKG_VERSION").into(),
+                notice: None,
             },
             config,
             model,
@@ -248,8 +262,36 @@ impl Experiment {
         })
     }
 
+    /// Picks the executor for the config's `executor` choice given the GPU that opened (or
+    /// the reason none did): `gpu` insists on it; `auto` uses it unless it is missing or a
+    /// software rasteriser, and says why in [`Environment::notice`]; `cpu` ignores it.
+    pub fn choose_executor(
+        mut self,
+        gpu: Result<Context, crate::gpu::GpuError>,
+    ) -> Result<Experiment, ExperimentError> {
+        match (self.config.executor, gpu) {
+            (ExecutorChoice::Cpu, _) => Ok(self),
+            (ExecutorChoice::Gpu, Ok(ctx)) => self.with_gpu(Rc::new(ctx)),
+            (ExecutorChoice::Gpu, Err(e)) => Err(TrainError::Gpu(e).into()),
+            (ExecutorChoice::Auto, Ok(ctx)) if is_software_adapter(&ctx) => {
+                self.environment.notice = Some(format!(
+                    "The GPU adapter '{}' is a software rasteriser, so training runs on the \
+                     CPU executor, which is many times faster there.",
+                    ctx.report.name
+                ));
+                Ok(self)
+            }
+            (ExecutorChoice::Auto, Ok(ctx)) => self.with_gpu(Rc::new(ctx)),
+            (ExecutorChoice::Auto, Err(e)) => {
+                self.environment.notice =
+                    Some(format!("{e} Training runs on the CPU executor instead."));
+                Ok(self)
+            }
+        }
+    }
+
     /// Trains on the GPU of `ctx`: uploads the (subset) datasets once for every run.
-    pub fn with_gpu(mut self, ctx: Arc<Context>) -> Result<Experiment, ExperimentError> {
+    pub fn with_gpu(mut self, ctx: Rc<Context>) -> Result<Experiment, ExperimentError> {
         self.environment.executor = "gpu".into();
         self.environment.adapter = format!("{} ({})", ctx.report.name, ctx.report.backend);
         self.gpu = Some(GpuData::new(ctx, &self.split).map_err(ExperimentError::Train)?);
@@ -462,6 +504,8 @@ impl Experiment {
     }
 
     async fn finish_training(&mut self, mut trainer: Box<Trainer>) -> Result<(), ExperimentError> {
+        // The GPU's trained weights come back once, for the results, the sweep and exports.
+        trainer.sync().await?;
         let eval = match trainer.last_eval {
             Some(eval) => eval,
             None => trainer.evaluate(None).await?,

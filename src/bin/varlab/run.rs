@@ -202,24 +202,20 @@ pub async fn drive(
     split: &Split,
     mode: Mode,
 ) -> Result<(ExperimentResult, Experiment), Fail> {
-    let choice = cfg.executor;
-    let mut exp = Experiment::new(cfg, split).map_err(|e| Fail::Usage(e.to_string()))?;
-    if choice != ExecutorChoice::Cpu {
-        match varlab::gpu::Context::new().await {
-            Ok(ctx) => {
-                exp = exp
-                    .with_gpu(std::sync::Arc::new(ctx))
-                    .map_err(|e| Fail::Run(e.to_string()))?
-            }
-            Err(e) if choice == ExecutorChoice::Gpu => return Err(Fail::Run(e.to_string())),
-            Err(e) => eprintln!("varlab: {e} Training on the CPU executor instead."),
-        }
+    let exp = Experiment::new(cfg, split).map_err(|e| Fail::Usage(e.to_string()))?;
+    let gpu = if exp.config.executor == ExecutorChoice::Cpu {
+        Err(varlab::gpu::GpuError::NoAdapter(String::new()))
+    } else {
+        varlab::gpu::Context::new().await
+    };
+    let mut exp = exp
+        .choose_executor(gpu)
+        .map_err(|e| Fail::Run(e.to_string()))?;
+    let env = exp.environment();
+    if let Some(notice) = &env.notice {
+        eprintln!("varlab: {notice}");
     }
-    eprintln!(
-        "executor: {} ({})",
-        exp.environment().executor,
-        exp.environment().adapter
-    );
+    eprintln!("executor: {} ({})", env.executor, env.adapter);
     if mode == Mode::Train {
         exp.skip_sweep();
     }
