@@ -51,7 +51,10 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$(sha256sum package-lock.json | 
   sha256sum package-lock.json | cut -d' ' -f1 > "$stamp"
 fi
 
-# 5. A private runtime directory silences Mesa's warning about XDG_RUNTIME_DIR.
+# 5. The page's built-in MNIST asset and bundled uPlot (also a trunk pre_build hook).
+node scripts/mnist-asset.mjs
+
+# 6. A private runtime directory silences Mesa's warning about XDG_RUNTIME_DIR.
 if [ -n "${XDG_RUNTIME_DIR:-}" ]; then
   mkdir -p "$XDG_RUNTIME_DIR" && chmod 0700 "$XDG_RUNTIME_DIR" 2>/dev/null || true
 fi

@@ -1,29 +1,555 @@
-// The page's entry module: checks for WebGPU, then asks the wasm module (built by trunk
-// from the Rust crate) to open the GPU and run the smoke check. Everything shown comes
-// from textContent — nothing from the wasm side or the URL is ever inserted as HTML.
+// The page's entry module: reads the state from the URL, builds the settings form, loads the
+// engine (the wasm module trunk builds from the Rust crate), runs experiments through
+// runner.js and draws what comes back. Everything shown goes in through textContent —
+// nothing from the engine, the URL or a file is ever inserted as HTML.
+
+import { fromQuery, toQuery, setField, normalise, configOf, applyConfig, adoptDefaults } from "./state.js";
+import { buildControls, syncControls } from "./controls.js";
+import { mnistFiles, readFiles } from "./data.js";
+import { Session } from "./runner.js";
+import { checkResult, toCSV, describe, optimizerName } from "./results.js";
+import { makeCharts, drawHero, drawTable, drawLive, drawLayer, curvesOf, layerNames } from "./views.js";
+import { DASHES, download } from "./charts.js";
+import { listResults, saveResult, deleteResult, clearResults } from "./store.js";
+import { whyNoWebGPU, browserAdapter } from "./webgpu.js";
 
 const $ = (id) => document.getElementById(id);
+const el = (tag, text, cls) => {
+  const e = document.createElement(tag);
+  if (text !== undefined) e.textContent = text;
+  if (cls) e.className = cls;
+  return e;
+};
+const sentence = (e) => (e && e.message ? e.message : String(e));
 
-/** The page's state, also read by the browser tests. */
-const state = (window.__varlab = {
-  done: false,
-  ok: false,
-  reason: null, // null | "insecure" | "no-webgpu" | "no-adapter" | "error"
+let state = null; // read from the URL once the engine's defaults are known (main)
+
+/** What the page exposes to its browser tests (read-only for them). */
+const page = (window.__varlab = {
+  done: false, // the page finished starting (engine loaded or failed)
+  ready: false, // the Run button works
+  state: null,
+  reason: null, // null | "insecure" | "no-webgpu" | "no-adapter"
   message: null,
-  smoke: null,
-  browserAdapter: null, // navigator.gpu's own adapter.info (wgpu cannot see names on the web)
+  run: "idle", // the session's status
+  events: 0,
+  runsDone: 0, // run_done events of the current session
+  lastEvent: null,
+  executor: null,
+  adapter: null,
+  result: null,
+  cifar: null,
+  timing: { runClicked: null, firstStep: null },
+  errors: [],
 });
+
+let wasm = null;
+let session = null;
+let view = { result: null, source: "none" }; // the result the charts and table show
+let overlays = [];
+let cifar = null; // { files, info } once dropped files parsed
+let liveRuns = new Map();
+let autoPaused = false;
+let charts = null;
+
+// ---------- messages and status ----------
 
 function setStatus(text, kind = "") {
   $("status-text").textContent = text;
   $("status").className = kind;
 }
 
-function fail(reason, message) {
-  state.reason = reason;
-  state.message = message;
-  setStatus(message, "error");
+function showMessages(msgs, kind = "warn") {
+  const ul = $("messages");
+  ul.replaceChildren(...msgs.map((m) => el("li", m, kind)));
 }
+
+// ---------- state ⇄ form ⇄ URL ----------
+
+function updateURL() {
+  const q = toQuery(state);
+  history.replaceState(null, "", q ? `?${q}` : location.pathname);
+  // Embedded, a link opens the full page with the same settings.
+  const full = toQuery({ ...state, ui: { ...state.ui, embed: false, hide: [], autoplay: false } });
+  $("open-full").href = `${location.pathname}${full ? `?${full}` : ""}`;
+  $("open-full").hidden = !state.ui.embed;
+}
+
+function onFieldChange(key, raw) {
+  const msgs = [setField(state, key, raw), ...normalise(state)].filter(Boolean);
+  syncControls($("form"), state);
+  updateURL();
+  showMessages(msgs);
+}
+
+function applyEmbed() {
+  document.body.classList.toggle("embed", state.ui.embed);
+  if (state.ui.embed) $("controls").open = false;
+  for (const name of state.ui.hide) {
+    for (const node of document.querySelectorAll(`[data-section="${name}"], #form [data-key="${name}"]`)) {
+      node.classList.add("hidden-by-embed");
+    }
+  }
+}
+
+// ---------- CIFAR-10 drop zone ----------
+
+function cifarZone() {
+  const zone = el("div", undefined, "dropzone");
+  zone.id = "cifar-zone";
+  const label = el("label", "Drop cifar-10-binary.tar.gz (or the data_batch_N.bin and test_batch.bin files) here, or choose them: ");
+  label.htmlFor = "cifar-files";
+  const input = el("input");
+  Object.assign(input, { type: "file", id: "cifar-files", multiple: true, accept: ".gz,.bin,.tar" });
+  const bar = el("progress");
+  Object.assign(bar, { max: 1, value: 0, hidden: true, id: "cifar-bar" });
+  bar.setAttribute("aria-label", "Reading the CIFAR-10 files");
+  const out = el("p", "", "dropinfo");
+  out.id = "cifar-info";
+  out.setAttribute("role", "status");
+  zone.append(label, input, bar, out);
+  input.addEventListener("change", () => input.files.length && takeCifar(input.files));
+  zone.addEventListener("dragover", (e) => {
+    e.preventDefault();
+    zone.classList.add("over");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    zone.classList.remove("over");
+    if (e.dataTransfer.files.length) takeCifar(e.dataTransfer.files);
+  });
+  return zone;
+}
+
+async function takeCifar(fileList) {
+  const bar = $("cifar-bar");
+  const out = $("cifar-info");
+  cifar = null;
+  page.cifar = null;
+  out.className = "dropinfo";
+  out.textContent = "Reading…";
+  bar.hidden = false;
+  try {
+    const files = await readFiles(fileList, (n, total) => {
+      bar.value = total ? n / total : 1;
+    });
+    if (!wasm?.parse_dataset) throw new Error("The engine is not loaded, so the files cannot be checked.");
+    const info = JSON.parse(await wasm.parse_dataset(files));
+    cifar = { files, info };
+    page.cifar = info;
+    out.textContent = `CIFAR-10 ready: ${info.train} training and ${info.test} test images.`;
+  } catch (e) {
+    out.className = "dropinfo error";
+    out.textContent = `Those files cannot be used: ${sentence(e)}`;
+    page.cifar = { error: sentence(e) };
+  } finally {
+    bar.hidden = true;
+  }
+}
+
+// ---------- drawing ----------
+
+function redraw() {
+  const r = view.result;
+  page.result = r;
+  drawHero(charts.hero, r, overlays);
+  drawTable($("results-table"), r, overlays);
+  if (!session || view.source !== "live") drawLive(charts, r ? curvesOf(r) : []);
+  const select = $("layer");
+  const names = layerNames(r);
+  const keep = select.value;
+  select.replaceChildren(...names.map((n) => {
+    const o = el("option", n);
+    o.value = n;
+    return o;
+  }));
+  if (names.includes(keep)) select.value = keep;
+  drawLayer(charts, $("layer-stats"), r, select.value || null);
+  const has = Boolean(r && r.runs.length);
+  $("export-json").disabled = !has;
+  $("export-csv").disabled = !has;
+  $("export-png").disabled = !has && overlays.length === 0;
+  $("clear-overlays").disabled = overlays.length === 0;
+  updateWeightsControls();
+}
+
+function updateWeightsControls() {
+  const runSel = $("weights-run");
+  const atSel = $("weights-at");
+  const live = session && session.exp && view.source === "live" && view.result;
+  const runs = live ? view.result.runs : [];
+  const keepRun = runSel.value;
+  runSel.replaceChildren(...runs.map((r, i) => {
+    const o = el("option", `${optimizerName(r.optimizer)} seed ${r.seed}`);
+    o.value = String(i);
+    return o;
+  }));
+  if ([...runSel.options].some((o) => o.value === keepRun)) runSel.value = keepRun;
+  const sp = live ? session.config.sparsities : [];
+  const keepAt = atSel.value;
+  atSel.replaceChildren(el("option", "dense"), ...sp.map((s) => {
+    const o = el("option", `pruned to ${+(s * 100).toFixed(1)}%`);
+    o.value = String(s);
+    return o;
+  }));
+  atSel.options[0].value = "dense";
+  if ([...atSel.options].some((o) => o.value === keepAt)) atSel.value = keepAt;
+  $("export-weights").disabled = runs.length === 0;
+  $("export-weights").title = live ? "" : "Weights are kept only for the runs of this page's latest experiment.";
+}
+
+let liveQueued = false;
+function queueLive() {
+  if (liveQueued) return;
+  liveQueued = true;
+  requestAnimationFrame(() => {
+    liveQueued = false;
+    drawLive(charts, [...liveRuns.values()]);
+  });
+}
+
+// ---------- progress rows ----------
+
+/** The progress row of one run (made on first use): name, bar, details. */
+function runRow({ optimizer, seed }) {
+  const key = `${optimizer}/${seed}`;
+  let li = document.querySelector(`#run-list li[data-key="${CSS.escape(key)}"]`);
+  if (!li) {
+    li = el("li");
+    li.dataset.key = key;
+    li.dataset.kind = "waiting";
+    const name = el("span", `${optimizerName(optimizer)} · seed ${seed}`, "run-name");
+    const bar = el("progress");
+    bar.max = 1;
+    bar.value = 0;
+    bar.setAttribute("aria-label", `Progress of ${optimizerName(optimizer)} seed ${seed}`);
+    li.append(name, bar, el("span", "waiting", "run-detail"));
+    $("run-list").append(li);
+  }
+  return li;
+}
+
+/** Marks the next waiting run as compiling: the engine builds its pipelines on its first step. */
+function markNextCompiling() {
+  const next = document.querySelector('#run-list li[data-kind="waiting"]');
+  if (!next) return;
+  next.dataset.kind = "compile";
+  next.querySelector(".run-detail").textContent = "compiling kernels…";
+}
+
+const fmtSec = (s) => (s >= 90 ? `${Math.round(s / 60)} min` : `${Math.max(0, Math.round(s))} s`);
+
+function onEvent(ev) {
+  page.events += 1;
+  page.lastEvent = ev;
+  if (ev.kind === "done" || !ev.optimizer) return;
+  const li = runRow(ev);
+  li.dataset.kind = ev.kind;
+  const bar = li.querySelector("progress");
+  const detail = li.querySelector(".run-detail");
+  const all = session.allRuns();
+  const at = all.findIndex((r) => r.optimizer === ev.optimizer && r.seed === ev.seed);
+  const runOf = at >= 0 ? `run ${at + 1} of ${all.length} · ` : "";
+  const live = session.status === "running"; // a step that ends after Pause or Cancel says nothing more
+  const key = `${ev.optimizer}/${ev.seed}`;
+  if (!liveRuns.has(key)) {
+    const k = [...liveRuns.values()].filter((r) => r.optimizer === ev.optimizer).length;
+    const many = session.config.seeds > 1;
+    liveRuns.set(key, { label: `${optimizerName(ev.optimizer)}${many ? ` seed ${ev.seed}` : ""}`, optimizer: ev.optimizer,
+      dash: DASHES[k % DASHES.length], curves: { step: [], loss: [], train_acc: [], reg: [], test_acc: [] } });
+  }
+  const c = liveRuns.get(key).curves;
+  switch (ev.kind) {
+    case "compile":
+      detail.textContent = `${runOf}compiling kernels…`;
+      if (live) setStatus("Compiling the GPU kernels…");
+      break;
+    case "train":
+    case "eval": {
+      if (page.timing.firstStep === null) page.timing.firstStep = performance.now();
+      bar.value = ev.steps ? ev.step / ev.steps : 0;
+      const parts = [`step ${ev.step}/${ev.steps}`, `epoch ${ev.epoch + 1}/${ev.epochs}`];
+      if (typeof ev.images_per_s === "number") parts.push(`${Math.round(ev.images_per_s)} images/s`);
+      if (typeof ev.eta_s === "number") parts.push(`ETA ${fmtSec(ev.eta_s)}`);
+      if (typeof ev.loss === "number") parts.push(`loss ${ev.loss.toFixed(3)}`);
+      if (live) setStatus(`Training ${optimizerName(ev.optimizer)} (seed ${ev.seed}) on the ${session.executor === "gpu" ? "GPU" : "CPU"}.`);
+      if (typeof ev.test_acc === "number") parts.push(`test accuracy ${(ev.test_acc * 100).toFixed(2)}%`);
+      detail.textContent = runOf + parts.join(" · ");
+      c.step.push(ev.step);
+      c.loss.push(ev.loss);
+      c.train_acc.push(ev.train_acc);
+      c.reg.push(ev.reg);
+      c.test_acc.push(ev.test_acc ?? null); // "eval": the step that ended an epoch
+      queueLive();
+      break;
+    }
+    case "error":
+      // A run that diverged; the experiment goes on with the next one.
+      detail.textContent = `${runOf}stopped: ${ev.message ?? "it diverged"}`;
+      li.classList.add("failed");
+      showMessages([`${optimizerName(ev.optimizer)} seed ${ev.seed}: ${ev.message ?? "the run diverged"}; the next run goes on.`]);
+      break;
+    case "prune":
+      bar.value = 1;
+      detail.textContent = `${runOf}pruned to ${+(ev.sparsity * 100).toFixed(1)}%` +
+        (typeof ev.accuracy === "number" ? `: accuracy ${(ev.accuracy * 100).toFixed(2)}%` : "");
+      if (live) setStatus(`Pruning sweep of ${optimizerName(ev.optimizer)} (seed ${ev.seed}).`);
+      break;
+    case "run_done":
+      page.runsDone += 1;
+      bar.value = 1;
+      detail.textContent = `${runOf}done`;
+      if (live) {
+        markNextCompiling();
+        setStatus("Compiling the kernels of the next run…");
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+async function onRunDone(result, s) {
+  if (s !== session) return;
+  view = { result, source: "live" };
+  redraw();
+  if (result.runs.length === 0) return;
+  try {
+    await saveResult(s.id, describe(result), result);
+    await refreshSaved();
+  } catch (e) {
+    showMessages([`Finished runs could not be saved in this browser: ${sentence(e)}`]);
+  }
+}
+
+function onSessionStatus(status, message) {
+  if (status === "running" && state.ui.embed && page.visible === false) {
+    // An embedded figure scrolled away while it was loading: wait until it is back.
+    autoPaused = true;
+    session.pause();
+    return;
+  }
+  page.run = status;
+  const busy = ["loading", "running", "paused"].includes(status);
+  $("run-btn").disabled = busy || !page.ready;
+  $("pause-btn").disabled = !["running", "paused"].includes(status);
+  $("pause-btn").textContent = status === "paused" ? "Resume" : "Pause";
+  $("cancel-btn").disabled = !busy && status !== "error";
+  $("form").querySelector("fieldset").disabled = busy;
+  $("recover").hidden = status !== "error" || !session?.exp;
+  const where = session?.executor ? ` on the ${session.executor === "gpu" ? `GPU (${session.adapter})` : "CPU executor"}` : "";
+  const text = {
+    idle: "", loading: message ?? "Preparing…", running: `running${where}`,
+    paused: autoPaused ? "paused while off-screen" : "paused", cancelled: "cancelled", done: "finished", error: "stopped",
+  }[status];
+  $("run-state").textContent = text;
+  if (session?.notice && session.notice !== page.engineNotice) {
+    page.engineNotice = session.notice;
+    const n = $("notice");
+    n.textContent = session.notice;
+    n.hidden = false;
+  }
+  page.executor = session?.executor ?? null;
+  page.adapter = session?.adapter ?? null;
+  $("engine-info").textContent = page.executor ? `· executor: ${page.executor}${page.adapter ? ` · ${page.adapter}` : ""}` : "";
+  if (status === "error") {
+    page.errors.push(message);
+    setStatus(message, "error");
+    $("recover-text").textContent = `${message} The finished runs are kept; the remaining ones can continue.`;
+    $("continue-gpu").hidden = page.reason !== null;
+  } else if (status === "done") {
+    setStatus(`Finished: ${session.result().runs.length} runs on the ${session.executor === "gpu" ? "GPU" : "CPU executor"}.`, "ok");
+  } else if (status === "cancelled") {
+    setStatus("Cancelled. Finished runs are kept.");
+  } else if (status === "loading") {
+    setStatus(message ?? "Preparing…");
+  } else if (status === "running" && page.timing.firstStep === null) {
+    markNextCompiling();
+    setStatus("Compiling the kernels and taking the first step…");
+  }
+}
+
+// ---------- running ----------
+
+async function loadData(config) {
+  if (config.dataset === "cifar10") {
+    if (!cifar) throw new Error("Drop the CIFAR-10 files on the page first (Settings → Data).");
+    return cifar.files;
+  }
+  const box = $("data-progress");
+  const bar = $("data-bar");
+  $("data-label").textContent = `Downloading the built-in MNIST ${state.ui.mnist_files} files…`;
+  box.hidden = false;
+  try {
+    return await mnistFiles(state.ui.mnist_files, (n, total) => {
+      bar.value = total ? n / total : 1;
+    });
+  } finally {
+    box.hidden = true;
+  }
+}
+
+async function run() {
+  if (!page.ready || (session && ["loading", "running", "paused"].includes(session.status))) return;
+  page.timing.runClicked = performance.now();
+  page.timing.firstStep = null;
+  page.runsDone = 0;
+  showMessages([]);
+  let config;
+  try {
+    config = JSON.parse(wasm.validate_config(JSON.stringify(configOf(state))));
+  } catch (e) {
+    setStatus(`The settings cannot run: ${sentence(e)}`, "error");
+    return;
+  }
+  session?.free();
+  const s = new Session(wasm, config, [], { event: onEvent, runDone: onRunDone, status: onSessionStatus });
+  session = s;
+  liveRuns = new Map();
+  $("run-list").replaceChildren();
+  for (const r of s.allRuns()) runRow(r);
+  view = { result: null, source: "live" };
+  redraw();
+  s.setStatus("loading", "Loading the data…");
+  try {
+    s.files = await loadData(config);
+  } catch (e) {
+    s.setStatus("idle");
+    setStatus(sentence(e), "error");
+    return;
+  }
+  if (s === session) await s.start();
+}
+
+// ---------- saved experiments ----------
+
+async function refreshSaved() {
+  let records = [];
+  try {
+    records = await listResults();
+  } catch (e) {
+    showMessages([sentence(e)]);
+  }
+  const ul = $("saved-list");
+  ul.replaceChildren(...records.map((rec) => {
+    const li = el("li");
+    li.dataset.id = rec.id;
+    const when = new Date(rec.saved).toLocaleString();
+    const show = el("button", "Show");
+    show.type = "button";
+    show.setAttribute("aria-label", `Show ${rec.label}`);
+    show.addEventListener("click", () => {
+      view = { result: rec.result, source: `saved:${rec.id}` };
+      redraw();
+    });
+    const del = el("button", "Delete");
+    del.type = "button";
+    del.setAttribute("aria-label", `Delete ${rec.label}`);
+    del.addEventListener("click", async () => {
+      await deleteResult(rec.id);
+      if (view.source === `saved:${rec.id}`) {
+        view = { result: null, source: "none" };
+        redraw();
+      }
+      await refreshSaved();
+    });
+    const load = el("button", "Use its settings");
+    load.type = "button";
+    load.setAttribute("aria-label", `Use the settings of ${rec.label}`);
+    load.addEventListener("click", () => {
+      const msgs = applyConfig(state, rec.result.config);
+      syncControls($("form"), state);
+      updateURL();
+      showMessages(msgs.length ? msgs : ["Settings loaded: Run reproduces this experiment on this adapter."], msgs.length ? "warn" : "ok");
+    });
+    li.append(el("span", `${rec.label} · ${rec.result.runs.length} runs · ${when}`, "saved-label"), show, load, del);
+    return li;
+  }));
+  $("delete-all").disabled = records.length === 0;
+  page.saved = records.length;
+  return records;
+}
+
+// ---------- exports and import ----------
+
+async function exportAllPNG() {
+  const blobs = (await Promise.all(Object.values(charts).map((c) => c.toPNG()))).filter(Boolean);
+  const images = await Promise.all(blobs.map((b) => createImageBitmap(b)));
+  const c = document.createElement("canvas");
+  c.width = Math.max(...images.map((i) => i.width));
+  c.height = images.reduce((a, i) => a + i.height, 0);
+  const g = c.getContext("2d");
+  g.fillStyle = "#fff";
+  g.fillRect(0, 0, c.width, c.height);
+  let y = 0;
+  for (const i of images) {
+    g.drawImage(i, 0, y);
+    y += i.height;
+  }
+  c.toBlob((b) => download(b, "varlab-charts.png"), "image/png");
+}
+
+async function exportWeights() {
+  const i = Number($("weights-run").value);
+  const at = $("weights-at").value;
+  const sparsity = at === "dense" ? null : Number(at);
+  const r = view.result.runs[i];
+  try {
+    const bytes = await session.withRun(i, (exp, j) => exp.weights(j, sparsity));
+    const tag = sparsity === null ? "dense" : `pruned${+(sparsity * 100).toFixed(1)}`;
+    download(new Blob([bytes], { type: "application/octet-stream" }), `varlab-${r.optimizer.replace("+", "-")}-seed${r.seed}-${tag}.safetensors`);
+  } catch (e) {
+    showMessages([sentence(e)]);
+  }
+}
+
+async function importResult(file) {
+  try {
+    if (file.size > 64 * 2 ** 20) throw new Error("The file is larger than 64 MB; a results file is much smaller.");
+    let obj;
+    try {
+      obj = JSON.parse(await file.text());
+    } catch (_) {
+      throw new Error("The file is not valid JSON.");
+    }
+    checkResult(obj);
+    const name = file.name.replace(/\.json$/i, "").slice(0, 40) || "imported";
+    overlays.push({ name, result: obj });
+    showMessages([`Overlaid ${name}: ${describe(obj)}.`], "ok");
+    redraw();
+  } catch (e) {
+    showMessages([`${file.name.slice(0, 60)} cannot be overlaid: ${sentence(e)}`]);
+  }
+}
+
+// ---------- embed: pause off-screen ----------
+
+/** Autoplay starts once, when the page is ready (and, embedded, when the figure is visible). */
+function maybeAutoplay() {
+  if (!state.ui.autoplay || page.autoplayed || !page.ready || (state.ui.embed && !page.visible)) return;
+  page.autoplayed = true;
+  run();
+}
+
+function watchVisibility() {
+  const io = new IntersectionObserver((entries) => {
+    const visible = entries.some((e) => e.isIntersecting);
+    page.visible = visible;
+    maybeAutoplay();
+    if (!session) return;
+    if (!visible && session.status === "running") {
+      autoPaused = true;
+      session.pause();
+    } else if (visible && autoPaused) {
+      autoPaused = false;
+      session.resume();
+    }
+  });
+  io.observe($("hero"));
+}
+
+// ---------- start ----------
 
 /** The wasm exports, once trunk's loader has initialised the module. */
 function wasmBindings(timeoutMs = 60000) {
@@ -33,132 +559,110 @@ function wasmBindings(timeoutMs = 60000) {
       () => reject(new Error("The WebAssembly module did not load; reload the page or check the browser console.")),
       timeoutMs,
     );
-    addEventListener(
-      "TrunkApplicationStarted",
-      () => {
-        clearTimeout(timer);
-        resolve(window.wasmBindings);
-      },
-      { once: true },
-    );
+    addEventListener("TrunkApplicationStarted", () => {
+      clearTimeout(timer);
+      resolve(window.wasmBindings);
+    }, { once: true });
   });
 }
 
-/** Explains why WebGPU is unavailable, or returns null when an adapter exists. */
-async function whyNoWebGPU() {
-  if (!window.isSecureContext) {
-    return ["insecure",
-      "WebGPU only works on secure pages, and this one was opened over plain http from another host. " +
-      "Open it over https, or from http://localhost."];
-  }
-  if (!("gpu" in navigator)) {
-    return ["no-webgpu",
-      "This browser has no WebGPU. Use Chrome or Edge 113 or newer, Safari 26 or newer, or Firefox 141 or newer " +
-      "(on Linux, Chrome needs chrome://flags/#enable-unsafe-webgpu)."];
-  }
-  let adapter = null;
-  try {
-    adapter = await navigator.gpu.requestAdapter();
-  } catch (_) {
-    adapter = null;
-  }
-  if (adapter) {
-    const i = adapter.info ?? {};
-    state.browserAdapter = {
-      vendor: i.vendor ?? "", architecture: i.architecture ?? "", description: i.description ?? "",
-      isFallbackAdapter: Boolean(i.isFallbackAdapter),
-    };
-  }
-  if (!adapter) {
-    return ["no-adapter",
-      "WebGPU is present but offers no GPU adapter: this machine has no usable GPU, or only a software one " +
-      "that the browser blocks. In Chrome or Chromium, enable chrome://flags/#enable-unsafe-webgpu " +
-      "(or start it with --enable-unsafe-webgpu) and check chrome://gpu."];
-  }
-  return null;
-}
-
-function adapterName(a) {
-  const b = state.browserAdapter;
-  const web = b && [b.vendor, b.architecture, b.description].filter(Boolean).join(" ");
-  const name = a.name || web || "(the browser does not say)";
-  return b && b.isFallbackAdapter ? `${name} (fallback adapter)` : name;
-}
-
-function renderAdapter(a) {
-  const rows = [
-    ["adapter", adapterName(a)],
-    ["backend", `${a.backend} · ${a.device_type}${a.is_software ? " (software)" : ""}`],
-    ["driver", [a.driver, a.driver_info].filter(Boolean).join(" ") || "—"],
-    ["timestamps", a.timestamps ? "yes" : "no"],
-    ["max storage binding", `${(a.limits.max_storage_buffer_binding_size / 2 ** 20).toFixed(0)} MiB`],
-    ["max buffer", `${(a.limits.max_buffer_size / 2 ** 20).toFixed(0)} MiB`],
-    ["workgroup storage", `${a.limits.max_compute_workgroup_storage_size} B`],
-    ["invocations / workgroup", String(a.limits.max_compute_invocations_per_workgroup)],
-  ];
-  const dl = $("adapter");
-  dl.replaceChildren();
-  for (const [k, v] of rows) {
-    const dt = document.createElement("dt");
-    dt.textContent = k;
-    const dd = document.createElement("dd");
-    dd.textContent = v;
-    dd.dataset.key = k;
-    dl.append(dt, dd);
-  }
-  $("gpu").hidden = false;
-}
-
-function renderSmoke(s) {
-  const p = $("smoke-result");
-  const verdict = document.createElement("span");
-  verdict.className = s.matches_cpu ? "pass" : "fail";
-  verdict.textContent = s.matches_cpu ? "matches the CPU twin" : "DOES NOT match the CPU twin";
-  p.replaceChildren(
-    `A ${s.shape.join("×")} matmul on your GPU `,
-    verdict,
-    ` (largest difference ${s.max_abs_error.toExponential(2)}, allowed ${s.max_allowed_error.toExponential(2)}).`,
-  );
-  const tbody = document.querySelector("#bench tbody");
-  tbody.replaceChildren();
-  for (const r of s.bench) {
-    const tr = document.createElement("tr");
-    for (const v of [`${r.m}×${r.n}×${r.k}`, r.ms.toFixed(2), r.gflops.toFixed(3), r.method]) {
-      const td = document.createElement("td");
-      td.textContent = v;
-      tr.append(td);
+function wire() {
+  $("run-btn").addEventListener("click", run);
+  $("pause-btn").addEventListener("click", () => {
+    autoPaused = false;
+    if (session?.status === "paused") session.resume();
+    else session?.pause();
+  });
+  $("cancel-btn").addEventListener("click", () => session?.cancel());
+  $("continue-gpu").addEventListener("click", () => session?.continueOn("gpu"));
+  $("continue-cpu").addEventListener("click", () => session?.continueOn("cpu"));
+  $("share-btn").addEventListener("click", async () => {
+    updateURL();
+    try {
+      await navigator.clipboard.writeText(location.href);
+      showMessages(["Link copied: it opens this page with these settings."], "ok");
+    } catch (_) {
+      showMessages([`Copy this link: ${location.href}`], "ok");
     }
-    tbody.append(tr);
-  }
-  $("smoke").hidden = false;
+  });
+  $("layer").addEventListener("change", () => drawLayer(charts, $("layer-stats"), view.result, $("layer").value));
+  $("export-json").addEventListener("click", () =>
+    download(new Blob([JSON.stringify(view.result, null, 1)], { type: "application/json" }), "varlab-results.json"));
+  $("export-csv").addEventListener("click", () => download(new Blob([toCSV(view.result)], { type: "text/csv" }), "varlab-results.csv"));
+  $("export-png").addEventListener("click", exportAllPNG);
+  $("export-weights").addEventListener("click", exportWeights);
+  $("import-file").addEventListener("change", (e) => {
+    const f = e.target.files[0];
+    if (f) importResult(f);
+    e.target.value = "";
+  });
+  $("clear-overlays").addEventListener("click", () => {
+    overlays = [];
+    redraw();
+  });
+  $("delete-all").addEventListener("click", async () => {
+    await clearResults();
+    if (view.source.startsWith("saved:")) {
+      view = { result: null, source: "none" };
+      redraw();
+    }
+    await refreshSaved();
+  });
 }
 
 async function main() {
+  // The engine's default config is the page's: load the engine before reading the URL.
+  let engineError = null;
+  try {
+    wasm = await wasmBindings();
+    if (wasm.default_config) adoptDefaults(JSON.parse(wasm.default_config()));
+  } catch (e) {
+    engineError = e;
+  }
+  const parsed = fromQuery(location.search);
+  state = page.state = parsed.state;
+  buildControls($("form"), onFieldChange, { data: [cifarZone()] });
+  syncControls($("form"), state);
+  applyEmbed();
+  showMessages(parsed.messages);
+  updateURL();
+  charts = makeCharts();
+  wire();
+  redraw();
+  if (state.ui.embed) watchVisibility();
   try {
     const why = await whyNoWebGPU();
     if (why) {
-      fail(...why);
-      return;
+      [page.reason, page.message] = why;
+      const n = $("notice");
+      n.textContent = `${why[1]} varlab runs on the CPU executor (WebAssembly) instead: slower, but everything works.`;
+      n.hidden = false;
     }
-    setStatus("Loading and compiling the GPU kernels…");
-    const wasm = await wasmBindings();
-    $("version").textContent = wasm.version();
-    const smoke = JSON.parse(await wasm.smoke());
-    state.smoke = smoke;
-    renderAdapter(smoke.adapter);
-    renderSmoke(smoke);
-    state.ok = smoke.matches_cpu;
-    if (state.ok) {
-      setStatus("WebGPU works here: the kernels run on your GPU and agree with the CPU reference.", "ok");
-    } else {
-      fail("error", "Your GPU ran the kernel but its result disagrees with the CPU reference; results here would not be trustworthy.");
+    page.browserAdapter = browserAdapter;
+    $("engine-info").textContent = browserAdapter ? `· WebGPU adapter: ${browserAdapter}` : "";
+    if (engineError) throw engineError;
+    if (wasm.version) $("version").textContent = wasm.version();
+    const missing = ["default_config", "validate_config", "parse_dataset", "WebExperiment"].filter((k) => !(k in wasm));
+    if (missing.length) throw new Error(`This build of the engine lacks ${missing.join(", ")}; rebuild the page.`);
+    page.ready = true;
+    $("run-btn").disabled = false;
+    setStatus(page.reason ? "Ready (CPU executor)." : "Ready: press Run to train on your GPU.", "ok");
+  } catch (e) {
+    page.message = sentence(e);
+    setStatus(page.message, "error");
+  }
+  try {
+    const saved = await refreshSaved();
+    if (saved.length && !session) {
+      view = { result: saved[0].result, source: `saved:${saved[0].id}` };
+      redraw();
     }
   } catch (e) {
-    fail("error", `Something went wrong: ${e && e.message ? e.message : e}`);
-  } finally {
-    state.done = true;
-    document.body.dataset.state = state.ok ? "ready" : "error";
+    showMessages([sentence(e)]);
   }
+  page.done = true;
+  document.body.dataset.state = page.ready ? "ready" : "error";
+  maybeAutoplay();
 }
 
 main();

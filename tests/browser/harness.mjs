@@ -50,7 +50,8 @@ export async function launch({ webgpu = true } = {}) {
   return chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", args });
 }
 
-/** Opens `url`, collects console errors, waits until the page sets window.__varlab.done. */
+/** Opens `url` in a browser or context, collects console messages, waits until the page
+ * sets window.__varlab.done. */
 export async function openPage(browser, url, { timeout = 240_000 } = {}) {
   const page = await browser.newPage();
   const console = [];

@@ -1,12 +1,21 @@
-// End-to-end: the built page (dist/, from `trunk build --release`) in headless Chromium.
+// End-to-end: the built page (dist/, from `trunk build --release`) in headless Chromium on
+// SwiftShader's WebGPU. Configs are tiny (an MLP, a few hundred images, one epoch) because
+// software WebGPU is slow. Screenshots of the main states go to test-artifacts/.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, DIST, serve, launch, openPage, screenshot } from "./harness.mjs";
 
+const FIXTURE = join(import.meta.dirname, "fixtures/results-small.json");
+/** A tiny experiment: SGD and VAR, an MLP, 256 training images, 8 steps, two sparsities. */
+const TINY = "m=mlp&o=sgd,var&tr=256&te=128&e=1&b=32&sp=0.5,0.9";
+const RUN_TIMEOUT = 480_000;
+
 let server;
+let browser; // with WebGPU, shared; tests 1 and 3 share its context (IndexedDB)
+let context;
 
 before(async () => {
   // `make test-browser` builds first; build here too when run on its own.
@@ -14,58 +23,302 @@ before(async () => {
     execFileSync("trunk", ["build", "--release"], { cwd: ROOT, stdio: "inherit" });
   }
   server = await serve();
+  browser = await launch({ webgpu: true });
+  context = await browser.newContext({ viewport: { width: 1200, height: 900 }, acceptDownloads: true });
 });
 
 after(async () => {
+  await browser?.close();
   await server?.close();
 });
 
-test("with WebGPU: adapter info shown and the smoke matmul matches the CPU twin", async () => {
-  const browser = await launch({ webgpu: true });
+/** Opens the page with a query string in `ctx` (the shared context unless given). */
+const open = (query, { ctx = context, timeout = 120_000 } = {}) =>
+  openPage(ctx, `${server.url}${query ? `?${query}` : ""}`, { timeout });
+
+const vl = (page) => page.evaluate(() => ({ ...window.__varlab, state: undefined, result: undefined }));
+
+/** Clicks Run and waits for the session to finish; returns the page's timing. */
+async function runToEnd(page, logs) {
+  assert.equal(await page.locator("#run-btn").isEnabled(), true, `Run is disabled: ${(await vl(page)).message}`);
+  await page.click("#run-btn");
+  await page.waitForFunction(() => ["done", "error", "cancelled"].includes(window.__varlab.run) && window.__varlab.events > 0,
+    null, { timeout: RUN_TIMEOUT });
+  const v = await vl(page);
+  assert.equal(v.run, "done", `run ended “${v.run}”: ${v.errors.join(" / ")}\n${logs.join("\n")}`);
+  return v;
+}
+
+/** Table cells as { "sgd@0.5": {mean, text} }, current results only. */
+function tableCells(page) {
+  return page.evaluate(() => {
+    const out = {};
+    for (const tr of document.querySelectorAll('#results-table tbody tr[data-source="current"][data-field="accuracy"]')) {
+      for (const td of tr.querySelectorAll("td")) {
+        out[`${tr.dataset.optimizer}@${td.dataset.sparsity}`] = { mean: Number(td.dataset.mean), text: td.textContent };
+      }
+    }
+    return out;
+  });
+}
+
+async function downloadJSON(page, button) {
+  const [dl] = await Promise.all([page.waitForEvent("download"), page.click(button)]);
+  return JSON.parse(readFileSync(await dl.path(), "utf8"));
+}
+
+test("1. a tiny MNIST config trains SGD and VAR, sweeps; hero chart and table show both and equal the exported JSON", async (t) => {
+  const { page, console: logs } = await open(TINY);
+  await screenshot(page, "1-default-page");
+  const running = page.waitForFunction(() => window.__varlab.timing.firstStep !== null, null, { timeout: RUN_TIMEOUT })
+    .then(() => screenshot(page, "1-training"));
+  const v = await runToEnd(page, logs);
+  await running;
+  await screenshot(page, "1-finished");
+  t.diagnostic(`executor ${v.executor} (${v.adapter}); page load → first training step ${Math.round(v.timing.firstStep)} ms ` +
+    `(Run pressed → first step ${Math.round(v.timing.firstStep - v.timing.runClicked)} ms), ${v.events} events`);
+  // The engine picks its executor (GPU when WebGPU works and it has one); the page reports it.
+  assert.ok(["gpu", "cpu"].includes(v.executor), v.executor);
+  const result = await downloadJSON(page, "#export-json");
+  assert.equal(result.environment.executor, v.executor);
+  assert.deepEqual(result.runs.map((r) => r.optimizer).sort(), ["sgd", "var"]);
+  assert.deepEqual(result.config.sparsities, [0.5, 0.9]);
+  assert.equal(result.config.model, "mlp");
+  // The hero chart's legend and the table have both optimizers.
+  assert.deepEqual(await page.locator("#hero-chart .legend li").allTextContents(), ["SGD", "VAR"]);
+  assert.equal(await page.locator("#hero-chart canvas").count() > 0, true);
+  const cells = await tableCells(page);
+  for (const run of result.runs) {
+    const want = [["dense", run.dense_accuracy], ...run.sweep.map((p) => [String(p.sparsity), p.accuracy])];
+    for (const [sp, acc] of want) {
+      const cell = cells[`${run.optimizer}@${sp}`];
+      assert.ok(cell, `no table cell for ${run.optimizer} at ${sp}`);
+      assert.equal(cell.mean, acc, `${run.optimizer} at ${sp}`);
+      assert.equal(cell.text, (acc * 100).toFixed(2));
+    }
+  }
+  // The live charts and the per-layer views were drawn.
+  for (const id of ["loss-chart", "acc-chart", "reg-chart", "hist-chart", "var-chart"]) {
+    assert.equal(await page.locator(`#${id} canvas`).count(), 1, id);
+  }
+  // CSV: one row per optimizer × seed × sparsity.
+  const [csv] = await Promise.all([page.waitForEvent("download"), page.click("#export-csv")]);
+  assert.equal(readFileSync(await csv.path(), "utf8").trim().split("\n").length, 1 + 2 * 2);
+  // Weights: a safetensors file (8-byte little-endian header length, then JSON).
+  await page.selectOption("#weights-at", "0.9");
+  const [st] = await Promise.all([page.waitForEvent("download"), page.click("#export-weights")]);
+  const bytes = readFileSync(await st.path());
+  const headerLen = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + headerLen).toString("utf8"));
+  assert.ok(Object.keys(header).length > 1, "the safetensors header lists tensors");
+  const [png] = await Promise.all([page.waitForEvent("download"), page.click("#export-png")]);
+  assert.deepEqual([...readFileSync(await png.path()).subarray(1, 4)], [0x50, 0x4e, 0x47]);
+  await page.close();
+});
+
+test("2. a URL config is applied and corrected; embed mode hides the listed controls; nothing becomes HTML", async () => {
+  const q = "m=mlp&o=sgd,var&e=1&lr=50&sp=0.9,0.5,abc&embed=1&hide=lambda,rho,table&x=<b>bold</b>";
+  const { page } = await open(q);
+  const v = await page.evaluate(() => window.__varlab.state);
+  assert.equal(v.config.model, "mlp");
+  assert.equal(v.config.lr, 10);
+  assert.deepEqual(v.config.sparsities, [0.5, 0.9]);
+  assert.equal(v.config.executor, "auto");
+  const msgs = await page.locator("#messages").textContent();
+  assert.match(msgs, /lr 50 is above the maximum 10; using 10/);
+  assert.match(msgs, /sparsities: dropped abc/);
+  assert.match(msgs, /executor: “<b>bold<\/b>” is not one of/);
+  assert.equal(await page.locator("#messages b").count(), 0);
+  // The form shows the applied values; the URL keeps the corrected config.
+  await page.click("#controls > summary");
+  assert.equal(await page.inputValue("#f-model"), "mlp");
+  assert.equal(await page.inputValue("#f-lr"), "10");
+  assert.equal(await page.inputValue("#f-sparsities"), "0.5, 0.9");
+  assert.match(page.url(), /lr=10/);
+  assert.doesNotMatch(page.url(), /bold/);
+  // Embed: compact figure, listed controls and sections hidden, the rest there.
+  assert.equal(await page.evaluate(() => document.body.classList.contains("embed")), true);
+  for (const sel of ['[data-key="lambda"]', '[data-key="rho"]', "#table", "#header", "#saved"]) {
+    assert.equal(await page.locator(sel).isVisible(), false, sel);
+  }
+  for (const sel of ['[data-key="lr"]', "#hero", "#run-btn"]) assert.equal(await page.locator(sel).isVisible(), true, sel);
+  await screenshot(page, "2-embed");
+  // Editing a control updates the state and the URL (keyboard: type and Tab away).
+  await page.fill("#f-epochs", "3");
+  await page.press("#f-epochs", "Tab");
+  assert.match(page.url(), /e=3/);
+  await page.fill("#f-batch", "5000");
+  await page.press("#f-batch", "Tab");
+  assert.equal(await page.inputValue("#f-batch"), "1024");
+  assert.match(await page.locator("#messages").textContent(), /batch 5000 is above the maximum 1024/);
+  await page.close();
+});
+
+test("2c. the page's defaults are the engine's default_config", async () => {
+  const { page } = await open("");
+  const [mine, engine] = await page.evaluate(async () => [
+    (await import("./www/state.js")).defaults().config, JSON.parse(window.wasmBindings.default_config())]);
+  assert.deepEqual(mine, engine);
+  await page.close();
+});
+
+test("2b. an imported results JSON is overlaid on the hero chart and table", async () => {
+  const { page } = await open("");
+  await page.setInputFiles("#import-file", FIXTURE);
+  await page.waitForFunction(() => document.querySelectorAll('#results-table tr[data-source="import"]').length === 2);
+  const fixture = JSON.parse(readFileSync(FIXTURE, "utf8"));
+  const rows = await page.locator('#results-table tr[data-source="import"] th').allTextContents();
+  assert.deepEqual(rows, ["results-small: SGD", "results-small: VAR"]);
+  const sgd90 = fixture.runs.filter((r) => r.optimizer === "sgd").map((r) => r.sweep[1].accuracy);
+  const cell = page.locator('#results-table tr[data-source="import"][data-optimizer="sgd"] td[data-sparsity="0.9"]');
+  assert.equal(Number(await cell.getAttribute("data-mean")), (sgd90[0] + sgd90[1]) / 2);
+  assert.match(await cell.textContent(), /^\d+\.\d\d ± \d+\.\d\d$/);
+  assert.equal(await page.locator("#hero-chart canvas").count(), 1);
+  await screenshot(page, "2b-overlay");
+  // A broken file is refused with a sentence.
+  await page.setInputFiles("#import-file", { name: "broken.json", mimeType: "application/json", buffer: Buffer.from("{\"version\": 1") });
+  await page.waitForFunction(() => document.querySelector("#messages").textContent.includes("cannot be overlaid"));
+  assert.match(await page.locator("#messages").textContent(), /broken\.json cannot be overlaid: The file is not valid JSON\./);
+  await page.close();
+});
+
+test("3. reload: finished runs are still there, and can be deleted", async () => {
+  const { page } = await open(TINY);
+  await page.waitForFunction(() => window.__varlab.saved > 0, null, { timeout: 10_000 });
+  const items = await page.locator("#saved-list li").count();
+  assert.ok(items >= 1, "no saved experiment after reload");
+  const cells = await tableCells(page);
+  assert.ok(cells["sgd@0.9"] && cells["var@0.9"], `table after reload: ${JSON.stringify(cells)}`);
+  await screenshot(page, "3-after-reload");
+  await page.locator("#saved-list li").first().getByRole("button", { name: /^Delete/ }).click();
+  await page.waitForFunction((n) => document.querySelectorAll("#saved-list li").length === n - 1, items);
+  await page.close();
+});
+
+test("4. a corrupt CIFAR-10 upload shows an error and the page stays usable", async () => {
+  const { page } = await open("");
+  await page.selectOption("#f-dataset", "cifar10");
+  assert.equal(await page.locator("#cifar-zone").isVisible(), true);
+  const junk = Buffer.alloc(5000, 7);
+  await page.setInputFiles("#cifar-files", [{ name: "data_batch_1.bin", mimeType: "application/octet-stream", buffer: junk },
+    { name: "test_batch.bin", mimeType: "application/octet-stream", buffer: junk }]);
+  await page.waitForFunction(() => window.__varlab.cifar !== null, null, { timeout: 30_000 });
+  const info = page.locator("#cifar-info");
+  assert.match(await info.getAttribute("class"), /error/);
+  assert.match(await info.textContent(), /cannot be used: \S.*\./);
+  await screenshot(page, "4-cifar-error");
+  // Running without usable files is refused with a sentence, and the page still works.
+  await page.click("#run-btn");
+  await page.waitForFunction(() => /Drop the CIFAR-10 files/.test(document.querySelector("#status-text").textContent));
+  assert.equal(await page.locator("#status").getAttribute("class"), "error");
+  await page.selectOption("#f-dataset", "mnist");
+  assert.equal(await page.locator("#cifar-zone").isVisible(), false);
+  assert.equal(await page.locator("#run-btn").isEnabled(), true);
+  await page.close();
+});
+
+test("4b. valid CIFAR-10 files (the subset in ../shared/data/cifar10/) are read with their counts and a tiny run trains on them", async () => {
+  const test = readFileSync(join(ROOT, "../shared/data/cifar10/test.bin")); // 2 000 images; as the training file too
+  const { page, console: logs } = await open("ds=cifar10&m=mlp&o=sgd&tr=64&te=32&e=1&b=32&sp=0.5");
+  await page.setInputFiles("#cifar-files", [{ name: "train.bin", mimeType: "application/octet-stream", buffer: test },
+    { name: "test.bin", mimeType: "application/octet-stream", buffer: test }]);
+  await page.waitForFunction(() => window.__varlab.cifar !== null, null, { timeout: 60_000 });
+  assert.equal(await page.locator("#cifar-info").textContent(), "CIFAR-10 ready: 2000 training and 2000 test images.");
+  assert.deepEqual(await page.evaluate(() => window.__varlab.cifar), { dataset: "cifar10", train: 2000, test: 2000 });
+  await runToEnd(page, logs);
+  assert.equal(await page.evaluate(() => window.__varlab.result.config.dataset), "cifar10");
+  assert.equal(await page.locator('#results-table tr[data-source="current"]').count(), 1);
+  await page.close();
+});
+
+test("5. without --enable-unsafe-webgpu the page says why and a tiny run completes on the CPU executor", async () => {
+  const cpuBrowser = await launch({ webgpu: false });
   try {
-    const { page, console } = await openPage(browser, server.url);
-    const state = await page.evaluate(() => window.__varlab);
-    await screenshot(page, "smoke-webgpu");
-    assert.equal(state.reason, null, `page reported: ${state.message}\nconsole:\n${console.join("\n")}`);
-    assert.equal(state.ok, true);
-    const s = state.smoke;
-    assert.equal(s.matches_cpu, true);
-    assert.ok(s.max_abs_error <= s.max_allowed_error);
-    assert.deepEqual(s.shape, [67, 45, 33]);
-    // The adapter is reported and shown (SwiftShader in headless Chromium without a GPU).
-    assert.ok(s.adapter.backend.length > 0);
-    assert.ok(s.adapter.limits.max_storage_buffer_binding_size >= 128 * 2 ** 20);
-    assert.equal(await page.locator("#gpu").isVisible(), true);
-    assert.match(await page.locator('dd[data-key="backend"]').textContent(), /BrowserWebGpu/);
-    const shown = await page.locator('dd[data-key="adapter"]').textContent();
-    const b = state.browserAdapter;
-    assert.ok(b.vendor || b.architecture, "navigator.gpu reported no adapter info");
-    assert.ok(shown.includes(b.vendor) && shown.includes(b.architecture), shown);
-    assert.match(await page.locator("#smoke-result").textContent(), /matches the CPU twin/);
-    // The benchmark rows made it to the table.
-    assert.equal(await page.locator("#bench tbody tr").count(), s.bench.length);
-    for (const r of s.bench) assert.ok(r.gflops > 0, JSON.stringify(r));
-    process.stdout.write(`# adapter ${shown}; ` +
-      s.bench.map((r) => `${r.m}³ ${r.gflops.toFixed(3)} GFLOP/s (${r.method})`).join(", ") + "\n");
+    const ctx = await cpuBrowser.newContext({ viewport: { width: 1200, height: 900 } });
+    const { page, console: logs } = await open("m=mlp&o=sgd,var&tr=128&te=64&e=1&b=32&sp=0.5", { ctx });
+    const notice = page.locator("#notice");
+    assert.equal(await notice.isVisible(), true);
+    assert.match(await notice.textContent(), /no GPU adapter.*CPU executor/);
+    assert.equal((await vl(page)).reason, "no-adapter");
+    await screenshot(page, "5-no-webgpu");
+    const v = await runToEnd(page, logs);
+    assert.equal(v.executor, "cpu");
+    assert.equal(await page.locator('#results-table tr[data-source="current"]').count(), 2);
+    await screenshot(page, "5-cpu-finished");
   } finally {
-    await browser.close();
+    await cpuBrowser.close();
   }
 });
 
-test("without WebGPU: the page explains why and what to do", async () => {
-  const browser = await launch({ webgpu: false });
-  try {
-    const { page } = await openPage(browser, server.url, { timeout: 60_000 });
-    const state = await page.evaluate(() => window.__varlab);
-    await screenshot(page, "no-webgpu");
-    assert.equal(state.ok, false);
-    assert.equal(state.reason, "no-adapter");
-    const text = await page.locator("#status-text").textContent();
-    assert.match(text, /no GPU adapter/);
-    assert.match(text, /--enable-unsafe-webgpu/);
-    assert.equal(await page.locator("#status").getAttribute("class"), "error");
-    assert.equal(await page.locator("#gpu").isVisible(), false);
-  } finally {
-    await browser.close();
+test("6. the example post embeds two figures; the off-screen one waits", async () => {
+  const page = await context.newPage();
+  await page.goto(`${server.url}www/example-post.html`);
+  await page.waitForFunction(() => document.querySelectorAll("iframe").length === 2);
+  const first = page.frameLocator("#fig-mlp");
+  await first.locator("#hero").waitFor({ timeout: 60_000 });
+  const f1 = await (await page.$("#fig-mlp")).contentFrame();
+  await f1.waitForFunction(() => window.__varlab?.done, null, { timeout: 120_000 });
+  assert.equal(await f1.evaluate(() => document.body.classList.contains("embed")), true);
+  assert.equal(await f1.evaluate(() => window.__varlab.visible), true);
+  await screenshot(page, "6-example-post");
+  // Scroll the first figure away: it must not be running while off-screen.
+  await page.evaluate(() => document.querySelector("#fig-lenet").scrollIntoView());
+  await f1.waitForFunction(() => window.__varlab.visible === false, null, { timeout: 10_000 });
+  const status = await f1.evaluate(() => window.__varlab.run);
+  assert.notEqual(status, "running", "an off-screen figure kept training");
+  // The second figure, now on screen, starts by itself (autoplay=1).
+  await page.waitForFunction(() => document.querySelectorAll("iframe").length === 2);
+  await page.frameLocator("#fig-lenet").locator("#hero").waitFor({ timeout: 60_000 });
+  const f2 = await (await page.$("#fig-lenet")).contentFrame();
+  await f2.waitForFunction(() => window.__varlab?.done && window.__varlab.autoplayed === true, null, { timeout: 120_000 });
+  // Back on screen, the first figure goes on where it paused.
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await f1.waitForFunction(() => window.__varlab.visible === true && window.__varlab.run !== "paused", null, { timeout: 10_000 });
+  await page.close();
+});
+
+test("7. a device lost mid-experiment keeps the finished run, says so, and the rest continues on the CPU", async (t) => {
+  const page = await context.newPage();
+  const logs = [];
+  page.on("console", (m) => logs.push(`${m.type()}: ${m.text()}`));
+  // Keep a handle on every GPUDevice the engine opens, so the test can destroy it: a real loss.
+  await page.addInitScript(() => {
+    window.__devices = [];
+    if (!self.GPUAdapter) return;
+    const request = GPUAdapter.prototype.requestDevice;
+    GPUAdapter.prototype.requestDevice = async function (...args) {
+      const device = await request.apply(this, args);
+      window.__devices.push(device);
+      return device;
+    };
+  });
+  // x=gpu: on a software adapter (SwiftShader) the engine's "auto" picks its CPU executor.
+  await page.goto(`${server.url}?${TINY}&sp=0.5&x=gpu`);
+  await page.waitForFunction(() => window.__varlab?.done, null, { timeout: 120_000 });
+  await page.click("#run-btn");
+  await page.waitForFunction(() => window.__varlab.runsDone >= 1, null, { timeout: RUN_TIMEOUT, polling: 50 });
+  if ((await vl(page)).executor !== "gpu") {
+    // Only a GPU executor has a device to lose; this engine build trained on its CPU executor.
+    t.skip("the engine ran on its CPU executor, so there is no GPU device to lose");
+    await page.close();
+    return;
   }
+  await page.evaluate(() => window.__devices.forEach((d) => d.destroy()));
+  await page.waitForFunction(() => ["error", "done"].includes(window.__varlab.run), null, { timeout: RUN_TIMEOUT });
+  const v = await vl(page);
+  assert.equal(v.run, "error", `the run went on after its device was destroyed (${v.events} events)`);
+  assert.equal(await page.locator("#recover").isVisible(), true);
+  assert.match(await page.locator("#recover-text").textContent(), /finished runs are kept/);
+  await screenshot(page, "7-device-lost");
+  const kept = await page.evaluate(() => window.__varlab.result.runs.length);
+  assert.ok(kept >= 1, "the finished run was dropped");
+  await page.click("#continue-cpu");
+  await page.waitForFunction(() => ["error", "done"].includes(window.__varlab.run), null, { timeout: RUN_TIMEOUT });
+  const after = await vl(page);
+  assert.equal(after.run, "done", `${after.errors.join(" / ")}\n${logs.join("\n")}`);
+  assert.equal(after.executor, "cpu");
+  const result = await page.evaluate(() => window.__varlab.result);
+  assert.deepEqual(result.runs.map((r) => r.optimizer).sort(), ["sgd", "var"]);
+  assert.equal(result.environment.executor, "gpu+cpu");
+  await page.close();
 });

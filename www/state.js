@@ -1,0 +1,251 @@
+// All of the page's state in one serialisable object (in the spirit of TensorFlow
+// Playground's state.ts): `config` is exactly the experiment config JSON the engine and the
+// CLI accept (version 1); `ui` holds what only the page needs. The state is mirrored in the
+// URL with short keys, only the values that differ from the defaults.
+//
+// Every value from the URL, a form control or a file passes through `setField`: numbers out
+// of range are clamped, unknown words refused (the old value kept), and each correction comes
+// back as one sentence for the page to show. Nothing here touches the DOM.
+
+export const MODELS = ["mlp", "lenet5", "resnet8", "resnet20", "vit-tiny"];
+export const OPTIMIZERS = ["sgd", "var", "sam", "cram", "sam+var", "cram+var", "l1", "hoyer"];
+export const OPTIMIZER_NAMES = {
+  sgd: "SGD", var: "VAR", sam: "SAM", cram: "CrAM", "sam+var": "SAM+VAR", "cram+var": "CrAM+VAR",
+  l1: "ℓ1", hoyer: "Hoyer",
+};
+/** Images each built-in MNIST file set holds (see scripts/mnist-asset.mjs). */
+export const MNIST_SETS = { subset: { train: 10000, test: 2000 }, full: { train: 60000, test: 10000 } };
+
+const maxTrain = (c) => (c.dataset === "cifar10" ? 50000 : 60000);
+
+/**
+ * The fields in validation order (a field's limits may depend on those before it).
+ * type: int | float | bool | enum | set (subset of options) | list (numbers in [min, max]).
+ */
+export const FIELDS = [
+  { key: "dataset", short: "ds", type: "enum", options: ["mnist", "cifar10"], def: "mnist", group: "data", label: "Data set" },
+  { key: "train_size", short: "tr", type: "int", min: 1, max: maxTrain, def: 10000, group: "data", label: "Training images" },
+  { key: "test_size", short: "te", type: "int", min: 1, max: 10000, def: 2000, group: "data", label: "Test images" },
+  { key: "augment", short: "au", type: "bool", def: false, group: "data", label: "Augment (random crop and flip)" },
+  { key: "model", short: "m", type: "enum", options: MODELS, def: "lenet5", group: "model", label: "Model" },
+  { key: "optimizers", short: "o", type: "set", options: OPTIMIZERS, def: ["sgd", "var"], group: "model", label: "Optimizers to compare" },
+  { key: "lr", short: "lr", type: "float", min: 1e-6, max: 10, def: 0.05, group: "hyper", label: "Learning rate" },
+  { key: "momentum", short: "mo", type: "float", min: 0, max: 0.999, def: 0.9, group: "hyper", label: "Momentum" },
+  { key: "weight_decay", short: "wd", type: "float", min: 0, max: 0.1, def: 0.0005, group: "hyper", label: "Weight decay" },
+  { key: "nesterov", short: "ne", type: "bool", def: false, group: "hyper", label: "Nesterov momentum" },
+  { key: "schedule", short: "sc", type: "enum", options: ["cosine", "step", "constant"], def: "cosine", group: "hyper", label: "Learning-rate schedule" },
+  { key: "lambda", short: "l", type: "float", min: 0, max: 1, def: 5e-5, group: "hyper", label: "λ (VAR strength)" },
+  { key: "lambda_l1", short: "l1", type: "float", min: 0, max: 1, def: 1e-5, group: "hyper", label: "λ ℓ1" },
+  { key: "lambda_hoyer", short: "lh", type: "float", min: 0, max: 1, def: 1e-4, group: "hyper", label: "λ Hoyer" },
+  { key: "rho", short: "r", type: "float", min: 0, max: 2, def: 0.05, group: "hyper", label: "ρ (SAM/CrAM radius)" },
+  { key: "cram_sparsity", short: "cs", type: "list", min: 0.001, max: 0.999, maxItems: 8, def: [0.5, 0.7, 0.9], group: "hyper", label: "CrAM sparsity set" },
+  { key: "epochs", short: "e", type: "int", min: 1, max: 100, def: 2, group: "train", label: "Epochs" },
+  { key: "warmup_epochs", short: "wu", type: "float", min: 0, max: (c) => c.epochs, def: 0, group: "train", label: "Warm-up epochs" },
+  { key: "batch", short: "b", type: "int", min: 1, max: 1024, def: 64, group: "train", label: "Batch size" },
+  { key: "seed", short: "s", type: "int", min: 0, max: 2147483647, def: 0, group: "train", label: "Seed" },
+  { key: "seeds", short: "n", type: "int", min: 1, max: 10, def: 1, group: "train", label: "Seeds per optimizer" },
+  { key: "sparsities", short: "sp", type: "list", min: 0.001, max: 0.999, maxItems: 20, def: [0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99], group: "prune", label: "Sparsities to test" },
+  { key: "scope", short: "sco", type: "enum", options: ["global", "layer"], def: "global", group: "prune", label: "Pruning scope" },
+  { key: "keep_first", short: "kf", type: "bool", def: false, group: "prune", label: "Keep the first layer dense" },
+  { key: "keep_last", short: "kl", type: "bool", def: false, group: "prune", label: "Keep the last layer dense" },
+  { key: "bn_recal", short: "bn", type: "int", min: 0, max: 60000, def: 0, group: "prune", label: "BN re-calibration images" },
+  { key: "executor", short: "x", type: "enum", options: ["auto", "gpu", "cpu"], def: "auto", group: "engine", label: "Executor" },
+];
+
+/** Page-only fields, mirrored in the URL like the config. */
+export const UI_FIELDS = [
+  { key: "mnist_files", short: "mf", type: "enum", options: ["subset", "full"], def: "subset", group: "data", label: "Built-in MNIST files" },
+];
+
+/** Parts of the page that `?hide=` may name, besides any field key or short key. */
+export const SECTIONS = ["header", "controls", "run", "progress", "live", "hero", "table", "layers", "saved", "export", "notices", "footer"];
+
+const ALL = [...FIELDS, ...UI_FIELDS];
+const byKey = new Map(ALL.flatMap((f) => [[f.key, f], [f.short, f]]));
+export const field = (key) => byKey.get(key);
+
+const clone = (v) => (Array.isArray(v) ? [...v] : v);
+const limit = (v, c) => (typeof v === "function" ? v(c) : v);
+const show = (v) => (Array.isArray(v) ? v.join(",") : String(v));
+
+/**
+ * Makes the engine's default config (`default_config()`) the page's defaults, field by field
+ * where the page accepts the value, so that the page and the engine never drift apart.
+ */
+export function adoptDefaults(config) {
+  for (const f of FIELDS) {
+    if (!config || !(f.key in config)) continue;
+    const scratch = defaults();
+    if (setField(scratch, f.key, config[f.key]) === null) f.def = clone(scratch.config[f.key]);
+  }
+}
+
+/** A fresh state with every default. */
+export function defaults() {
+  const config = { version: 1 };
+  for (const f of FIELDS) config[f.key] = clone(f.def);
+  const ui = { embed: false, autoplay: false, hide: [] };
+  for (const f of UI_FIELDS) ui[f.key] = clone(f.def);
+  return { config, ui };
+}
+
+const holder = (state, f) => (UI_FIELDS.includes(f) ? state.ui : state.config);
+
+/**
+ * Sets one field from a raw value (a string from the URL or a form, or a JSON value from a
+ * file). Returns null when accepted as given, else the sentence saying what was done.
+ */
+export function setField(state, key, raw) {
+  const f = field(key);
+  if (!f) return `Unknown setting “${key}” ignored.`;
+  const obj = holder(state, f);
+  const c = state.config;
+  const name = f.key;
+  switch (f.type) {
+    case "int":
+    case "float": {
+      const x = typeof raw === "number" ? raw : Number(String(raw).trim());
+      if (String(raw).trim() === "" || !Number.isFinite(x)) {
+        return `${name}: “${String(raw).slice(0, 40)}” is not a number; kept ${show(obj[name])}.`;
+      }
+      const lo = limit(f.min, c);
+      const hi = limit(f.max, c);
+      let v = f.type === "int" ? Math.round(x) : x;
+      let msg = f.type === "int" && v !== x ? `${name} must be a whole number; using ${v}.` : null;
+      if (v < lo) [v, msg] = [lo, `${name} ${x} is below the minimum ${lo}; using ${lo}.`];
+      if (v > hi) [v, msg] = [hi, `${name} ${x} is above the maximum ${hi}; using ${hi}.`];
+      obj[name] = v;
+      return msg;
+    }
+    case "bool": {
+      const s = String(raw).trim().toLowerCase();
+      if (raw === true || ["1", "true", "yes", "on"].includes(s)) obj[name] = true;
+      else if (raw === false || ["0", "false", "no", "off"].includes(s)) obj[name] = false;
+      else return `${name}: “${String(raw).slice(0, 40)}” is not yes or no; kept ${obj[name]}.`;
+      return null;
+    }
+    case "enum": {
+      const s = String(raw).trim().toLowerCase();
+      if (!f.options.includes(s)) {
+        return `${name}: “${String(raw).slice(0, 40)}” is not one of ${f.options.join(", ")}; kept ${obj[name]}.`;
+      }
+      obj[name] = s;
+      return null;
+    }
+    case "set": {
+      // A "+" typed into a URL arrives as a space ("sam var"): read it back as "sam+var".
+      const items = (Array.isArray(raw) ? raw : String(raw).split(","))
+        .map((s) => String(s).trim().toLowerCase().replace(/\s+/g, "+")).filter(Boolean);
+      const bad = items.filter((s) => !f.options.includes(s));
+      const good = f.options.filter((o) => items.includes(o));
+      if (good.length === 0) return `${name}: choose at least one of ${f.options.join(", ")}; kept ${show(obj[name])}.`;
+      obj[name] = good;
+      return bad.length ? `${name}: ignored unknown ${bad.map((s) => s.slice(0, 20)).join(", ")}.` : null;
+    }
+    case "list": {
+      const items = (Array.isArray(raw) ? raw : String(raw).split(",")).map((s) => String(s).trim()).filter((s) => s !== "");
+      const nums = [];
+      const bad = [];
+      for (const s of items) {
+        const x = Number(s);
+        if (Number.isFinite(x) && x >= f.min && x <= f.max) nums.push(x);
+        else bad.push(s.slice(0, 20));
+      }
+      const uniq = [...new Set(nums)].sort((a, b) => a - b);
+      if (uniq.length === 0) {
+        return `${name}: give numbers between ${f.min} and ${f.max}, separated by commas; kept ${show(obj[name])}.`;
+      }
+      obj[name] = uniq.slice(0, f.maxItems);
+      if (bad.length) return `${name}: dropped ${bad.join(", ")} (each must be between ${f.min} and ${f.max}).`;
+      if (uniq.length > f.maxItems) return `${name}: at most ${f.maxItems} values; kept the first ${f.maxItems}.`;
+      return uniq.length !== items.length ? `${name}: sorted, duplicates removed.` : null;
+    }
+    default:
+      return null;
+  }
+}
+
+/**
+ * Rules between fields, applied after every change: limits that depend on other fields are
+ * re-checked and the MNIST file set follows the subset sizes. Returns sentences.
+ */
+export function normalise(state) {
+  const msgs = [];
+  const c = state.config;
+  for (const key of ["train_size", "warmup_epochs"]) {
+    const hi = limit(field(key).max, c);
+    if (c[key] > hi) {
+      msgs.push(`${key} ${c[key]} is above the maximum ${hi}; using ${hi}.`);
+      c[key] = hi;
+    }
+  }
+  const sub = MNIST_SETS.subset;
+  if (c.dataset === "mnist" && state.ui.mnist_files === "subset" && (c.train_size > sub.train || c.test_size > sub.test)) {
+    state.ui.mnist_files = "full";
+    msgs.push(`The built-in subset holds ${sub.train} training and ${sub.test} test images; switched to the full MNIST files.`);
+  }
+  return msgs;
+}
+
+/** Reads a state from a URL query string; returns { state, messages }. */
+export function fromQuery(search) {
+  const state = defaults();
+  const messages = [];
+  const params = new URLSearchParams(search);
+  const seen = new Set();
+  for (const [k, v] of params) {
+    if (seen.has(k)) continue;
+    seen.add(k);
+    if (k === "embed" || k === "autoplay") {
+      state.ui[k] = ["1", "true", "yes", ""].includes(v.trim().toLowerCase());
+    } else if (k === "hide") {
+      const names = v.split(",").map((s) => s.trim()).filter(Boolean);
+      const bad = names.filter((s) => !SECTIONS.includes(s) && !field(s));
+      state.ui.hide = names.filter((s) => !bad.includes(s)).map((s) => (field(s) ? field(s).key : s));
+      if (bad.length) messages.push(`hide: ignored unknown ${bad.map((s) => s.slice(0, 20)).join(", ")}.`);
+    } else if (field(k)) {
+      // Fields are applied in FIELDS order below, so that dependent limits see their inputs.
+    } else {
+      messages.push(`Unknown URL parameter “${k.slice(0, 30)}” ignored.`);
+    }
+  }
+  for (const f of ALL) {
+    const raw = params.get(f.short) ?? params.get(f.key);
+    if (raw === null) continue;
+    const msg = setField(state, f.key, raw);
+    if (msg) messages.push(msg);
+  }
+  messages.push(...normalise(state));
+  return { state, messages };
+}
+
+/** The URL query string for a state: short keys, only values that differ from the defaults. */
+export function toQuery(state) {
+  const params = new URLSearchParams();
+  for (const f of ALL) {
+    const v = holder(state, f)[f.key];
+    if (show(v) !== show(f.def)) params.set(f.short, typeof v === "boolean" ? (v ? "1" : "0") : show(v));
+  }
+  if (state.ui.embed) params.set("embed", "1");
+  if (state.ui.hide.length) params.set("hide", state.ui.hide.join(","));
+  if (state.ui.autoplay) params.set("autoplay", "1");
+  return params.toString().replaceAll("%2C", ",");
+}
+
+/** Applies a config object (e.g. from an imported results file); returns sentences. */
+export function applyConfig(state, config) {
+  const messages = [];
+  if (!config || typeof config !== "object") return ["The file holds no config object."];
+  for (const f of FIELDS) {
+    if (!(f.key in config)) continue;
+    const msg = setField(state, f.key, config[f.key]);
+    if (msg) messages.push(msg);
+  }
+  messages.push(...normalise(state));
+  return messages;
+}
+
+/** The config JSON object the engine receives (a copy). */
+export function configOf(state) {
+  return JSON.parse(JSON.stringify(state.config));
+}

@@ -1,0 +1,210 @@
+// What the page draws from results: the hero chart (accuracy vs sparsity, one curve per
+// optimizer, mean ± std band over seeds, imported results dashed), the paper-style table,
+// live training curves, per-layer weight histograms and variance of |w| over training.
+// Text goes in with textContent only.
+
+import { Chart, align, colorOf, DASHES } from "./charts.js";
+import { summarise, hasBnRecal, formatCell, optimizerName } from "./results.js";
+
+const EPS = 1e-3;
+// A log-of-(1 − s) sparsity axis: 90 %, 95 %, 98 %, 99 % get the room they deserve.
+const fwd = (s) => -Math.log10(1 + EPS - s);
+const bwd = (v) => 1 + EPS - 10 ** -v;
+const pct = (d) => (x) => `${+(x * 100).toFixed(d)}%`;
+const sparsityTick = (s) => (s === 0 ? "dense" : pct(1)(s));
+const el = (tag, text, cls) => {
+  const e = document.createElement(tag);
+  if (text !== undefined) e.textContent = text;
+  if (cls) e.className = cls;
+  return e;
+};
+
+/** Creates the page's charts in their <figure> hosts. */
+export function makeCharts() {
+  const $ = (id) => document.getElementById(id);
+  return {
+    hero: new Chart($("hero-chart"), {
+      id: "accuracy-vs-sparsity", title: "Test accuracy after one-shot pruning",
+      empty: "Run an experiment (or import a results file) to see accuracy against sparsity.",
+      x: { label: "sparsity (share of weights removed)", fmt: sparsityTick, distr: 100, splits: true,
+        fwd, bwd, range: (u, lo, hi) => [bwd(fwd(lo) - 0.08), bwd(fwd(hi) + 0.08)] },
+      y: { label: "test accuracy", fmt: pct(0), range: (u, lo, hi) => [Math.max(0, lo - 0.02), Math.min(1, hi + 0.02)] },
+    }),
+    loss: new Chart($("loss-chart"), { id: "loss", title: "Training loss", x: { label: "step" }, y: { label: "loss" }, height: 200 }),
+    acc: new Chart($("acc-chart"), { id: "accuracy", title: "Accuracy (train: line, test: dots)", x: { label: "step" },
+      y: { label: "accuracy", fmt: pct(0), range: [0, 1] }, height: 200 }),
+    reg: new Chart($("reg-chart"), { id: "regulariser", title: "Regulariser λψ", x: { label: "step" }, y: { label: "λψ" }, height: 200 }),
+    hist: new Chart($("hist-chart"), { id: "weight-histogram", title: "Weight histogram (log counts)", x: { label: "weight" },
+      y: { label: "count", log: true }, height: 240, empty: "Histograms appear when a run finishes." }),
+    var: new Chart($("var-chart"), { id: "variance", title: "Variance of |w| over training", x: { label: "step" },
+      y: { label: "Var |w|", fmt: (v) => v.toExponential(1) }, height: 240, empty: "Appears when a run finishes." }),
+  };
+}
+
+/** The runs of a result with a label and a dash per seed of the same optimizer. */
+function labelled(result, prefix = "") {
+  const seen = {};
+  return result.runs.map((r) => {
+    const k = (seen[r.optimizer] = (seen[r.optimizer] ?? -1) + 1);
+    const many = result.runs.filter((x) => x.optimizer === r.optimizer).length > 1;
+    return { run: r, dash: DASHES[k % DASHES.length], label: `${prefix}${optimizerName(r.optimizer)}${many ? ` seed ${r.seed}` : ""}` };
+  });
+}
+
+/** Hero chart: dense accuracy at sparsity 0, then each swept sparsity. */
+export function drawHero(chart, result, overlays) {
+  const pairs = [];
+  const series = [];
+  const bands = [];
+  const add = (xs, ys, s) => {
+    pairs.push([xs, ys]);
+    series.push(s);
+    return series.length; // uPlot index (x is 0)
+  };
+  const sources = [...(result ? [{ name: "", result, dash: [] }] : []),
+    ...overlays.map((o, i) => ({ name: `${o.name}: `, result: o.result, dash: DASHES[1 + (i % (DASHES.length - 1))] }))];
+  for (const src of sources) {
+    const fields = ["accuracy", ...(hasBnRecal(src.result) ? ["accuracy_bn_recal"] : [])];
+    for (const field of fields) {
+      const { sparsities, rows } = summarise(src.result, field);
+      const xs = [0, ...sparsities];
+      for (const row of rows) {
+        const cells = [row.dense, ...row.at];
+        const color = colorOf(row.optimizer);
+        const tag = field === "accuracy" ? "" : " (BN re-cal.)";
+        const dash = field === "accuracy" ? src.dash : [2, 2];
+        const label = `${src.name}${optimizerName(row.optimizer)}${tag}${row.seeds.length > 1 ? ` (${row.seeds.length} seeds, ± std)` : ""}`;
+        add(xs, cells.map((c) => c?.mean ?? null), { label, color, dash, points: true });
+        if (row.seeds.length > 1) {
+          const hi = add(xs, cells.map((c) => (c ? c.mean + c.std : null)), { label: `${label} +std`, color: "transparent", legend: false });
+          const lo = add(xs, cells.map((c) => (c ? c.mean - c.std : null)), { label: `${label} −std`, color: "transparent", legend: false });
+          bands.push({ upper: hi, lower: lo, color: `${color}33` });
+        }
+      }
+    }
+  }
+  chart.set(pairs.length ? align(pairs) : [[]], series, bands);
+}
+
+/** The paper-style table: one row per optimizer (and source), one column per sparsity. */
+export function drawTable(table, result, overlays) {
+  const sources = [...(result ? [{ name: "", result, source: "current" }] : []),
+    ...overlays.map((o) => ({ name: `${o.name}: `, result: o.result, source: "import" }))];
+  const all = sources.flatMap((s) => ["accuracy", ...(hasBnRecal(s.result) ? ["accuracy_bn_recal"] : [])]
+    .map((field) => ({ ...s, field, sum: summarise(s.result, field) })));
+  const sparsities = [...new Set(all.flatMap((s) => s.sum.sparsities))].sort((a, b) => a - b);
+  const thead = table.querySelector("thead");
+  const tbody = table.querySelector("tbody");
+  const head = el("tr");
+  head.append(el("th", "optimizer"), el("th", "dense"), ...sparsities.map((s) => el("th", pct(1)(s))));
+  head.querySelectorAll("th").forEach((th) => th.setAttribute("scope", "col"));
+  thead.replaceChildren(...(all.length ? [head] : []));
+  tbody.replaceChildren();
+  let anySeeds = 1;
+  for (const s of all) {
+    for (const row of s.sum.rows) {
+      anySeeds = Math.max(anySeeds, row.seeds.length);
+      const tr = el("tr");
+      tr.dataset.optimizer = row.optimizer;
+      tr.dataset.source = s.source;
+      tr.dataset.field = s.field;
+      const th = el("th", `${s.name}${optimizerName(row.optimizer)}${s.field === "accuracy" ? "" : " (BN re-cal.)"}`);
+      th.setAttribute("scope", "row");
+      th.style.borderLeft = `4px solid ${colorOf(row.optimizer)}`;
+      tr.append(th);
+      const cells = [["dense", row.dense], ...sparsities.map((sp) => [sp, row.at[s.sum.sparsities.indexOf(sp)] ?? null])];
+      for (const [sp, cell] of cells) {
+        const td = el("td", formatCell(cell));
+        td.dataset.sparsity = String(sp);
+        if (cell) {
+          td.dataset.mean = String(cell.mean);
+          td.dataset.std = String(cell.std);
+        }
+        tr.append(td);
+      }
+      tbody.append(tr);
+    }
+  }
+  table.querySelector("caption").textContent = all.length
+    ? `Test accuracy (%) by sparsity${anySeeds > 1 ? ", mean ± std over seeds" : ""}; dense = before pruning.`
+    : "No results yet.";
+}
+
+/** Live curves: `runs` is [{label, optimizer, dash, curves: {step, loss, train_acc, reg, test_acc}}]. */
+export function drawLive(charts, runs) {
+  const line = (metric) => runs.map((r) => [r.curves.step, r.curves[metric] ?? []]);
+  const style = (r, extra = {}) => ({ label: r.label, color: colorOf(r.optimizer), dash: r.dash, width: 1.5, ...extra });
+  charts.loss.set(runs.length ? align(line("loss")) : [[]], runs.map((r) => style(r)));
+  charts.reg.set(runs.length ? align(line("reg")) : [[]], runs.map((r) => style(r)));
+  const accPairs = [...line("train_acc"), ...line("test_acc")];
+  charts.acc.set(runs.length ? align(accPairs) : [[]], [
+    ...runs.map((r) => style(r)),
+    ...runs.map((r) => style(r, { label: `${r.label} test`, points: true, line: false, legend: false })),
+  ]);
+}
+
+/** The finished runs of a result as live-chart entries. */
+export const curvesOf = (result) => labelled(result).filter((x) => x.run.curves).map((x) => ({
+  label: x.label, optimizer: x.run.optimizer, dash: x.dash, curves: x.run.curves,
+}));
+
+/** Layer names of a result (from its first run). */
+export function layerNames(result) {
+  const r = result?.runs?.[0];
+  return (r?.weights?.dense ?? r?.layers ?? []).map((t) => t.name);
+}
+
+const centers = (t) => t.hist.map((_, i) => t.hist_min + ((i + 0.5) * (t.hist_max - t.hist_min)) / t.hist.length);
+
+/** Histograms (dense solid, pruned dashed; first seed of each optimizer) and Var |w| curves. */
+export function drawLayer(charts, statsTable, result, layer) {
+  const runs = result ? labelled(result) : [];
+  const firstSeed = runs.filter((x, i) => runs.findIndex((y) => y.run.optimizer === x.run.optimizer) === i);
+  const pairs = [];
+  const series = [];
+  let prunedAt = null;
+  for (const { run } of firstSeed) {
+    const dense = run.weights?.dense?.find((t) => t.name === layer);
+    const pruned = run.weights?.pruned?.tensors?.find((t) => t.name === layer);
+    const name = optimizerName(run.optimizer);
+    const color = colorOf(run.optimizer);
+    if (dense) {
+      pairs.push([centers(dense), dense.hist.map((c) => (c > 0 ? c : null))]);
+      series.push({ label: `${name} dense`, color, step: true, width: 1.5 });
+    }
+    if (pruned) {
+      prunedAt = run.weights.pruned.sparsity;
+      pairs.push([centers(pruned), pruned.hist.map((c) => (c > 0 ? c : null))]);
+      series.push({ label: `${name} pruned ${pct(1)(prunedAt)}`, color, step: true, width: 1.5, dash: [6, 3] });
+    }
+  }
+  charts.hist.caption.textContent = `Weights of ${layer ?? "—"} (log counts)${prunedAt !== null ? `: dense solid, pruned to ${pct(1)(prunedAt)} dashed` : ""}`;
+  charts.hist.opts.title = charts.hist.caption.textContent;
+  charts.hist.set(pairs.length ? align(pairs) : [[]], series);
+
+  const vpairs = [];
+  const vseries = [];
+  for (const x of runs) {
+    const l = x.run.layers?.find((t) => t.name === layer);
+    if (!l || !x.run.curves) continue;
+    vpairs.push([x.run.curves.step, l.var_abs]);
+    vseries.push({ label: x.label, color: colorOf(x.run.optimizer), dash: x.dash, width: 1.5 });
+  }
+  charts.var.caption.textContent = `Variance of |w| in ${layer ?? "—"} over training`;
+  charts.var.opts.title = charts.var.caption.textContent;
+  charts.var.set(vpairs.length ? align(vpairs) : [[]], vseries);
+
+  const body = statsTable.querySelector("tbody");
+  body.replaceChildren();
+  for (const { run } of firstSeed) {
+    const t = run.weights?.dense?.find((w) => w.name === layer);
+    if (!t) continue;
+    const tr = el("tr");
+    const th = el("th", optimizerName(run.optimizer));
+    th.setAttribute("scope", "row");
+    tr.append(th, el("td", String(t.n)), el("td", t.var_abs.toExponential(3)), el("td", t.kurtosis.toFixed(2)),
+      el("td", `${(t.frac_below_1e3 * 100).toFixed(2)}%`));
+    body.append(tr);
+  }
+  statsTable.hidden = body.children.length === 0;
+}
