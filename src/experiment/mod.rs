@@ -274,10 +274,13 @@ impl Experiment {
             (ExecutorChoice::Gpu, Ok(ctx)) => self.with_gpu(Rc::new(ctx)),
             (ExecutorChoice::Gpu, Err(e)) => Err(TrainError::Gpu(e).into()),
             (ExecutorChoice::Auto, Ok(ctx)) if is_software_adapter(&ctx) => {
+                let name = match ctx.report.name.trim() {
+                    "" => "this GPU adapter".to_string(),
+                    name => format!("the GPU adapter '{name}'"),
+                };
                 self.environment.notice = Some(format!(
-                    "The GPU adapter '{}' is a software rasteriser, so training runs on the \
-                     CPU executor, which is many times faster there.",
-                    ctx.report.name
+                    "Training runs on the CPU executor: {name} is a software rasteriser, on \
+                     which the CPU executor is many times faster."
                 ));
                 Ok(self)
             }
