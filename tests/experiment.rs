@@ -33,6 +33,7 @@ fn tiny_config() -> Config {
         epochs: 2,
         batch: 32,
         lr: 0.05,
+        warmup_epochs: 0.0,
         sparsities: vec![0.5, 0.9],
         ..Config::default()
     }
@@ -494,6 +495,7 @@ fn var_polarises_lenet5_weights_more_than_sgd() {
         optimizers: vec!["sgd".into(), "var".into()],
         lambda: 2e-3,
         lr: 0.02,
+        warmup_epochs: 0.0,
         train_size: 1024,
         test_size: 64,
         epochs: 2,
