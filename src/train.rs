@@ -153,6 +153,8 @@ struct CpuEngine {
     opt: CpuOptimizer,
     images: Vec<f32>,
     labels: Vec<u32>,
+    /// BatchNorm state for SAM's/CrAM's second pass, which must not update the real one.
+    scratch_state: Vec<f32>,
     /// Evaluation executors: full batches, and the last partial one.
     eval: Option<(CpuExecutor, Option<CpuExecutor>)>,
 }
@@ -268,6 +270,7 @@ impl Trainer {
                 state,
                 images: vec![0.0; batch * image_len],
                 labels: vec![0; batch],
+                scratch_state: Vec::new(),
                 eval: None,
             })),
             Some(g) => {
@@ -452,14 +455,14 @@ impl Trainer {
             augment_batch(shape, CIFAR_PAD, &mut e.images, &mut self.augment_rng);
         }
         let (exec, images, labels) = (&mut e.exec, &e.images, &e.labels);
-        let mut scratch_state = e.state.clone();
-        let state = &mut e.state;
+        let (state, scratch_state) = (&mut e.state, &mut e.scratch_state);
         let mut grad = |p: &[f32], first: bool, g: &mut [f32]| {
             let st = if first {
                 &mut *state
             } else {
-                scratch_state.copy_from_slice(state);
-                &mut scratch_state
+                scratch_state.clear();
+                scratch_state.extend_from_slice(state);
+                &mut *scratch_state
             };
             exec.forward(p, st, images, true);
             exec.loss_and_backward(p, labels, g)
