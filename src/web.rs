@@ -135,3 +135,36 @@ impl WebExperiment {
         Ok(self.exp.safetensors(run, sparsity)?)
     }
 }
+
+/// `varlab bench step` in the browser: ms per training step of each optimizer (comma list)
+/// on the GPU executor, alternating, with the ratio to SGD; resolves to
+/// `{"rows": [{optimizer, ms_per_step, ratio_to_sgd}], "environment": {…}}`. Used by
+/// `scripts/bench-browser.mjs`.
+#[wasm_bindgen]
+pub async fn bench_step(
+    model: String,
+    dataset: String,
+    optimizers: String,
+    batch: usize,
+    steps: usize,
+    rounds: usize,
+) -> Result<String, JsError> {
+    let input = if dataset == "cifar10" {
+        [3, 32, 32]
+    } else {
+        [1, 28, 28]
+    };
+    let model = crate::nn::Model::by_name(&model, input, 10)?;
+    let base = Config::default();
+    let optims = optimizers
+        .split(',')
+        .map(|o| crate::experiment::optim_config(&base, o.trim()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let ctx = Context::new().await?;
+    let rows = crate::bench::step_gpu(&ctx, &model, &optims, batch, steps, rounds).await?;
+    Ok(serde_json::json!({
+        "rows": rows,
+        "environment": {"executor": "gpu", "adapter": ctx.report, "browser": true},
+    })
+    .to_string())
+}
