@@ -23,6 +23,7 @@ use crate::gpu::Context;
 use crate::nn::StateKind;
 use crate::nn::{Model, ParamTable, SpecError, StateTable};
 use crate::ops::data::pack_crop;
+use crate::ops::loss::softmax_cross_entropy_cpu;
 use crate::optim::GpuOptimizer;
 use crate::optim::{CpuOptimizer, OptimConfig, OptimError};
 use crate::rng::Rng;
@@ -374,7 +375,7 @@ impl Trainer {
         let log =
             self.step % self.log_every == 0 || self.step % self.steps_per_epoch == 0 || self.done();
         match &mut self.engine {
-            Engine::Cpu(_) => self.cpu_step(in_epoch, lr)?,
+            Engine::Cpu(_) => self.cpu_step(in_epoch, lr, log)?,
             Engine::Gpu(_) => self.gpu_step(in_epoch, lr, log).await?,
         }
         if log {
@@ -438,7 +439,7 @@ impl Trainer {
         Ok(())
     }
 
-    fn cpu_step(&mut self, in_epoch: usize, lr: f32) -> Result<(), TrainError> {
+    fn cpu_step(&mut self, in_epoch: usize, lr: f32, log: bool) -> Result<(), TrainError> {
         let Engine::Cpu(e) = &mut self.engine else {
             unreachable!("cpu_step on the CPU engine")
         };
@@ -468,9 +469,6 @@ impl Trainer {
             exec.loss_and_backward(p, labels, g)
         };
         let report = e.opt.step(&mut e.params, lr, &mut grad);
-        let log = self.step % self.log_every == 0
-            || self.step % self.steps_per_epoch == 0
-            || self.step >= self.steps_per_epoch * self.epochs;
         // At curve points, the regulariser and the layers' variance of |w| at the weights
         // after the step (as the GPU engine reads them).
         let reg = if log {
@@ -592,7 +590,8 @@ impl Trainer {
         let len = test.image_len();
         let mut images = vec![0.0; b * len];
         let mut labels = vec![0u32; b];
-        let mut grads = vec![0.0; params.len()];
+        let classes = self.model.classes;
+        let mut dlogits = vec![0.0; b * classes];
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);
         let all: Vec<u32> = (0..n as u32).collect();
         for chunk in all.chunks(b) {
@@ -605,11 +604,17 @@ impl Trainer {
             let m = chunk.len();
             self.norm
                 .gather(test, chunk, &mut images[..m * len], &mut labels[..m]);
-            exec.forward(params, &mut state, &images[..m * len], false);
-            // The backward is wasted work here; the loss and argmax come with it.
-            let (loss, ok) = exec.loss_and_backward(params, &labels[..m], &mut grads);
-            loss_sum += loss as f64 * m as f64;
-            correct += ok;
+            let logits = exec.forward(params, &mut state, &images[..m * len], false);
+            // Loss and argmax from the logits alone: no backward for an evaluation.
+            let x = softmax_cross_entropy_cpu(
+                m,
+                classes,
+                logits,
+                &labels[..m],
+                &mut dlogits[..m * classes],
+            );
+            loss_sum += x.loss_sum as f64;
+            correct += x.correct as usize;
         }
         Ok(Eval {
             loss: (loss_sum / n as f64) as f32,
