@@ -66,7 +66,8 @@ pub async fn matmul(ctx: &Context, sizes: &[usize], reps: u32) -> Result<Vec<Mat
         let b = ctx.storage("B", &rng.vec(shape.len_b()))?;
         let c = ctx.zeros("C", shape.len_c())?;
         let op = Matmul::new(ctx, shape, 1.0, 0.0, &a, &b, &c).await?;
-        let (seconds, method) = time(ctx, &[&op.dispatch], &c, reps).await?;
+        let (seconds, method) =
+            time(ctx, &op.dispatches.iter().collect::<Vec<_>>(), &c, reps).await?;
         rows.push(MatmulBench {
             m: size,
             n: size,
@@ -121,7 +122,7 @@ pub async fn ops(ctx: &Context, scale: usize, reps: u32) -> Result<Vec<OpBench>>
         let b = ctx.storage("B", &rng.vec(shape.len_b()))?;
         let c = ctx.zeros("C", shape.len_c())?;
         let op = Matmul::new(ctx, shape, 1.0, 0.0, &a, &b, &c).await?;
-        let (s, method) = time(ctx, &[&op.dispatch], &c, reps).await?;
+        let (s, method) = time(ctx, &op.dispatches.iter().collect::<Vec<_>>(), &c, reps).await?;
         let shape_s = format!("{}×{}×{}", shape.m, shape.n, shape.k);
         rows.push(row(label, shape_s, s, shape.flops(), 0.0, method));
     }
@@ -548,4 +549,63 @@ pub async fn step_gpu(
             })
             .collect(),
     ))
+}
+
+/// One dispatch of a profiled training step.
+#[derive(Clone, Debug, Serialize)]
+pub struct KernelTime {
+    /// Position in the step's dispatch list.
+    pub index: usize,
+    /// The WGSL entry point.
+    pub kernel: &'static str,
+    pub workgroups: [u32; 3],
+    /// Best of the repetitions, in milliseconds, with the dispatch in a pass of its own.
+    pub ms: f64,
+}
+
+/// A training step of `model` with `optim` on the GPU executor, dispatch by dispatch: the
+/// whole step timed in one pass (as training runs it), and every dispatch timed alone (see
+/// [`Context::profile`]). `None` where the adapter has no timestamps.
+pub async fn profile_step(
+    ctx: &Context,
+    model: &crate::nn::Model,
+    optim: &crate::optim::OptimConfig,
+    batch: usize,
+    reps: u32,
+) -> Result<Option<(f64, Vec<KernelTime>)>> {
+    use crate::exec::GpuExecutor;
+    use crate::optim::GpuOptimizer;
+    let mut rng = crate::rng::Rng::new(1);
+    let images = rng.vec(batch * model.input.iter().product::<usize>());
+    let labels: Vec<u32> = (0..batch).map(|i| (i % model.classes) as u32).collect();
+    let exec = GpuExecutor::new(ctx, model, batch).await?;
+    let (params, state) = model.init_params(0);
+    exec.write_params(ctx, &params)?;
+    exec.write_state(ctx, &state)?;
+    exec.write_batch(ctx, &images, &labels)?;
+    let mut opt =
+        GpuOptimizer::new(ctx, optim, &model.params(), &exec.params, &exec.grads, 0).await?;
+    opt.set_step(ctx, 0.01);
+    let first = exec.forward_backward(true);
+    let second = exec.forward_backward(false);
+    let mut list = vec![exec.reset_metrics()];
+    list.extend(opt.step_dispatches(&first, &second));
+    // The first run compiles and warms up.
+    let Some(_) = ctx.time(&list, 1).await? else {
+        return Ok(None);
+    };
+    let step = ctx.time(&list, reps).await?.unwrap_or(0.0);
+    let times = ctx.profile(&list, reps).await?.unwrap_or_default();
+    let kernels = list
+        .iter()
+        .zip(times)
+        .enumerate()
+        .map(|(index, (d, secs))| KernelTime {
+            index,
+            kernel: d.label,
+            workgroups: d.workgroups,
+            ms: 1e3 * secs,
+        })
+        .collect();
+    Ok(Some((1e3 * step, kernels)))
 }

@@ -28,7 +28,7 @@ pub async fn run(ctx: &Context, bench_sizes: &[usize]) -> Result<SmokeReport> {
     let gb = ctx.storage("B", &b)?;
     let gc = ctx.zeros("C", shape.len_c())?;
     let op = Matmul::new(ctx, shape, 1.0, 0.0, &ga, &gb, &gc).await?;
-    ctx.submit(&[&op.dispatch])?;
+    ctx.submit(&op.dispatches.iter().collect::<Vec<_>>())?;
     let gpu: Vec<f32> = ctx.read(&gc).await?;
     let mut cpu = vec![0.0; shape.len_c()];
     matmul_cpu(&shape, &a, &b, 1.0, 0.0, &mut cpu);

@@ -130,3 +130,39 @@ fn a_tiny_sweep_writes_json_csv_and_weights() {
     assert_eq!(card["model"], "mlp");
     assert_eq!(card["parameters"], 266_610);
 }
+
+/// `bench profile` times every dispatch of one GPU step: the JSON lists them all with their
+/// kernel names and workgroup counts. Skipped (with a note) where there is no adapter.
+#[test]
+fn bench_profile_lists_every_dispatch_of_a_step() {
+    let dir = scratch("profile");
+    let json = dir.join("p.json");
+    let json_arg = json.to_str().unwrap();
+    let args = [
+        "bench", "profile", "--model", "mlp", "--batch", "4", "--reps", "1",
+    ];
+    let out = varlab(&[&args[..], &["--optim", "var", "--json", json_arg]].concat());
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && (err.contains("adapter") || err.contains("GPU")) {
+        eprintln!("skipped: {err}");
+        return;
+    }
+    assert!(out.status.success(), "{err}");
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let dispatches = doc["dispatches"].as_array().unwrap();
+    // Forward and backward of three linear layers, the loss and VAR's three dispatches.
+    assert!(dispatches.len() >= 15, "{} dispatches", dispatches.len());
+    let kernels: Vec<&str> = dispatches
+        .iter()
+        .map(|d| d["kernel"].as_str().unwrap())
+        .collect();
+    for needed in ["matmul", "xent_rows", "update"] {
+        assert!(
+            kernels.contains(&needed),
+            "{needed} missing from {kernels:?}"
+        );
+    }
+    assert!(dispatches.iter().all(|d| d["ms"].as_f64().unwrap() >= 0.0));
+    assert!(doc["step_ms"].as_f64().unwrap() > 0.0);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("slowest dispatches"));
+}

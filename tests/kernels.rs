@@ -20,7 +20,8 @@ use varlab::rng::Rng;
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
-async fn check_matmul(shape: MatmulShape, alpha: f32, beta: f32, seed: u64) {
+/// Checks one product against the CPU twin; returns how many K splits the GPU used.
+async fn check_matmul(shape: MatmulShape, alpha: f32, beta: f32, seed: u64) -> usize {
     let ctx = context().await;
     let mut rng = Rng::new(seed);
     let a = rng.vec(shape.len_a());
@@ -34,7 +35,8 @@ async fn check_matmul(shape: MatmulShape, alpha: f32, beta: f32, seed: u64) {
     let op = Matmul::new(&ctx, shape, alpha, beta, &ga, &gb, &gc)
         .await
         .unwrap();
-    ctx.submit(&[&op.dispatch]).unwrap();
+    ctx.submit(&op.dispatches.iter().collect::<Vec<_>>())
+        .unwrap();
     let mut gpu: Vec<f32> = ctx.read(&gc).await.unwrap();
     gpu.truncate(shape.len_c());
     let mut cpu = c0.clone();
@@ -52,6 +54,21 @@ async fn check_matmul(shape: MatmulShape, alpha: f32, beta: f32, seed: u64) {
         assert_close("matmul alpha/beta", &gpu, &cpu, |i| {
             2.0 * (k + 2.0) * f32::EPSILON * mag[i] + 1e-30
         });
+    }
+    op.split.1
+}
+
+#[test]
+fn split_k_only_for_few_tiles_and_long_k() {
+    use varlab::ops::matmul::split_k;
+    assert_eq!(split_k(1, 8320), (272, 31)); // a ViT weight gradient: 64×64 over 8 320 rows
+    assert_eq!(split_k(128, 8320), (8320, 1)); // enough tiles already
+    assert_eq!(split_k(1, 511), (511, 1)); // too short to split
+    for (tiles, k) in [(1, 512), (3, 1000), (7, 100_000), (127, 4096)] {
+        let (chunk, splits) = split_k(tiles, k);
+        assert_eq!(chunk % 16, 0, "{tiles} tiles, k {k}");
+        assert!(splits > 1 && chunk * splits >= k && chunk * (splits - 1) < k);
+        assert!(chunk >= 256 && tiles * splits <= 2 * 128);
     }
 }
 
@@ -80,6 +97,24 @@ gpu_test!(
             4,
         )
         .await;
+    }
+);
+
+gpu_test!(
+    async fn matmul_split_along_k_matches_the_twin() {
+        // One output tile and K = 1 000: three K ranges, then the reduction (odd sizes, all
+        // transposes, alpha and beta applied once, after the splits are added).
+        for (i, (ta, tb)) in [(false, false), (true, false), (false, true), (true, true)]
+            .into_iter()
+            .enumerate()
+        {
+            let shape = MatmulShape::new(33, 17, 1000).transposed(ta, tb);
+            assert_eq!(check_matmul(shape, 1.0, 0.0, 20 + i as u64).await, 3);
+        }
+        let shape = MatmulShape::new(19, 65, 600)
+            .transposed(true, false)
+            .batched(3);
+        assert_eq!(check_matmul(shape, -0.5, 1.0, 30).await, 2);
     }
 );
 

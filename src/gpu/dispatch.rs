@@ -154,4 +154,51 @@ impl Context {
             .unwrap_or(0);
         Ok(Some(best as f64 * period_ns * 1e-9))
     }
+
+    /// GPU seconds of each dispatch alone, best of `reps`: every dispatch gets its own compute
+    /// pass with timestamps at both ends, so nothing overlaps (their sum exceeds the time of
+    /// the same list in one pass). Empty dispatches read 0. `None` without timestamps.
+    pub async fn profile(&self, dispatches: &[&Dispatch], reps: u32) -> Result<Option<Vec<f64>>> {
+        if !self.report.timestamps {
+            return Ok(None);
+        }
+        // A query set holds at most 4096 queries: two per dispatch, so chunks of 2048.
+        const CHUNK: usize = 2048;
+        let period_ns = self.queue.get_timestamp_period() as f64;
+        let mut best = vec![f64::INFINITY; dispatches.len()];
+        for _ in 0..reps.max(1) {
+            for (c, chunk) in dispatches.chunks(CHUNK).enumerate() {
+                let count = 2 * chunk.len() as u32;
+                let queries = self.device.create_query_set(&wgpu::QuerySetDescriptor {
+                    label: Some("profile"),
+                    ty: wgpu::QueryType::Timestamp,
+                    count,
+                });
+                let resolved = self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("profile"),
+                    size: 8 * count as u64,
+                    usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                    mapped_at_creation: false,
+                });
+                let mut encoder = self.device.create_command_encoder(&Default::default());
+                for (i, d) in chunk.iter().enumerate() {
+                    let writes = wgpu::ComputePassTimestampWrites {
+                        query_set: &queries,
+                        beginning_of_pass_write_index: Some(2 * i as u32),
+                        end_of_pass_write_index: Some(2 * i as u32 + 1),
+                    };
+                    self.encode(&mut encoder, &[d], Some(writes));
+                }
+                encoder.resolve_query_set(&queries, 0..count, &resolved, 0);
+                self.queue.submit([encoder.finish()]);
+                let ticks: Vec<u64> = self.read(&resolved).await?;
+                for (i, t) in ticks.chunks_exact(2).enumerate() {
+                    let secs = t[1].saturating_sub(t[0]) as f64 * period_ns * 1e-9;
+                    let slot = &mut best[c * CHUNK + i];
+                    *slot = slot.min(secs);
+                }
+            }
+        }
+        Ok(Some(best))
+    }
 }

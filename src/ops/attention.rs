@@ -21,7 +21,7 @@
 //! [`attention_forward_cpu`] / [`attention_backward_cpu`] chain them exactly as the GPU does.
 
 use crate::gpu::{Context, Dispatch, GpuError, OwnedSlice, Result, Shader, Slice};
-use crate::ops::kernel::{check_sizes, grid_1d, grid_items, Kernel};
+use crate::ops::kernel::{check_sizes, grid_1d, grid_items, Encode, Kernel};
 use crate::ops::linear::{bias_add_cpu, channel_sum_cpu, BiasAdd, ChannelSum};
 use crate::ops::matmul::{matmul_cpu, Matmul, MatmulShape};
 
@@ -614,17 +614,18 @@ impl Attention {
         let m_proj = Matmul::new(ctx, pr.proj, 1.0, 0.0, &merged, w.wo, y).await?;
         let k_bias_o = BiasAdd::new(ctx, rows, c, 1, w.bo, y).await?;
 
-        let dispatches = vec![
-            m_qkv.dispatch.clone(),
-            k_bias.dispatch.clone(),
-            k_split.dispatch.clone(),
-            m_scores.dispatch.clone(),
-            k_soft.dispatch.clone(),
-            m_out.dispatch.clone(),
-            k_merge.dispatch.clone(),
-            m_proj.dispatch.clone(),
-            k_bias_o.dispatch.clone(),
-        ];
+        let dispatches = [
+            m_qkv.list(),
+            k_bias.list(),
+            k_split.list(),
+            m_scores.list(),
+            k_soft.list(),
+            m_out.list(),
+            k_merge.list(),
+            m_proj.list(),
+            k_bias_o.list(),
+        ]
+        .concat();
         Ok(Attention {
             shape: s,
             dispatches,
@@ -695,21 +696,22 @@ impl Attention {
         let k_dbqkv = ChannelSum::new(ctx, rows, 3 * c, 1, &dqkv, grads.dbqkv).await?;
         let m_dx = Matmul::new(ctx, pr.dx, 1.0, 0.0, &dqkv, &self.wqkv, grads.dx).await?;
 
-        let dispatches = vec![
-            m_dwo.dispatch.clone(),
-            k_dbo.dispatch.clone(),
-            m_dmerged.dispatch.clone(),
-            k_split.dispatch.clone(),
-            m_dp.dispatch.clone(),
-            k_soft.dispatch.clone(),
-            m_dq.dispatch.clone(),
-            m_dk.dispatch.clone(),
-            m_dv.dispatch.clone(),
-            k_merge.dispatch.clone(),
-            m_dwqkv.dispatch.clone(),
-            k_dbqkv.dispatch.clone(),
-            m_dx.dispatch.clone(),
-        ];
+        let dispatches = [
+            m_dwo.list(),
+            k_dbo.list(),
+            m_dmerged.list(),
+            k_split.list(),
+            m_dp.list(),
+            k_soft.list(),
+            m_dq.list(),
+            m_dk.list(),
+            m_dv.list(),
+            k_merge.list(),
+            m_dwqkv.list(),
+            k_dbqkv.list(),
+            m_dx.list(),
+        ]
+        .concat();
         Ok(AttentionBackward {
             dispatches,
             d_o,

@@ -18,7 +18,7 @@
 //!   gather in which each input pixel sums the column entries it fed: `dX`. No atomics.
 //! - `db[c] = Σ_{n, p} dY[n, c, p]` (`channel_sum` from [`super::linear`]).
 
-use super::kernel::{check_sizes, grid_1d, prepare};
+use super::kernel::{check_sizes, grid_1d, prepare, Encode};
 use super::linear::{BiasAdd, ChannelSum};
 use super::matmul::{Matmul, MatmulShape};
 use crate::gpu::{Context, Dispatch, GpuError, Result, Shader, Slice};
@@ -380,7 +380,7 @@ impl Conv2d {
         let cols = ctx.zeros("conv cols", shape.len_cols())?;
         let (im2col, params) = helper(ctx, "im2col", &shape, shape.len_cols(), x, &cols).await?;
         let matmul = Matmul::new(ctx, shape.forward_product(), 1.0, 0.0, w, &cols, y).await?;
-        let mut dispatches = vec![im2col, matmul.dispatch.clone()];
+        let mut dispatches = [vec![im2col], matmul.list()].concat();
         let dims = (shape.n, shape.cout, shape.hw_out());
         let bias = BiasAdd::append(ctx, dims, b, y, &mut dispatches).await?;
         Ok(Conv2d {
@@ -440,7 +440,7 @@ impl Conv2dBackward {
             if shape.n == 1 {
                 let op =
                     Matmul::new(ctx, shape.weight_grad_product(), 1.0, 0.0, dy, cols, dw).await?;
-                dispatches.push(op.dispatch.clone());
+                dispatches.extend(op.list());
                 matmuls.push(op);
             } else {
                 let parts = ctx.zeros("conv dW per item", shape.n * shape.len_w())?;
@@ -448,7 +448,7 @@ impl Conv2dBackward {
                     .await?;
                 let (sum, params) =
                     helper(ctx, "sum_batch", &shape, shape.len_w(), &parts, dw).await?;
-                dispatches.push(op.dispatch.clone());
+                dispatches.extend(op.list());
                 dispatches.push(sum);
                 matmuls.push(op);
                 buffers.push(parts);
@@ -459,7 +459,7 @@ impl Conv2dBackward {
             let dcols = ctx.zeros("conv dcols", shape.len_cols())?;
             let op = Matmul::new(ctx, shape.cols_grad_product(), 1.0, 0.0, w, dy, &dcols).await?;
             let (col2im, params) = helper(ctx, "col2im", &shape, shape.len_x(), &dcols, dx).await?;
-            dispatches.push(op.dispatch.clone());
+            dispatches.extend(op.list());
             dispatches.push(col2im);
             matmuls.push(op);
             buffers.push(dcols);

@@ -138,3 +138,21 @@ impl<F> Kernel<F> {
         })
     }
 }
+
+/// Launchers whose dispatches are listed into a step: a single-dispatch [`Kernel`], or a
+/// [`super::Matmul`] (two dispatches when split along K).
+pub trait Encode {
+    fn list(&self) -> Vec<Dispatch>;
+}
+
+impl<F> Encode for Kernel<F> {
+    fn list(&self) -> Vec<Dispatch> {
+        vec![self.dispatch.clone()]
+    }
+}
+
+impl Encode for super::Matmul {
+    fn list(&self) -> Vec<Dispatch> {
+        self.dispatches.clone()
+    }
+}

@@ -8,7 +8,7 @@
 //! `dW = dYᵀ·X` (two Matmuls) and `db = Σ_n dY[n, :]` (`channel_sum`, workgroup trees, no
 //! atomics). Gradients are written, not accumulated.
 
-use super::kernel::{check_sizes, grid_1d, grid_items, Kernel};
+use super::kernel::{check_sizes, grid_1d, grid_items, Encode, Kernel};
 use super::matmul::{Matmul, MatmulShape};
 use crate::gpu::{Context, Dispatch, Result, Shader, Slice};
 
@@ -193,7 +193,7 @@ impl BiasAdd {
     ) -> Result<Option<BiasAdd>> {
         let Some(bias) = bias else { return Ok(None) };
         let op = BiasAdd::new(ctx, outer, channels, inner, bias, y).await?;
-        dispatches.push(op.dispatch.clone());
+        dispatches.extend(op.list());
         Ok(Some(op))
     }
 }
@@ -247,7 +247,7 @@ impl ChannelSum {
     ) -> Result<Option<ChannelSum>> {
         let Some(out) = out else { return Ok(None) };
         let op = ChannelSum::new(ctx, outer, channels, inner, x, out).await?;
-        dispatches.push(op.dispatch.clone());
+        dispatches.extend(op.list());
         Ok(Some(op))
     }
 }
@@ -281,7 +281,7 @@ impl Linear {
             ],
         )?;
         let matmul = Matmul::new(ctx, shape.forward_product(), 1.0, 0.0, x, w, y).await?;
-        let mut dispatches = vec![matmul.dispatch.clone()];
+        let mut dispatches = matmul.list();
         let dims = (shape.n, shape.out_features, 1);
         let bias = BiasAdd::append(ctx, dims, b, y, &mut dispatches).await?;
         Ok(Linear {
@@ -328,12 +328,12 @@ impl LinearBackward {
         let mut matmuls = Vec::new();
         if let Some(dx) = dx {
             let op = Matmul::new(ctx, shape.input_grad_product(), 1.0, 0.0, dy, w, dx).await?;
-            dispatches.push(op.dispatch.clone());
+            dispatches.extend(op.list());
             matmuls.push(op);
         }
         if let Some(dw) = dw {
             let op = Matmul::new(ctx, shape.weight_grad_product(), 1.0, 0.0, dy, x, dw).await?;
-            dispatches.push(op.dispatch.clone());
+            dispatches.extend(op.list());
             matmuls.push(op);
         }
         let dims = (shape.n, shape.out_features, 1);

@@ -1,7 +1,7 @@
 //! `C = alpha · op(A)·op(B) + beta · C`, batched, with transpose flags — the product every
 //! linear, convolution (im2col) and attention pass, forward and backward, is built on.
 
-use super::kernel::{check_sizes, prepare};
+use super::kernel::{check_sizes, dispatch as dispatch_kernel, grid_1d, prepare};
 use crate::gpu::{Context, Dispatch, Result, Shader, Slice};
 
 const SHADER: Shader = Shader {
@@ -193,14 +193,40 @@ struct Params {
     stride_c: u32,
     alpha: f32,
     beta: f32,
-    _pad: [u32; 3],
+    splits: u32,
+    k_chunk: u32,
+    batch: u32,
 }
 
-/// A prepared product on the GPU: encode `dispatch` whenever it should run.
+/// A prepared product on the GPU: encode `dispatches` (one, or two for a split-K product)
+/// whenever it should run.
 pub struct Matmul {
     pub shape: MatmulShape,
-    pub dispatch: Dispatch,
-    _params: wgpu::Buffer,
+    pub dispatches: Vec<Dispatch>,
+    /// The K range of each split and the number of splits (1: not split).
+    pub split: (usize, usize),
+    _buffers: Vec<wgpu::Buffer>,
+}
+
+/// Output tiles below which a long product is split along K, so that enough workgroups run
+/// at once on a large GPU (a weight gradient summed over 8 000 rows would otherwise walk K
+/// in one or two workgroups).
+const SPLIT_BELOW_TILES: usize = 128;
+/// The shortest K range a split gets (16 slices of the tile's K step).
+const MIN_SPLIT_K: usize = 256;
+
+/// `(k_chunk, splits)` for a product with `tiles` output tiles (batch included) and inner
+/// size `k`: one split unless the tiles are few and K is long; `k_chunk` is a multiple of 16.
+pub fn split_k(tiles: usize, k: usize) -> (usize, usize) {
+    if tiles >= SPLIT_BELOW_TILES || k < 2 * MIN_SPLIT_K {
+        return (k.max(1), 1);
+    }
+    let wanted = SPLIT_BELOW_TILES
+        .div_ceil(tiles)
+        .min(k / MIN_SPLIT_K)
+        .max(1);
+    let chunk = k.div_ceil(wanted).div_ceil(16) * 16;
+    (chunk, k.div_ceil(chunk))
 }
 
 impl Matmul {
@@ -224,9 +250,11 @@ impl Matmul {
             ],
         )?;
         let what = format!("a {}×{}×{} matmul", shape.m, shape.n, shape.k);
-        let wx = ctx.check_workgroups(&what, shape.n.div_ceil(TILE) as u64)?;
-        let wy = ctx.check_workgroups(&what, shape.m.div_ceil(TILE) as u64)?;
-        let wz = ctx.check_workgroups(&what, shape.batch as u64)?;
+        let (tx, ty) = (shape.n.div_ceil(TILE), shape.m.div_ceil(TILE));
+        let (k_chunk, splits) = split_k(tx * ty * shape.batch, shape.k);
+        let wx = ctx.check_workgroups(&what, tx as u64)?;
+        let wy = ctx.check_workgroups(&what, ty as u64)?;
+        let wz = ctx.check_workgroups(&what, (shape.batch * splits) as u64)?;
         let params = Params {
             m: shape.m as u32,
             n: shape.n as u32,
@@ -237,16 +265,44 @@ impl Matmul {
             stride_c: (shape.m * shape.n) as u32,
             alpha,
             beta,
-            _pad: [0; 3],
+            splits: splits as u32,
+            k_chunk: k_chunk as u32,
+            batch: shape.batch as u32,
         };
         let workgroups = [wx, wy, wz];
-        let buffers = [(1, a), (2, b), (3, c)];
+        if splits == 1 {
+            let buffers = [(1, a), (2, b), (3, c)];
+            let (dispatch, params) =
+                prepare(ctx, &SHADER, "matmul", &params, workgroups, &buffers).await?;
+            return Ok(Matmul {
+                shape,
+                dispatches: vec![dispatch],
+                split: (k_chunk, 1),
+                _buffers: vec![params],
+            });
+        }
+        let partials = ctx.zeros("matmul partials", splits * shape.len_c())?;
+        let buffers = [(1, a), (2, b), (3, Slice::from(&partials))];
         let (dispatch, params) =
             prepare(ctx, &SHADER, "matmul", &params, workgroups, &buffers).await?;
+        let reduce = [
+            (0, Slice::from(&params)),
+            (3, c),
+            (4, Slice::from(&partials)),
+        ];
+        let reduce = dispatch_kernel(
+            ctx,
+            &SHADER,
+            "matmul_reduce",
+            [grid_1d(ctx, shape.len_c()), 1, 1],
+            &reduce,
+        )
+        .await?;
         Ok(Matmul {
             shape,
-            dispatch,
-            _params: params,
+            dispatches: vec![dispatch, reduce],
+            split: (k_chunk, splits),
+            _buffers: vec![params, partials],
         })
     }
 }

@@ -15,7 +15,7 @@
 
 use crate::gpu::{Context, Dispatch, GpuError, OwnedSlice, Result, Shader, Slice};
 use crate::ops::elementwise::Elementwise;
-use crate::ops::kernel::{check_sizes, grid_1d, Kernel};
+use crate::ops::kernel::{check_sizes, grid_1d, Encode, Kernel};
 use crate::ops::linear::{bias_add_cpu, channel_sum_cpu, BiasAdd, ChannelSum};
 use crate::ops::matmul::{matmul_cpu, Matmul, MatmulShape};
 
@@ -511,11 +511,7 @@ impl PatchEmbed {
         Ok(PatchEmbed {
             shape: s,
             embed,
-            dispatches: vec![
-                k_patch.dispatch.clone(),
-                m.dispatch.clone(),
-                k_bias.dispatch.clone(),
-            ],
+            dispatches: [k_patch.list(), m.list(), k_bias.list()].concat(),
             cols,
             w: w.owned(),
             _matmul: m,
@@ -558,12 +554,7 @@ impl PatchEmbed {
         let m_dc = Matmul::new(ctx, dcs, 1.0, 0.0, dout, &self.w, &dcols).await?;
         let k_un = VitKernel::unpatchify(ctx, &s, &dcols, dx).await?;
         Ok(PatchEmbedBackward {
-            dispatches: vec![
-                m_dw.dispatch.clone(),
-                k_db.dispatch.clone(),
-                m_dc.dispatch.clone(),
-                k_un.dispatch.clone(),
-            ],
+            dispatches: [m_dw.list(), k_db.list(), m_dc.list(), k_un.list()].concat(),
             dcols,
             _matmuls: vec![m_dw, m_dc],
             _unpatchify: k_un,

@@ -96,6 +96,30 @@ enum Bench {
         #[arg(long)]
         json: Option<std::path::PathBuf>,
     },
+    /// One GPU training step, dispatch by dispatch: the time of each kernel alone (timestamp
+    /// queries), summed per kernel, and the slowest single dispatches.
+    Profile {
+        /// mlp, lenet5, resnet8, resnet20 or vit-tiny.
+        #[arg(long, default_value = "lenet5")]
+        model: String,
+        /// mnist (1×28×28) or cifar10 (3×32×32) input.
+        #[arg(long, default_value = "mnist", value_parser = ["mnist", "cifar10"])]
+        dataset: String,
+        /// One optimizer.
+        #[arg(long, default_value = "sgd")]
+        optim: String,
+        #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=4096))]
+        batch: u32,
+        /// Repetitions; the best of each dispatch is reported.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        reps: u32,
+        /// How many of the slowest single dispatches to list.
+        #[arg(long, default_value_t = 15)]
+        top: usize,
+        /// Also write every dispatch as JSON to this file.
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+    },
     /// GFLOP/s of the tiled matmul for square sizes, best of N.
     Matmul {
         /// Comma-separated sizes n (each run is n×n×n).
@@ -237,13 +261,7 @@ async fn run(cli: Cli) -> Result<(), Fail> {
                     json,
                 },
         } => {
-            let input = if dataset == "mnist" {
-                [1, 28, 28]
-            } else {
-                [3, 32, 32]
-            };
-            let model = varlab::nn::Model::by_name(&model, input, 10)
-                .map_err(|e| Fail::Usage(e.to_string()))?;
+            let model = bench_model(&model, &dataset)?;
             let base = varlab::experiment::Config::default();
             let optims = optim
                 .iter()
@@ -291,6 +309,39 @@ async fn run(cli: Cli) -> Result<(), Fail> {
             write_json(
                 json,
                 serde_json::json!({ "rows": rows, "environment": environment }),
+            )
+        }
+        Command::Bench {
+            what:
+                Bench::Profile {
+                    model,
+                    dataset,
+                    optim,
+                    batch,
+                    reps,
+                    top,
+                    json,
+                },
+        } => {
+            let model = bench_model(&model, &dataset)?;
+            let base = varlab::experiment::Config::default();
+            let optim = varlab::experiment::optim_config(&base, &optim)
+                .map_err(|e| Fail::Usage(e.to_string()))?;
+            let ctx = Context::new().await.map_err(|e| e.to_string())?;
+            let Some((step_ms, kernels)) =
+                varlab::bench::profile_step(&ctx, &model, &optim, batch as usize, reps)
+                    .await
+                    .map_err(|e| e.to_string())?
+            else {
+                return Err(Fail::Run(format!(
+                    "The adapter {} has no timestamp queries, so dispatches cannot be timed one by one.",
+                    ctx.report.name
+                )));
+            };
+            print_profile(&model.name, batch, step_ms, &kernels, top);
+            write_json(
+                json,
+                serde_json::json!({ "adapter": ctx.report, "model": model.name, "optimizer": optim.kind.to_string(), "batch": batch, "step_ms": step_ms, "dispatches": kernels }),
             )
         }
         Command::Info { json } => {
@@ -381,4 +432,66 @@ fn write_json(path: Option<std::path::PathBuf>, doc: serde_json::Value) -> Resul
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(())
+}
+
+/// The profile of one step: per kernel (entry point) the dispatches, their summed time alone
+/// and its share; then the `top` slowest single dispatches with their workgroup counts.
+fn print_profile(
+    model: &str,
+    batch: u32,
+    step_ms: f64,
+    kernels: &[varlab::bench::KernelTime],
+    top: usize,
+) {
+    let total: f64 = kernels.iter().map(|k| k.ms).sum();
+    println!(
+        "{model} batch {batch}: step {step_ms:.3} ms in one pass; {} dispatches, {total:.3} ms timed one by one",
+        kernels.len()
+    );
+    let mut per_kernel: Vec<(&str, usize, f64)> = Vec::new();
+    for k in kernels {
+        match per_kernel.iter_mut().find(|(name, _, _)| *name == k.kernel) {
+            Some(row) => {
+                row.1 += 1;
+                row.2 += k.ms;
+            }
+            None => per_kernel.push((k.kernel, 1, k.ms)),
+        }
+    }
+    per_kernel.sort_by(|a, b| b.2.total_cmp(&a.2));
+    println!(
+        "{:<24} {:>6} {:>12} {:>7}",
+        "kernel", "count", "ms", "share"
+    );
+    for (name, count, ms) in &per_kernel {
+        let share = 100.0 * ms / total.max(f64::MIN_POSITIVE);
+        println!("{name:<24} {count:>6} {ms:>12.3} {share:>6.1}%");
+    }
+    let mut slowest: Vec<&varlab::bench::KernelTime> = kernels.iter().collect();
+    slowest.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+    println!("slowest dispatches:");
+    println!(
+        "{:>6} {:<24} {:>20} {:>12}",
+        "#", "kernel", "workgroups", "ms"
+    );
+    for k in slowest.iter().take(top) {
+        let [x, y, z] = k.workgroups;
+        println!(
+            "{:>6} {:<24} {:>20} {:>12.3}",
+            k.index,
+            k.kernel,
+            format!("{x}×{y}×{z}"),
+            k.ms
+        );
+    }
+}
+
+/// The preset `name` built for a benchmark's input: MNIST (1×28×28) or CIFAR-10 (3×32×32).
+fn bench_model(name: &str, dataset: &str) -> Result<varlab::nn::Model, Fail> {
+    let input = if dataset == "mnist" {
+        [1, 28, 28]
+    } else {
+        [3, 32, 32]
+    };
+    varlab::nn::Model::by_name(name, input, 10).map_err(|e| Fail::Usage(e.to_string()))
 }
