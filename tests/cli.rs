@@ -129,6 +129,10 @@ fn a_tiny_sweep_writes_json_csv_and_weights() {
         serde_json::from_slice(&std::fs::read(save.join("model.json")).unwrap()).unwrap();
     assert_eq!(card["model"], "mlp");
     assert_eq!(card["parameters"], 266_610);
+    // f32 settings read as typed, not widened to f64 noise.
+    let text = std::fs::read_to_string(save.join("model.json")).unwrap();
+    assert!(text.contains("\"lr\": 0.02,"), "{text}");
+    assert!(!text.contains("0.0199999"), "{text}");
 }
 
 /// `bench profile` times every dispatch of one GPU step: the JSON lists them all with their

@@ -349,10 +349,10 @@ impl Experiment {
             "tensors": table.entries.iter().map(|p| serde_json::json!({
                 "name": p.name, "shape": p.shape, "prunable": p.prunable
             })).collect::<Vec<_>>(),
-            "config": result.config,
+            "config": shortest(&result.config),
             "runs": result.runs.iter().map(|r| serde_json::json!({
                 "optimizer": r.optimizer, "seed": r.seed,
-                "dense_accuracy": r.dense_accuracy, "sweep": r.sweep,
+                "dense_accuracy": shortest(&r.dense_accuracy), "sweep": shortest(&r.sweep),
             })).collect::<Vec<_>>(),
             "files": files,
             "load": "from safetensors.torch import load_file; model.load_state_dict(load_file(path))",
@@ -631,4 +631,12 @@ impl Experiment {
             Phase::Done
         };
     }
+}
+
+/// `x` as a JSON value whose f32 numbers keep their shortest decimal form (0.02, not the
+/// 0.019999999552965164 that `serde_json::json!` gives by widening f32 to f64).
+fn shortest<T: serde::Serialize>(x: &T) -> serde_json::Value {
+    serde_json::to_string(x)
+        .and_then(|text| serde_json::from_str(&text))
+        .unwrap_or(serde_json::Value::Null)
 }
