@@ -594,3 +594,43 @@ fn gpu_and_cpu_experiments_agree() {
         }
     }
 }
+
+#[test]
+fn a_lambda_far_from_the_useful_range_is_named_with_a_better_one() {
+    use varlab::experiment::lambda_notice;
+    let cifar = |name: &str| Model::by_name(name, [3, 32, 32], 10).unwrap();
+    let mnist = |name: &str| Model::by_name(name, [1, 28, 28], 10).unwrap();
+    let with = |model: &str, optimizers: &[&str], lambda: f32| Config {
+        model: model.into(),
+        optimizers: optimizers.iter().map(|o| o.to_string()).collect(),
+        lambda,
+        ..Config::default()
+    };
+    // The defaults suit LeNet-5 and ResNet-8 (λψ ≈ 0.5 and 1.2): no sentence.
+    assert_eq!(
+        lambda_notice(&with("lenet5", &["sgd", "var"], 5e-4), &mnist("lenet5")),
+        None
+    );
+    assert_eq!(
+        lambda_notice(&with("resnet8", &["var"], 5e-4), &cifar("resnet8")),
+        None
+    );
+    // ViT-tiny's small initial weights make ψ ≈ 1.8e5: λ = 5e-4 is λψ ≈ 89.
+    let vit = lambda_notice(&with("vit-tiny", &["sam+var"], 5e-4), &cifar("vit-tiny")).unwrap();
+    assert!(
+        vit.contains("outweighs the loss") && vit.contains("λ = 2.8e-6"),
+        "{vit}"
+    );
+    // The λ it names brings the model into range.
+    assert_eq!(
+        lambda_notice(&with("vit-tiny", &["var"], 2.8e-6), &cifar("vit-tiny")),
+        None
+    );
+    let small = lambda_notice(&with("lenet5", &["var"], 1e-7), &mnist("lenet5")).unwrap();
+    assert!(small.contains("too small to act"), "{small}");
+    // Without VAR, λ is unused and nothing is said.
+    assert_eq!(
+        lambda_notice(&with("vit-tiny", &["sgd", "sam"], 5e-4), &cifar("vit-tiny")),
+        None
+    );
+}

@@ -242,12 +242,13 @@ impl Experiment {
             .into_iter()
             .flat_map(|seed| config.optimizers.iter().map(move |o| (o.clone(), seed)))
             .collect();
+        let notice = lambda_notice(&config, &model);
         Ok(Experiment {
             environment: Environment {
                 executor: "cpu".into(),
                 adapter: "CPU executor".into(),
                 version: env!("CARGO_PKG_VERSION").into(),
-                notice: None,
+                notice,
             },
             config,
             model,
@@ -278,7 +279,7 @@ impl Experiment {
                     "" => "this GPU adapter".to_string(),
                     name => format!("the GPU adapter '{name}'"),
                 };
-                self.environment.notice = Some(format!(
+                self.add_notice(format!(
                     "Training runs on the CPU executor: {name} is a software rasteriser, on \
                      which the CPU executor is many times faster."
                 ));
@@ -286,11 +287,18 @@ impl Experiment {
             }
             (ExecutorChoice::Auto, Ok(ctx)) => self.with_gpu(Rc::new(ctx)),
             (ExecutorChoice::Auto, Err(e)) => {
-                self.environment.notice =
-                    Some(format!("{e} Training runs on the CPU executor instead."));
+                self.add_notice(format!("{e} Training runs on the CPU executor instead."));
                 Ok(self)
             }
         }
+    }
+
+    /// Adds a sentence to [`Environment::notice`] (after any already there).
+    fn add_notice(&mut self, text: String) {
+        self.environment.notice = Some(match self.environment.notice.take() {
+            Some(before) => format!("{before} {text}"),
+            None => text,
+        });
     }
 
     /// Trains on the GPU of `ctx`: uploads the (subset) datasets once for every run.
@@ -639,4 +647,36 @@ fn shortest<T: serde::Serialize>(x: &T) -> serde_json::Value {
     serde_json::to_string(x)
         .and_then(|text| serde_json::from_str(&text))
         .unwrap_or(serde_json::Value::Null)
+}
+
+/// λψ at initialisation below which VAR barely acts, and above which it outweighs the loss
+/// (a cross-entropy of about 2.3 at the start); METHODS.md finds 0.3 … 1.4 works.
+const LAMBDA_PSI_RANGE: (f32, f32) = (0.05, 5.0);
+
+/// A sentence when a VAR run's λψ at initialisation is far outside the useful range. ψ scales
+/// with the model (≈ 1.1e3 for LeNet-5, ≈ 1.1e5 for ViT-tiny, whose small initial weights
+/// have a small variance), so one λ does not suit every preset; the sentence names the λ
+/// that gives λψ ≈ 0.5 for this model.
+pub fn lambda_notice(config: &Config, model: &Model) -> Option<String> {
+    if !config.optimizers.iter().any(|o| o.contains("var")) {
+        return None;
+    }
+    let (params, _) = model.init_params(config.seed);
+    let psi = crate::optim::reg::psi(&params, &model.params(), false);
+    let load = config.lambda * psi;
+    if (LAMBDA_PSI_RANGE.0..=LAMBDA_PSI_RANGE.1).contains(&load) {
+        return None;
+    }
+    let effect = if load > LAMBDA_PSI_RANGE.1 {
+        "VAR's term outweighs the loss (about 2.3 at the start)"
+    } else {
+        "VAR's term is too small to act"
+    };
+    Some(format!(
+        "With λ = {:e} the {} model starts at λψ = {load:.3} (ψ = {psi:.0}), so {effect}; \
+         λ = {:.1e} gives λψ ≈ 0.5 (0.3–1.4 works well).",
+        config.lambda,
+        config.model,
+        0.5 / psi
+    ))
 }
