@@ -231,6 +231,22 @@ test("4b. valid CIFAR-10 files (the subset in ../shared/data/cifar10/) are read 
   await page.close();
 });
 
+test("4c. VAR with a λ far outside the model's range: the page says so and names a better λ", async () => {
+  // The default λ = 5e-4 suits LeNet-5 (λψ ≈ 0.5) but is λψ ≈ 90 on ViT-tiny.
+  const ctx = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  try {
+    const { page } = await open("m=vit-tiny&o=var&tr=64&te=32&e=1&b=32&sp=0.5", { ctx });
+    assert.equal(await page.locator("#notice").isVisible(), false);
+    await page.click("#run-btn");
+    await page.waitForFunction(() => !document.querySelector("#notice").hidden, null, { timeout: 120_000 });
+    const text = await page.locator("#notice").textContent();
+    assert.match(text, /vit-tiny model starts at λψ = [\d.]+ .*outweighs the loss.*λ = [\d.]+e-6 gives λψ ≈ 0\.5/);
+    await screenshot(page, "4c-lambda-notice");
+  } finally {
+    await ctx.close();
+  }
+});
+
 test("5. without --enable-unsafe-webgpu the page says why and a tiny run completes on the CPU executor", async () => {
   const cpuBrowser = await launch({ webgpu: false });
   try {
