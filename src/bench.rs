@@ -484,6 +484,29 @@ pub fn step_cpu(
     ))
 }
 
+/// A GPU executor and optimizer for `model` with `cfg`, initialised (seed 0) and holding a
+/// synthetic batch of `batch` images, ready to encode training steps for benchmarks.
+async fn synthetic_gpu_step(
+    ctx: &Context,
+    model: &crate::nn::Model,
+    cfg: &crate::optim::OptimConfig,
+    batch: usize,
+) -> Result<(crate::exec::GpuExecutor, crate::optim::GpuOptimizer)> {
+    let mut rng = crate::rng::Rng::new(1);
+    let images = rng.vec(batch * model.input.iter().product::<usize>());
+    let labels: Vec<u32> = (0..batch).map(|i| (i % model.classes) as u32).collect();
+    let exec = crate::exec::GpuExecutor::new(ctx, model, batch).await?;
+    let (params, state) = model.init_params(0);
+    exec.write_params(ctx, &params)?;
+    exec.write_state(ctx, &state)?;
+    exec.write_batch(ctx, &images, &labels)?;
+    let table = model.params();
+    let mut opt =
+        crate::optim::GpuOptimizer::new(ctx, cfg, &table, &exec.params, &exec.grads, 0).await?;
+    opt.set_step(ctx, 0.01);
+    Ok((exec, opt))
+}
+
 /// Training-step time of each optimizer on the GPU executor: a synthetic batch written once
 /// (the step's gather is left out: it is the same for every optimizer), the whole step's
 /// dispatch list — forward, loss, backward (twice for SAM/CrAM) and the optimizer — timed
@@ -498,21 +521,9 @@ pub async fn step_gpu(
     steps: usize,
     rounds: usize,
 ) -> Result<Vec<StepBench>> {
-    use crate::exec::GpuExecutor;
-    use crate::optim::GpuOptimizer;
-    let table = model.params();
-    let mut rng = crate::rng::Rng::new(1);
-    let images = rng.vec(batch * model.input.iter().product::<usize>());
-    let labels: Vec<u32> = (0..batch).map(|i| (i % model.classes) as u32).collect();
     let mut runs = Vec::new();
     for cfg in optims {
-        let exec = GpuExecutor::new(ctx, model, batch).await?;
-        let (params, state) = model.init_params(0);
-        exec.write_params(ctx, &params)?;
-        exec.write_state(ctx, &state)?;
-        exec.write_batch(ctx, &images, &labels)?;
-        let mut opt = GpuOptimizer::new(ctx, cfg, &table, &exec.params, &exec.grads, 0).await?;
-        opt.set_step(ctx, 0.01);
+        let (exec, opt) = synthetic_gpu_step(ctx, model, cfg, batch).await?;
         runs.push((exec, opt, Vec::new()));
     }
     for round in 0..=rounds {
@@ -573,19 +584,7 @@ pub async fn profile_step(
     batch: usize,
     reps: u32,
 ) -> Result<Option<(f64, Vec<KernelTime>)>> {
-    use crate::exec::GpuExecutor;
-    use crate::optim::GpuOptimizer;
-    let mut rng = crate::rng::Rng::new(1);
-    let images = rng.vec(batch * model.input.iter().product::<usize>());
-    let labels: Vec<u32> = (0..batch).map(|i| (i % model.classes) as u32).collect();
-    let exec = GpuExecutor::new(ctx, model, batch).await?;
-    let (params, state) = model.init_params(0);
-    exec.write_params(ctx, &params)?;
-    exec.write_state(ctx, &state)?;
-    exec.write_batch(ctx, &images, &labels)?;
-    let mut opt =
-        GpuOptimizer::new(ctx, optim, &model.params(), &exec.params, &exec.grads, 0).await?;
-    opt.set_step(ctx, 0.01);
+    let (exec, opt) = synthetic_gpu_step(ctx, model, optim, batch).await?;
     let first = exec.forward_backward(true);
     let second = exec.forward_backward(false);
     let mut list = vec![exec.reset_metrics()];

@@ -116,6 +116,22 @@ impl Context {
         Ok(())
     }
 
+    /// A set of `count` timestamp queries and the buffer they resolve into (8 bytes each).
+    fn timestamp_queries(&self, count: u32) -> (wgpu::QuerySet, wgpu::Buffer) {
+        let queries = self.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("timestamps"),
+            ty: wgpu::QueryType::Timestamp,
+            count,
+        });
+        let resolved = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timestamps"),
+            size: 8 * count as u64,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        (queries, resolved)
+    }
+
     /// Runs the dispatches `reps` times and returns the GPU time of the fastest run in
     /// seconds, from timestamp queries; `None` where the adapter has no timestamps.
     pub async fn time(&self, dispatches: &[&Dispatch], reps: u32) -> Result<Option<f64>> {
@@ -123,17 +139,7 @@ impl Context {
             return Ok(None);
         }
         let reps = reps.max(1);
-        let queries = self.device.create_query_set(&wgpu::QuerySetDescriptor {
-            label: Some("timestamps"),
-            ty: wgpu::QueryType::Timestamp,
-            count: 2 * reps,
-        });
-        let resolved = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("timestamps"),
-            size: 16 * reps as u64,
-            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
+        let (queries, resolved) = self.timestamp_queries(2 * reps);
         let mut encoder = self.device.create_command_encoder(&Default::default());
         for r in 0..reps {
             let writes = wgpu::ComputePassTimestampWrites {
@@ -169,17 +175,7 @@ impl Context {
         for _ in 0..reps.max(1) {
             for (c, chunk) in dispatches.chunks(CHUNK).enumerate() {
                 let count = 2 * chunk.len() as u32;
-                let queries = self.device.create_query_set(&wgpu::QuerySetDescriptor {
-                    label: Some("profile"),
-                    ty: wgpu::QueryType::Timestamp,
-                    count,
-                });
-                let resolved = self.device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("profile"),
-                    size: 8 * count as u64,
-                    usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-                    mapped_at_creation: false,
-                });
+                let (queries, resolved) = self.timestamp_queries(count);
                 let mut encoder = self.device.create_command_encoder(&Default::default());
                 for (i, d) in chunk.iter().enumerate() {
                     let writes = wgpu::ComputePassTimestampWrites {
