@@ -658,7 +658,8 @@ const LAMBDA_PSI_RANGE: (f32, f32) = (0.05, 5.0);
 /// have a small variance), so one λ does not suit every preset; the sentence names the λ
 /// that gives λψ ≈ 0.5 for this model.
 pub fn lambda_notice(config: &Config, model: &Model) -> Option<String> {
-    if !config.optimizers.iter().any(|o| o.contains("var")) {
+    let uses_var = |name: &String| name.parse::<OptimKind>().is_ok_and(OptimKind::uses_var);
+    if !config.optimizers.iter().any(uses_var) {
         return None;
     }
     let (params, _) = model.init_params(config.seed);
