@@ -168,6 +168,21 @@ gpu_test!(
 );
 
 gpu_test!(
+    async fn cnn_matches_cpu() {
+        matches_cpu(Model::by_name("cnn", [3, 8, 8], CLASSES).unwrap(), 3, 6).await;
+    }
+);
+
+gpu_test!(
+    async fn kaiming_lenet5_matches_cpu() {
+        let model = Model::by_name("lenet5", [1, 16, 16], CLASSES)
+            .unwrap()
+            .with_init(varlab::nn::Init::KaimingNormal);
+        matches_cpu(model, 2, 7).await;
+    }
+);
+
+gpu_test!(
     async fn resnet8_matches_cpu() {
         matches_cpu(Model::by_name("resnet8", [3, 8, 8], CLASSES).unwrap(), 3, 3).await;
     }
@@ -249,6 +264,12 @@ gpu_test!(
             20,
         )
         .await;
+    }
+);
+
+gpu_test!(
+    async fn three_sgd_steps_match_cpu_cnn() {
+        three_steps(Model::by_name("cnn", [3, 8, 8], CLASSES).unwrap(), 3, 23).await;
     }
 );
 

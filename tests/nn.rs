@@ -9,12 +9,12 @@
 use std::collections::HashSet;
 
 use varlab::nn::{
-    self, init, InitScheme, Model, Op, ParamKind, SpecError, StateKind, VitConfig, ALIGN,
+    self, init, Init, InitScheme, Model, Op, ParamKind, SpecError, StateKind, VitConfig, ALIGN,
 };
 
 const MNIST: [usize; 3] = [1, 28, 28];
 const CIFAR: [usize; 3] = [3, 32, 32];
-const PRESETS: [&str; 5] = ["mlp", "lenet5", "resnet8", "resnet20", "vit-tiny"];
+const PRESETS: [&str; 6] = ["mlp", "lenet5", "cnn", "resnet8", "resnet20", "vit-tiny"];
 
 fn model(name: &str, input: [usize; 3]) -> Model {
     Model::by_name(name, input, 10).unwrap()
@@ -51,6 +51,32 @@ fn lenet5_parameter_count() {
     assert_eq!(
         prunable("lenet5", MNIST),
         150 + 2_400 + 48_000 + 10_080 + 840
+    );
+}
+
+#[test]
+fn cnn_parameter_count() {
+    // Width 16: conv 3·16·9 + 16 = 448; 16·16·9 + 16 = 2,320; 16·32·9 + 32 = 4,640;
+    // 32·32·9 + 32 = 9,248; fc 32·8·8 = 2,048 → 256: 524,544; 256·10 + 10 = 2,570.
+    assert_eq!(
+        count("cnn", CIFAR),
+        448 + 2_320 + 4_640 + 9_248 + 524_544 + 2_570
+    );
+    assert_eq!(count("cnn", CIFAR), 543_770);
+    // 28×28×1: conv1 1·16·9 + 16 = 160; 28 → 14 → 7, fc 32·7·7 = 1,568 → 256: 401,664.
+    assert_eq!(
+        count("cnn", MNIST),
+        160 + 2_320 + 4_640 + 9_248 + 401_664 + 2_570
+    );
+    assert_eq!(
+        prunable("cnn", CIFAR),
+        432 + 2_304 + 4_608 + 9_216 + 524_288 + 2_560
+    );
+    let m = nn::plain_cnn(8, 64, CIFAR, 10).unwrap();
+    assert_eq!(m.name, "cnn-w8-fc64");
+    assert_eq!(
+        m.params().get("classifier.0.weight").unwrap().shape,
+        [64, 16 * 8 * 8]
     );
 }
 
@@ -613,8 +639,8 @@ fn by_name_lists_the_models() {
     let e = Model::by_name("resnet18", CIFAR, 10).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "There is no model named 'resnet18'; the models are: mlp, lenet5, resnet8, resnet20, \
-         vit-tiny."
+        "There is no model named 'resnet18'; the models are: mlp, lenet5, cnn, resnet8, \
+         resnet20, vit-tiny."
     );
 }
 
@@ -689,9 +715,13 @@ fn init_streams_are_per_tensor() {
     assert_ne!(pa[c1.range()], pa[c2.range()]);
 }
 
+fn kaiming(name: &str, input: [usize; 3]) -> Model {
+    model(name, input).with_init(Init::KaimingNormal)
+}
+
 #[test]
 fn kaiming_statistics() {
-    let m = model("resnet20", CIFAR);
+    let m = kaiming("resnet20", CIFAR);
     let (p, _) = init(&m, 1);
     let mut checked = 0;
     for e in m.params().entries.iter().filter(|e| e.prunable) {
@@ -709,7 +739,7 @@ fn kaiming_statistics() {
     }
     assert_eq!(checked, 11); // layer2: 5 convs of 9,216; layer3: 6 of ≥ 18,432
                              // The MLP's first layer: fan_in 784.
-    let m = model("mlp", MNIST);
+    let m = kaiming("mlp", MNIST);
     let (p, _) = init(&m, 5);
     let w = m.params().get("layers.0.weight").unwrap().clone();
     let (mean, std) = stats(&p[w.range()]);
@@ -724,7 +754,8 @@ fn vit_truncated_normal_statistics() {
     let mass = 0.954_499_736_103_641_6; // 2Φ(2) − 1
     let ratio = (1.0 - 4.0 * phi2 / mass).sqrt();
     assert!((ratio - 0.87962).abs() < 1e-4);
-    let m = model("vit-tiny", CIFAR);
+    let m = kaiming("vit-tiny", CIFAR);
+    assert_eq!(m.init, InitScheme::TruncNormal { std: 0.02 });
     let (p, _) = init(&m, 9);
     let table = m.params();
     let mut all = Vec::new();
@@ -755,7 +786,7 @@ fn vit_truncated_normal_statistics() {
 
 #[test]
 fn norm_and_bias_defaults() {
-    let m = model("resnet20", CIFAR);
+    let m = kaiming("resnet20", CIFAR);
     let (p, s) = init(&m, 3);
     for e in &m.params().entries {
         let v = &p[e.range()];
@@ -779,4 +810,150 @@ fn norm_and_bias_defaults() {
         m.params().get("fc.bias").map(|e| e.kind),
         Some(ParamKind::Bias)
     );
+}
+
+/// Checks `v` against `U(−b, b)`: every value within the bounds, mean 0 and std b/√3 (within
+/// 3 % of b and 5 % of b/√3 for tensors of ≥ 9,000 values; bounds only for smaller ones).
+fn assert_uniform(v: &[f32], b: f64, what: &str) {
+    assert!(
+        v.iter().all(|&x| (x as f64).abs() <= b * (1.0 + 1e-6)),
+        "{what}: beyond ±{b}"
+    );
+    if v.len() >= 9_000 {
+        let (mean, std) = stats(v);
+        let target = b / 3f64.sqrt();
+        assert!(mean.abs() < 0.03 * b, "{what}: mean {mean}");
+        assert!(
+            (std / target - 1.0).abs() < 0.05,
+            "{what}: std {std} vs {target}"
+        );
+        // Uniform, not normal: the fourth moment is 9/5·σ⁴ (a normal's is 3·σ⁴).
+        let n = v.len() as f64;
+        let m4 = v.iter().map(|&x| (x as f64 - mean).powi(4)).sum::<f64>() / n;
+        let kurtosis = m4 / std.powi(4);
+        assert!((kurtosis - 1.8).abs() < 0.1, "{what}: kurtosis {kurtosis}");
+    }
+}
+
+/// The `pytorch` preset (the default) of every CNN/MLP: weights and biases U(±1/√fan_in)
+/// with the weight's fan-in (what `nn.Linear`/`nn.Conv2d` do), norms γ 1, β 0.
+#[test]
+fn pytorch_default_init_of_every_cnn_and_mlp() {
+    for (name, input) in [
+        ("mlp", MNIST),
+        ("lenet5", MNIST),
+        ("cnn", CIFAR),
+        ("resnet8", CIFAR),
+        ("resnet20", CIFAR),
+    ] {
+        let m = model(name, input);
+        assert_eq!(m.init, InitScheme::Pytorch, "{name}");
+        let table = m.params();
+        let (p, s) = init(&m, 17);
+        let mut uniform_checked = 0;
+        for e in &table.entries {
+            let v = &p[e.range()];
+            let what = format!("{name} {}", e.name);
+            match e.kind {
+                ParamKind::Weight | ParamKind::Bias => {
+                    let fan_in = table
+                        .of_node(e.node)
+                        .find(|w| w.kind == ParamKind::Weight)
+                        .unwrap()
+                        .fan_in();
+                    assert_uniform(v, 1.0 / (fan_in as f64).sqrt(), &what);
+                    uniform_checked += (v.len() >= 9_000) as usize;
+                    // Not all at the bound or zero: a real draw.
+                    assert!(v.iter().any(|&x| x != 0.0), "{what}");
+                }
+                ParamKind::NormScale => assert!(v.iter().all(|&x| x == 1.0), "{what}"),
+                ParamKind::NormShift => assert!(v.iter().all(|&x| x == 0.0), "{what}"),
+                kind => panic!("{what}: unexpected {kind:?}"),
+            }
+        }
+        assert!(
+            uniform_checked >= 1,
+            "{name}: no tensor large enough for moments"
+        );
+        for e in &m.state().entries {
+            let want = (e.kind == StateKind::RunningVar) as u8 as f32;
+            assert!(s[e.range()].iter().all(|&x| x == want), "{name} {}", e.name);
+        }
+    }
+    // ψ at init is Σ 12·fan_in for U(±1/√fan_in) weights (the MLP: 12·(784 + 300 + 100)).
+    let m = model("mlp", MNIST);
+    let (p, _) = init(&m, 0);
+    let psi = varlab::optim::psi(&p, &m.params(), false) as f64;
+    let want = 12.0 * (784.0 + 300.0 + 100.0);
+    assert!((psi / want - 1.0).abs() < 0.05, "ψ₀ {psi} vs {want}");
+}
+
+/// The `pytorch` preset of the ViT is timm's: linears N(0, 0.02²) (absolute truncation at
+/// ±2, i.e. none in practice; std 0.02, not 0.0176), biases 0, the patch-embedding conv at
+/// PyTorch's default, `pos_embed` std 0.02, `cls_token` std 1e-6, LayerNorm 1/0.
+#[test]
+fn pytorch_preset_of_the_vit_is_timms() {
+    let m = model("vit-tiny", CIFAR);
+    let table = m.params();
+    let (p, _) = init(&m, 23);
+    let mut linear = Vec::new();
+    for e in &table.entries {
+        let v = &p[e.range()];
+        let patch = matches!(m.nodes[e.node].op, Op::PatchEmbed { .. });
+        match (e.kind, patch) {
+            (ParamKind::Weight | ParamKind::Bias, true) => {
+                let fan_in = table.of_node(e.node).next().unwrap().fan_in();
+                assert_eq!(fan_in, 3 * 4 * 4, "{}", e.name);
+                assert_uniform(v, 1.0 / (fan_in as f64).sqrt(), &e.name);
+            }
+            (ParamKind::Weight, false) => linear.extend_from_slice(v),
+            (ParamKind::Bias | ParamKind::NormShift, false) => {
+                assert!(v.iter().all(|&x| x == 0.0), "{}", e.name)
+            }
+            (ParamKind::NormScale, _) => assert!(v.iter().all(|&x| x == 1.0), "{}", e.name),
+            (ParamKind::Embedding, _) => {
+                let (mean, std) = stats(v);
+                assert!(
+                    mean.abs() < 0.002 && (std / 0.02 - 1.0).abs() < 0.05,
+                    "{std}"
+                );
+            }
+            (ParamKind::Token, _) => {
+                assert!(v.iter().all(|&x| x.abs() < 1e-5), "{}", e.name);
+                assert!(v.iter().any(|&x| x != 0.0), "{}", e.name);
+            }
+            (kind, _) => panic!("{}: unexpected {kind:?}", e.name),
+        }
+    }
+    let (mean, std) = stats(&linear);
+    assert!(mean.abs() < 0.0005, "{mean}");
+    assert!(
+        (std / 0.02 - 1.0).abs() < 0.01,
+        "{std}: timm's truncation is absolute"
+    );
+    let max = linear.iter().fold(0f32, |a, &x| a.max(x.abs()));
+    assert!(
+        max > 0.06,
+        "draws beyond 2σ exist (absolute truncation): {max}"
+    );
+}
+
+/// The presets by name, and `kaiming-normal` giving the first wave's draws exactly.
+#[test]
+fn init_presets_by_name() {
+    assert_eq!(Init::NAMES, ["pytorch", "kaiming-normal"]);
+    for init in [Init::Pytorch, Init::KaimingNormal] {
+        let json = serde_json::to_string(&init).unwrap();
+        assert_eq!(json, format!("\"{}\"", init.name()));
+        assert_eq!(serde_json::from_str::<Init>(&json).unwrap(), init);
+    }
+    assert_eq!(Init::default(), Init::Pytorch);
+    let k = kaiming("lenet5", MNIST);
+    assert_eq!(k.init, InitScheme::KaimingNormal);
+    let (pk, _) = init(&k, 1);
+    let (pp, _) = init(&model("lenet5", MNIST), 1);
+    assert_ne!(pk, pp);
+    let bias = k.params().get("features.0.bias").unwrap().range();
+    assert!(pk[bias.clone()].iter().all(|&x| x == 0.0));
+    assert!(pp[bias].iter().all(|&x| x != 0.0));
 }

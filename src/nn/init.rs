@@ -1,16 +1,26 @@
 //! Seeded initialisation of the flat parameter and state arrays, with the project's one PRNG
 //! ([`crate::rng::Rng`]), identical natively and in the browser.
 //!
-//! - Weight matrices: [`InitScheme::KaimingNormal`] (CNNs, MLP) draws `N(0, 2/fan_in)`
-//!   (He et al. 2015, gain √2, `fan_in = in·kh·kw`, the head included);
-//!   [`InitScheme::TruncNormal`] (ViT) draws a normal of the given std (0.02) truncated at
-//!   ±2 std by rejection. Note the truncation is relative: timm's `trunc_normal_(std=.02)`
-//!   truncates at the absolute ±2, which for std 0.02 is no truncation at all. The
-//!   standard deviation of the truncated draw is ≈ 0.8796·std.
-//! - Position embedding and class token: the truncated normal (std 0.02) in either scheme.
-//! - Biases 0 (PyTorch's default draws them uniformly; zero is the common explicit choice);
-//!   norm γ = 1, β = 0; BatchNorm `running_mean` 0, `running_var` 1, `num_batches_tracked` 0.
-//! - The alignment gaps of both arrays are 0.
+//! Two presets ([`Init`], the config's `init`):
+//!
+//! - **`pytorch`** (the default, [`InitScheme::Pytorch`]): exactly what PyTorch's modules do
+//!   when nobody overrides them. `nn.Linear`/`nn.Conv2d`: weight `kaiming_uniform_(a=√5)`,
+//!   which is `U(±1/√fan_in)`, and bias `U(±1/√fan_in)` with the weight's fan-in.
+//!   In a transformer (a model with attention) timm's ViT init: every linear (attention,
+//!   MLP, head) `trunc_normal_(std=0.02)` with timm's *absolute* bounds ±2 (so, in effect,
+//!   `N(0, 0.02²)`), biases 0; the patch-embedding conv keeps PyTorch's default; `pos_embed`
+//!   `trunc_normal_(std=0.02)`, `cls_token` `N(0, 1e-6²)`.
+//! - **`kaiming-normal`** (the first wave's init): CNN/MLP weights `N(0, 2/fan_in)` (He et
+//!   al. 2015, gain √2, `fan_in = in·kh·kw`, the head included); ViT weights, position
+//!   embedding and class token a normal of std 0.02 truncated at ±2 *std* (relative;
+//!   the std of that draw is ≈ 0.8796·0.02); biases 0.
+//!
+//! In both: norm γ = 1, β = 0; BatchNorm `running_mean` 0, `running_var` 1,
+//! `num_batches_tracked` 0; the alignment gaps of both arrays are 0.
+//!
+//! Why it matters (METHODS.md, RESULTS.md): `|w|` uniform on `[0, 1/√fan_in]` has variance
+//! `1/(12·fan_in)`, so ψ at init is `Σ 12·fan_in`, ~9× larger than with Kaiming-normal, and
+//! VAR's effect on the MLP at 98–99 % sparsity shows only from PyTorch's default.
 //!
 //! **Streams.** Tensor `i` of the parameter table draws from its own generator seeded by
 //! mixing `(seed, i)` ([`tensor_rng`]), never from one shared stream. So resizing one tensor
@@ -18,11 +28,77 @@
 //! values unchanged for the same seed; inserting or removing a tensor shifts the indices
 //! (and so the draws) of the tensors after it.
 
-use super::spec::{InitScheme, Model, ParamKind, StateKind};
+use serde::{Deserialize, Serialize};
+
+use super::spec::{InitScheme, Model, Op, ParamKind, StateKind};
 use crate::rng::Rng;
 
-/// Std of the position embedding and class token.
+/// Std of the position embedding (both presets) and the class token (`kaiming-normal`).
 pub const EMBED_STD: f32 = 0.02;
+/// Std of timm's class token.
+pub const CLS_STD: f32 = 1e-6;
+/// Std of timm's linear weights (`trunc_normal_(std=.02)`, bounds ±2 absolute).
+pub const TIMM_STD: f32 = 0.02;
+
+/// The initialisation preset of a config (`"init"`; CLI `--init`; page key `in`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Init {
+    /// PyTorch's (and timm's, for the ViT) module defaults.
+    #[default]
+    Pytorch,
+    /// Kaiming-normal weights and zero biases (the ViT: relative truncated normal).
+    KaimingNormal,
+}
+
+impl Init {
+    /// The names a config accepts, in the order the page lists them.
+    pub const NAMES: [&'static str; 2] = ["pytorch", "kaiming-normal"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Init::Pytorch => "pytorch",
+            Init::KaimingNormal => "kaiming-normal",
+        }
+    }
+}
+
+impl Model {
+    /// Whether the model has attention: then the `pytorch` preset is timm's ViT init.
+    pub fn is_transformer(&self) -> bool {
+        self.nodes
+            .iter()
+            .any(|n| matches!(n.op, Op::Attention { .. }))
+    }
+
+    /// This model with the preset `init`.
+    pub fn with_init(mut self, init: Init) -> Model {
+        self.init = match init {
+            Init::Pytorch => InitScheme::Pytorch,
+            Init::KaimingNormal if self.is_transformer() => {
+                InitScheme::TruncNormal { std: EMBED_STD }
+            }
+            Init::KaimingNormal => InitScheme::KaimingNormal,
+        };
+        self
+    }
+}
+
+/// A draw from `N(0, std²)` truncated to the absolute interval `[lo, hi]` (rejection), as
+/// timm's `trunc_normal_(std, a, b)`.
+pub fn trunc_normal_abs(rng: &mut Rng, std: f32, lo: f32, hi: f32) -> f32 {
+    loop {
+        let v = std * rng.normal();
+        if (lo..=hi).contains(&v) {
+            return v;
+        }
+    }
+}
+
+/// `U(−bound, bound)`.
+fn uniform(rng: &mut Rng, bound: f32) -> f32 {
+    rng.range(-bound, bound)
+}
 
 /// The generator of tensor `index` for `seed`: two SplitMix64 mixes, so nearby seeds and
 /// indices give unrelated streams.
@@ -46,13 +122,39 @@ pub fn trunc_normal(rng: &mut Rng, std: f32) -> f32 {
 pub fn init(model: &Model, seed: u64) -> (Vec<f32>, Vec<f32>) {
     let table = model.params();
     let mut params = vec![0.0f32; table.buffer_len];
+    let transformer = model.is_transformer();
     for (i, p) in table.entries.iter().enumerate() {
         let out = &mut params[p.range()];
         let mut rng = tensor_rng(seed, i);
+        if model.init == InitScheme::Pytorch {
+            // The fan-in of the node's weight (a bias shares its weight's bound).
+            let fan_in = table
+                .of_node(p.node)
+                .find(|w| w.kind == ParamKind::Weight)
+                .map_or(1, |w| w.fan_in().max(1));
+            let bound = 1.0 / (fan_in as f64).sqrt() as f32;
+            let timm = transformer && !matches!(model.nodes[p.node].op, Op::PatchEmbed { .. });
+            match p.kind {
+                ParamKind::NormScale => out.fill(1.0),
+                ParamKind::NormShift => out.fill(0.0),
+                ParamKind::Bias if timm => out.fill(0.0),
+                ParamKind::Weight if timm => out
+                    .iter_mut()
+                    .for_each(|v| *v = trunc_normal_abs(&mut rng, TIMM_STD, -2.0, 2.0)),
+                ParamKind::Weight | ParamKind::Bias => {
+                    out.iter_mut().for_each(|v| *v = uniform(&mut rng, bound))
+                }
+                ParamKind::Embedding => out
+                    .iter_mut()
+                    .for_each(|v| *v = trunc_normal_abs(&mut rng, EMBED_STD, -2.0, 2.0)),
+                ParamKind::Token => out.iter_mut().for_each(|v| *v = CLS_STD * rng.normal()),
+            }
+            continue;
+        }
         match (p.kind, model.init) {
             (ParamKind::Bias | ParamKind::NormShift, _) => out.fill(0.0),
             (ParamKind::NormScale, _) => out.fill(1.0),
-            (ParamKind::Weight, InitScheme::KaimingNormal) => {
+            (ParamKind::Weight, InitScheme::KaimingNormal | InitScheme::Pytorch) => {
                 let std = (2.0 / p.fan_in().max(1) as f64).sqrt() as f32;
                 out.iter_mut().for_each(|v| *v = std * rng.normal());
             }

@@ -8,6 +8,7 @@
 //! |-----------|--------:|--------:|
 //! | mlp       | 266,610 | 953,010 |
 //! | lenet5    |  61,706 |  62,006 |
+//! | cnn       | 420,602 | 543,770 |
 //! | resnet8   |  77,754 |  78,042 |
 //! | resnet20  | 272,186 | 272,474 |
 //! | vit-tiny  | 139,018 | 142,026 |
@@ -15,14 +16,16 @@
 use super::spec::{InitScheme, Model, Op, SpecError};
 
 /// The names [`Model::by_name`] accepts.
-pub const MODEL_NAMES: &str = "mlp, lenet5, resnet8, resnet20, vit-tiny";
+pub const MODEL_NAMES: &str = "mlp, lenet5, cnn, resnet8, resnet20, vit-tiny";
 
 impl Model {
-    /// A preset by name (`mlp`, `lenet5`, `resnet8`, `resnet20`, `vit-tiny`), validated.
+    /// A preset by name (`mlp`, `lenet5`, `cnn`, `resnet8`, `resnet20`, `vit-tiny`), validated,
+    /// with the default initialisation ([`InitScheme::Pytorch`]).
     pub fn by_name(name: &str, input: [usize; 3], classes: usize) -> Result<Model, SpecError> {
         match name {
             "mlp" => mlp(input, classes),
             "lenet5" => lenet5(input, classes),
+            "cnn" => cnn(input, classes),
             "resnet8" => resnet8(input, classes),
             "resnet20" => resnet20(input, classes),
             "vit-tiny" => vit_tiny(input, classes),
@@ -50,7 +53,7 @@ fn linear(inp: usize, out: usize) -> Op {
 /// LeNet-300-100 (LeCun et al. 1998; the pruning literature's MLP): Flatten, then an
 /// `nn.Sequential` `layers` of Linear C·H·W→300, ReLU, 300→100, ReLU, 100→classes.
 pub fn mlp(input: [usize; 3], classes: usize) -> Result<Model, SpecError> {
-    let mut m = Model::new("mlp", input, classes, InitScheme::KaimingNormal);
+    let mut m = Model::new("mlp", input, classes, InitScheme::Pytorch);
     let features = input.iter().product();
     let mut x = m.push("flatten", Op::Flatten, &[0]);
     x = m.push("layers.0", linear(features, 300), &[x]);
@@ -81,7 +84,7 @@ pub fn lenet5(input: [usize; 3], classes: usize) -> Result<Model, SpecError> {
         pad,
         bias: true,
     };
-    let mut m = Model::new("lenet5", input, classes, InitScheme::KaimingNormal);
+    let mut m = Model::new("lenet5", input, classes, InitScheme::Pytorch);
     let mut x = m.push("features.0", conv(c, 6, pad), &[0]);
     x = m.push("features.1", Op::Relu, &[x]);
     x = m.push("features.2", Op::MaxPool { k: 2, s: 2 }, &[x]);
@@ -94,6 +97,55 @@ pub fn lenet5(input: [usize; 3], classes: usize) -> Result<Model, SpecError> {
     x = m.push("classifier.2", linear(120, 84), &[x]);
     x = m.push("classifier.3", Op::Relu, &[x]);
     m.push("classifier.4", linear(84, classes), &[x]);
+    checked(m)
+}
+
+/// The plain CIFAR CNN of the pruning literature (VGG-like, no BatchNorm) at width 16.
+pub fn cnn(input: [usize; 3], classes: usize) -> Result<Model, SpecError> {
+    plain_cnn(16, 256, input, classes)
+}
+
+/// A VGG-like CNN without normalisation: `features` = conv3×3(C→w) ReLU, conv3×3(w→w) ReLU,
+/// maxpool2, conv3×3(w→2w) ReLU, conv3×3(2w→2w) ReLU, maxpool2; flatten; `classifier` =
+/// Linear(2w·(H/4)·(W/4) → `fc`) ReLU, Linear(`fc` → classes). Convs pad 1 and have biases,
+/// as `nn.Conv2d(…, 3, padding=1)`. The large first fully-connected layer (2048 × 256 on
+/// CIFAR-10 at width 16) is where SGD leaves weights near their initialisation.
+pub fn plain_cnn(
+    width: usize,
+    fc: usize,
+    input: [usize; 3],
+    classes: usize,
+) -> Result<Model, SpecError> {
+    let [c, h, w] = input;
+    let conv = |cin, cout| Op::Conv2d {
+        cin,
+        cout,
+        k: 3,
+        stride: 1,
+        pad: 1,
+        bias: true,
+    };
+    let name = if (width, fc) == (16, 256) {
+        "cnn".to_string()
+    } else {
+        format!("cnn-w{width}-fc{fc}")
+    };
+    let mut m = Model::new(&name, input, classes, InitScheme::Pytorch);
+    let mut x = m.push("features.0", conv(c, width), &[0]);
+    x = m.push("features.1", Op::Relu, &[x]);
+    x = m.push("features.2", conv(width, width), &[x]);
+    x = m.push("features.3", Op::Relu, &[x]);
+    x = m.push("features.4", Op::MaxPool { k: 2, s: 2 }, &[x]);
+    x = m.push("features.5", conv(width, 2 * width), &[x]);
+    x = m.push("features.6", Op::Relu, &[x]);
+    x = m.push("features.7", conv(2 * width, 2 * width), &[x]);
+    x = m.push("features.8", Op::Relu, &[x]);
+    x = m.push("features.9", Op::MaxPool { k: 2, s: 2 }, &[x]);
+    x = m.push("flatten", Op::Flatten, &[x]);
+    let flat = 2 * width * (h / 4) * (w / 4);
+    x = m.push("classifier.0", linear(flat, fc), &[x]);
+    x = m.push("classifier.1", Op::Relu, &[x]);
+    m.push("classifier.2", linear(fc, classes), &[x]);
     checked(m)
 }
 
@@ -129,7 +181,7 @@ fn cifar_resnet(
     input: [usize; 3],
     classes: usize,
 ) -> Result<Model, SpecError> {
-    let mut m = Model::new(name, input, classes, InitScheme::KaimingNormal);
+    let mut m = Model::new(name, input, classes, InitScheme::Pytorch);
     let mut x = m.push("conv1", conv_nobias(input[0], 16, 3, 1), &[0]);
     x = m.push("bn1", Op::BatchNorm2d { c: 16 }, &[x]);
     x = m.push("relu", Op::Relu, &[x]);
@@ -247,7 +299,7 @@ pub fn vit(cfg: VitConfig, input: [usize; 3], classes: usize) -> Result<Model, S
     } else {
         format!("vit-p{patch}-d{dim}-l{depth}-h{heads}-r{mlp_ratio}")
     };
-    let mut m = Model::new(&name, input, classes, InitScheme::TruncNormal { std: 0.02 });
+    let mut m = Model::new(&name, input, classes, InitScheme::Pytorch);
     let mut x = m.push(
         "patch_embed.proj",
         Op::PatchEmbed { c, e: dim, patch },

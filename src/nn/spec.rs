@@ -272,12 +272,17 @@ pub struct Node {
     pub output: usize,
 }
 
-/// How the weight matrices are initialised (see [`mod@super::init`]).
+/// How the parameters are initialised (see [`mod@super::init`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum InitScheme {
-    /// He et al.: `N(0, 2/fan_in)` — the CNNs and the MLP.
+    /// PyTorch's module defaults, what `nn.Linear`/`nn.Conv2d` give when nobody overrides
+    /// them: weights and biases `U(±1/√fan_in)`; in a transformer, timm's ViT init instead
+    /// (linears `N(0, 0.02²)` truncated at the absolute ±2, biases 0, the patch-embedding
+    /// conv left at PyTorch's default). The default of every preset.
+    Pytorch,
+    /// He et al.: `N(0, 2/fan_in)`, biases 0 — varlab's first-wave CNN/MLP init.
     KaimingNormal,
-    /// Normal with this std truncated at ±2 std — the ViT.
+    /// Normal with this std truncated at ±2 std (relative), biases 0 — the first-wave ViT init.
     TruncNormal { std: f32 },
 }
 
