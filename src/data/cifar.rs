@@ -15,6 +15,9 @@ pub const CHANNELS: usize = 3;
 pub const CLASSES: usize = 10;
 /// Bytes per record: the label, then `3 × 32 × 32` pixels.
 pub const RECORD: usize = 1 + CHANNELS * SIDE * SIDE;
+/// The most one batch file may hold: 50 000 records (all of CIFAR-10's training set in one
+/// file). A tar member is never inflated past this.
+pub const MAX_BATCH_BYTES: u64 = 50_000 * RECORD as u64;
 /// The official batches: five of training data, then the test batch.
 pub const OFFICIAL: [&str; 6] = [
     "data_batch_1.bin",
@@ -172,7 +175,10 @@ pub fn cifar_from_tar_gz(file: &str, bytes: &[u8]) -> Result<Split> {
         let file = file.to_string();
         match gzip_failed.get() {
             true => DataError::Gzip { file, source },
-            false => DataError::Tar { file, source },
+            false => DataError::Tar {
+                file,
+                source: io::Error::new(source.kind(), printable(&source.to_string())),
+            },
         }
     };
     let mut files = BTreeMap::new();
@@ -188,13 +194,43 @@ pub fn cifar_from_tar_gz(file: &str, bytes: &[u8]) -> Result<Split> {
         if !(OFFICIAL.contains(&base) || SUBSET.contains(&base)) || files.contains_key(base) {
             continue;
         }
-        // The header's size is not trusted for more than a batch's worth of memory.
+        // The header's size is not trusted: no member is inflated past one batch's limit.
         let mut data = Vec::with_capacity((entry.size() as usize).min(10_001 * RECORD));
-        entry.read_to_end(&mut data).map_err(fail)?;
+        (&mut entry)
+            .take(MAX_BATCH_BYTES + 1)
+            .read_to_end(&mut data)
+            .map_err(fail)?;
+        if data.len() as u64 > MAX_BATCH_BYTES {
+            return Err(DataError::TooLarge {
+                file: format!("{file}/{}", path.display()),
+                what: "more than 50 000 CIFAR-10 records".into(),
+                limit: MAX_BATCH_BYTES,
+            });
+        }
         let name = format!("{file}/{}", path.display());
         files.insert(base.to_string(), (name, data));
     }
     split_from_files(file, &files)
+}
+
+/// `text` with every character that is not printable ASCII replaced by `?`, runs of them
+/// folded into one, and cut to 120 characters: a tar error quotes raw header bytes.
+fn printable(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        let c = if c == ' ' || c.is_ascii_graphic() {
+            c
+        } else {
+            '?'
+        };
+        if !(c == '?' && out.ends_with('?')) {
+            out.push(c);
+        }
+    }
+    if out.chars().count() > 120 {
+        out = out.chars().take(120).collect::<String>() + "…";
+    }
+    out
 }
 
 /// CIFAR-10 from `(file name, bytes)` pairs (an upload): the official batches or a
@@ -220,7 +256,18 @@ pub fn load_cifar(path: impl AsRef<std::path::Path>) -> Result<Split> {
     let path = path.as_ref();
     let shown = path.display().to_string();
     if !path.is_dir() {
-        return cifar_from_tar_gz(&shown, &super::read_file(path)?);
+        let bytes = super::read_file(path)?;
+        if !is_gzip(&bytes) && shown.ends_with(".bin") {
+            // One batch file: parse it, so that its own defect is named; a whole one still
+            // lacks the other files of a split.
+            cifar_from_records(&shown, &bytes)?;
+            return Err(DataError::Missing {
+                file: shown.clone(),
+                missing: vec!["the other batch files (give the directory holding them)".into()],
+                expected: EXPECTED,
+            });
+        }
+        return cifar_from_tar_gz(&shown, &bytes);
     }
     let (train, test) = layout(&shown, |n| path.join(n).is_file())?;
     let mut files = BTreeMap::new();

@@ -108,6 +108,15 @@ pub enum DataError {
         missing: Vec<String>,
         expected: &'static str,
     },
+    #[error(
+        "The file '{file}' would hold {what} once decompressed, more than the {limit} bytes \
+         varlab reads from it; it is not a dataset file, or its header lies."
+    )]
+    TooLarge {
+        file: String,
+        what: String,
+        limit: u64,
+    },
     #[error("The file '{file}' could not be read as gzip: {source}")]
     Gzip {
         file: String,
@@ -274,19 +283,62 @@ pub fn is_gzip(bytes: &[u8]) -> bool {
     bytes.starts_with(&[0x1f, 0x8b])
 }
 
-/// `bytes` decompressed when they are gzip, borrowed unchanged otherwise.
+/// The most an IDX file may hold decompressed: 256 MiB (full MNIST's training images are
+/// 47 MB). A gzip "bomb" stops here, not at the end of memory.
+pub const MAX_IDX_BYTES: u64 = 256 << 20;
+
+/// `bytes` decompressed when they are gzip (an IDX file), borrowed unchanged otherwise.
+///
+/// Streaming and bounded: the IDX header is inflated first (magic, then one big-endian u32
+/// per dimension), and the rest only up to the size the header announces (header + product
+/// of the dimensions, at most [`MAX_IDX_BYTES`]). A header that announces more is refused
+/// before anything else is inflated; bytes beyond the announced size are never inflated.
+/// A stream that is not IDX at all is inflated up to the header and handed on, so the
+/// parser names the bad magic number.
 pub fn gunzip_if_needed<'a>(file: &str, bytes: &'a [u8]) -> Result<Cow<'a, [u8]>> {
     if !is_gzip(bytes) {
         return Ok(Cow::Borrowed(bytes));
     }
+    let gzip = |source| DataError::Gzip {
+        file: file.to_string(),
+        source,
+    };
+    let mut dec = flate2::read::GzDecoder::new(bytes);
     let mut out = Vec::new();
-    flate2::read::GzDecoder::new(bytes)
+    (&mut dec).take(4).read_to_end(&mut out).map_err(gzip)?;
+    // IDX magic: 0, 0, type (0x08 = u8), number of dimensions.
+    let dims = match out[..] {
+        [0, 0, 0x08, d] if (1..=4).contains(&d) => d as u64,
+        _ => return Ok(Cow::Owned(out)),
+    };
+    (&mut dec)
+        .take(4 * dims)
         .read_to_end(&mut out)
-        .map_err(|source| DataError::Gzip {
+        .map_err(gzip)?;
+    if out.len() as u64 != 4 + 4 * dims {
+        return Ok(Cow::Owned(out)); // truncated header: the parser says so
+    }
+    let body = out[4..]
+        .chunks(4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as u64)
+        .try_fold(1u64, |acc, d| acc.checked_mul(d));
+    let total = body.and_then(|b| b.checked_add(out.len() as u64));
+    match total {
+        Some(total) if total <= MAX_IDX_BYTES => {
+            // No reservation from the header: memory grows with what really inflates.
+            let rest = total - out.len() as u64;
+            (&mut dec).take(rest).read_to_end(&mut out).map_err(gzip)?;
+            Ok(Cow::Owned(out))
+        }
+        _ => Err(DataError::TooLarge {
             file: file.to_string(),
-            source,
-        })?;
-    Ok(Cow::Owned(out))
+            what: match total {
+                Some(t) => format!("{t} bytes (its IDX header says so)"),
+                None => "more than 2^64 bytes (its IDX header says so)".to_string(),
+            },
+            limit: MAX_IDX_BYTES,
+        }),
+    }
 }
 
 /// Reads a whole file, mapping failure to [`DataError::Io`] with its path.
