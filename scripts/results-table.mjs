@@ -2,11 +2,13 @@
 //
 //   node scripts/results-table.mjs [--recal] [--diff sgd] FILE.json …
 //
-// One row per optimizer (VAR rows carry their λ when the files differ in λ): mean ± sample std
+// One row per optimizer (VAR rows carry their λψ₀, or λ, when the files differ in it; every row
+// its init when the files differ in init): mean ± sample std
 // over seeds of the test accuracy (%), dense and at each sparsity, and the mean ψ of the trained
 // weights. `--recal` reports the BatchNorm re-calibrated accuracies. `--diff sgd` adds, for every
 // other row, the paired difference to that row over the seeds both have (mean ± std of
-// row − sgd), which is what a claim "above SGD by more than the seed spread" needs.
+// row − sgd, against the sgd row of the same init), its paired t and the seeds where the row is
+// above, which is what a claim "above SGD by more than the seed spread" needs.
 import { readFileSync } from 'node:fs';
 
 const args = process.argv.slice(2);
@@ -24,13 +26,19 @@ if (args.length === 0) {
 }
 
 const results = args.map((file) => JSON.parse(readFileSync(file, 'utf8')));
-const lambdas = new Set(results.map((r) => r.config.lambda));
+const strength = (c) => (c.lambda_psi0 != null ? `λψ₀=${c.lambda_psi0}` : `λ=${c.lambda}`);
+const strengths = new Set(results.map((r) => strength(r.config)));
+const initOf = (c) => c.init ?? 'kaiming-normal';
+const inits = new Set(results.map((r) => initOf(r.config)));
+const suffix = (c) => (inits.size > 1 ? ` (${initOf(c)})` : '');
 const rows = new Map(); // label → Map(seed → run)
+const groups = new Map(); // label → init suffix
 let sparsities = null;
 for (const result of results) {
   for (const run of result.runs) {
     const usesVar = run.optimizer.includes('var');
-    const label = usesVar && lambdas.size > 1 ? `${run.optimizer} λ=${result.config.lambda}` : run.optimizer;
+    const label = (usesVar && strengths.size > 1 ? `${run.optimizer} ${strength(result.config)}` : run.optimizer) + suffix(result.config);
+    groups.set(label, suffix(result.config));
     if (!rows.has(label)) rows.set(label, new Map());
     rows.get(label).set(run.seed, run);
     sparsities ??= run.sweep.map((p) => p.sparsity);
@@ -56,13 +64,13 @@ for (const [label, bySeed] of rows) {
 }
 
 if (diffTo) {
-  const base = rows.get(diffTo);
-  if (!base) throw new Error(`No rows are labelled ${diffTo}.`);
-  console.log(`\nPaired difference to ${diffTo} (percentage points, same seeds):\n`);
+  console.log(`\nPaired difference to ${diffTo} (percentage points, same seeds; paired t, seeds above):\n`);
   console.log(`| ${['optimizer', 'seeds', ...header.slice(2, -1)].join(' | ')} |`);
   console.log(`|${header.slice(0, -1).map(() => '---').join('|')}|`);
   for (const [label, bySeed] of rows) {
-    if (label === diffTo) continue;
+    const base = rows.get(diffTo + groups.get(label));
+    if (!base) throw new Error(`No rows are labelled ${diffTo + groups.get(label)}.`);
+    if (bySeed === base) continue;
     const seeds = [...bySeed.keys()].filter((seed) => base.has(seed));
     if (seeds.length === 0) continue;
     const diffs = seeds.map((seed) => {
@@ -71,7 +79,8 @@ if (diffTo) {
       return a.map((x, j) => x - b[j]);
     });
     const cols = diffs[0].map((_, j) => diffs.map((d) => d[j]));
-    const signed = (xs) => `${mean(xs) >= 0 ? '+' : '−'}${Math.abs(100 * mean(xs)).toFixed(2)} ± ${(100 * std(xs)).toFixed(2)}`;
+    const t = (xs) => (std(xs) > 0 ? (mean(xs) / (std(xs) / Math.sqrt(xs.length))).toFixed(1) : '—');
+    const signed = (xs) => `${mean(xs) >= 0 ? '+' : '−'}${Math.abs(100 * mean(xs)).toFixed(2)} ± ${(100 * std(xs)).toFixed(2)} (t ${t(xs)}, ${xs.filter((x) => x > 0).length}/${xs.length})`;
     console.log(`| ${label} | ${seeds.length} | ${cols.map(signed).join(' | ')} |`);
   }
 }

@@ -9,8 +9,9 @@
 //! - Batches: each epoch is a fresh shuffle of the training subset, cut into
 //!   `len / batch` full batches (the remainder is dropped; a new shuffle next epoch).
 //! - After every epoch the whole test subset is evaluated.
-//! - Divergence: a NaN or infinite loss stops the run with [`TrainError::Diverged`]; the
-//!   curves keep the last good points.
+//! - Divergence: a NaN or infinite loss, or a mean loss above [`diverged_above`] (100 ×
+//!   ln(classes), ≈ 230 for 10 classes: a network that guesses uniformly has ln(classes)),
+//!   stops the run with [`TrainError::Diverged`]; the curves keep the last good points.
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -39,10 +40,17 @@ pub enum TrainError {
     #[error(transparent)]
     Gpu(#[from] crate::gpu::GpuError),
     #[error(
-        "Training diverged at step {step}: the loss became {loss}. The last good metrics are \
+        "Training diverged at step {step}: the loss became {loss:e}. The last good metrics are \
          kept; try a smaller learning rate (or a smaller λ/ρ)."
     )]
     Diverged { step: usize, loss: f32 },
+}
+
+/// The training loss above which a run counts as diverged: 100 × ln(`classes`), a hundred
+/// times the cross-entropy of a uniform guess (≈ 230 for 10 classes). A loss of 1e15 that
+/// never reaches NaN is as broken as one that does.
+pub fn diverged_above(classes: usize) -> f32 {
+    100.0 * (classes.max(2) as f32).ln()
 }
 
 /// The learning rate at `step` of `total` (warm-up over `warmup` steps, then `schedule`).
@@ -254,7 +262,7 @@ impl Trainer {
     ) -> Result<Trainer, TrainError> {
         let train = &split.train;
         let input = [train.channels, train.height, train.width];
-        let model = Model::by_name(&config.model, input, train.classes)?;
+        let model = config.build_model(input, train.classes)?;
         let table = model.params();
         let batch = config.batch.min(train.len()).max(1);
         let (params, state) = model.init_params(seed);
@@ -424,7 +432,7 @@ impl Trainer {
         steps: usize,
         reg: f32,
     ) -> Result<(), TrainError> {
-        if !loss.is_finite() {
+        if !loss.is_finite() || loss > diverged_above(self.model.classes) {
             return Err(TrainError::Diverged {
                 step: self.step,
                 loss,

@@ -33,6 +33,30 @@ pub fn default_config() -> String {
     Config::default().to_json()
 }
 
+/// The named presets: `[{id, title, about, config}, …]`, the page's default first.
+#[wasm_bindgen]
+pub fn presets() -> String {
+    serde_json::to_string(&crate::experiment::presets::presets()).expect("presets serialise")
+}
+
+/// The paired statistics and verdict sentences of a result JSON (for a result merged or
+/// imported on the page): `{"paired": [...], "verdicts": [...]}`.
+#[wasm_bindgen]
+pub fn result_stats(result_json: &str) -> Result<String, JsError> {
+    #[derive(serde::Serialize)]
+    struct Stats {
+        paired: Vec<crate::experiment::Paired>,
+        verdicts: Vec<String>,
+    }
+    let r: crate::experiment::ExperimentResult = serde_json::from_str(result_json)?;
+    let r = crate::experiment::ExperimentResult::new(r.config, r.environment, r.runs);
+    // Serialised from the struct (not `json!`), so f32 sparsities keep their short form.
+    Ok(serde_json::to_string(&Stats {
+        paired: r.paired,
+        verdicts: r.verdicts,
+    })?)
+}
+
 /// The config JSON normalised (defaults filled in), or an error naming the bad field.
 #[wasm_bindgen]
 pub fn validate_config(json: &str) -> Result<String, JsError> {

@@ -60,6 +60,38 @@ fn bad_input_is_exit_code_2_with_a_sentence() {
         ],
         "train.bin",
     );
+    // Flags out of range, presets and init names, seeds that overflow.
+    refused(&["train", "--lambda-psi0", "-1"], "lambda_psi0");
+    refused(&["train", "--lr", "-1"], "'lr' must be");
+    refused(&["train", "--seed", "-3"], "--seed");
+    refused(&["train", "--init", "xavier"], "xavier");
+    refused(&["train", "--preset", "nope"], "the presets are mlp");
+    refused(
+        &["compare", "--seed", "18446744073709551615", "--seeds", "2"],
+        "seed",
+    );
+    refused(
+        &["train", "--lambda", "1e-4", "--lambda-psi0", "1"],
+        "cannot be used with",
+    );
+    // Output places are checked before training: nothing is trained or written.
+    let ok = dir.join("ok.json");
+    let out = varlab(&[
+        "compare",
+        "--json",
+        ok.to_str().unwrap(),
+        "--csv",
+        "/nonexistent/dir/x.csv",
+        "--executor",
+        "cpu",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("/nonexistent/dir/x.csv") && !err.contains("executor"),
+        "{err}"
+    );
+    assert!(!ok.exists());
     // A config file with an unknown field.
     let cfg = dir.join("config.json");
     std::fs::write(&cfg, r#"{"version": 1, "learning_rate": 0.1}"#).unwrap();
@@ -131,8 +163,97 @@ fn a_tiny_sweep_writes_json_csv_and_weights() {
     assert_eq!(card["parameters"], 266_610);
     // f32 settings read as typed, not widened to f64 noise.
     let text = std::fs::read_to_string(save.join("model.json")).unwrap();
-    assert!(text.contains("\"lr\": 0.02,"), "{text}");
-    assert!(!text.contains("0.0199999"), "{text}");
+    assert!(text.contains("\"lr\": 0.05,"), "{text}");
+    assert!(!text.contains("0.0500000"), "{text}");
+    // The paired table and the λψ₀ line.
+    assert!(stdout.contains("paired difference to sgd"), "{stdout}");
+    assert!(stdout.contains("λψ₀ = 1.40"), "{stdout}");
+    assert!(stdout.contains("one seed: no verdict"), "{stdout}");
+    assert_eq!(r["config"]["lambda_psi0"], 1.4);
+    assert!(r["paired"].as_array().unwrap().len() == 3);
+    assert!(r["runs"][1]["lambda_psi0"].as_f64().unwrap() > 1.3);
+}
+
+/// When every run diverges, `compare` says so on stderr (also when stderr is not a
+/// terminal), marks the runs in the table, writes the JSON, and exits with code 3.
+#[test]
+fn every_run_diverged_is_exit_code_3() {
+    let dir = scratch("diverged");
+    let json = dir.join("r.json");
+    let out = varlab(&[
+        "compare",
+        "--model",
+        "mlp",
+        "--optim",
+        "sgd",
+        "--seeds",
+        "2",
+        "--lr",
+        "10",
+        "--schedule",
+        "constant",
+        "--train-size",
+        "320",
+        "--test-size",
+        "64",
+        "--epochs",
+        "2",
+        "--batch",
+        "32",
+        "--executor",
+        "cpu",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("sgd seed 0: Training diverged at step"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("every run (2) diverged"), "{stderr}");
+    assert!(
+        stdout.contains("sgd seed 1 diverged and is left out"),
+        "{stdout}"
+    );
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert!(r["runs"][0]["diverged"].is_string());
+}
+
+/// `--preset` starts from the page's named experiment; flags override it.
+#[test]
+fn a_preset_fills_the_config() {
+    let dir = scratch("preset");
+    let json = dir.join("r.json");
+    let out = varlab(&[
+        "train",
+        "--preset",
+        "mlp",
+        "--train-size",
+        "128",
+        "--test-size",
+        "32",
+        "--epochs",
+        "1",
+        "--seeds",
+        "1",
+        "--executor",
+        "cpu",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(r["config"]["model"], "mlp");
+    assert_eq!(r["config"]["train_size"], 128);
+    assert_eq!(r["config"]["init"], "pytorch");
 }
 
 /// `bench profile` times every dispatch of one GPU step: the JSON lists them all with their

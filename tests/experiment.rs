@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use varlab::data::{mnist::load_mnist_dir, Split};
 use varlab::exec::fast;
-use varlab::experiment::{Config, ConfigError, Experiment, Schedule, Scope};
+use varlab::experiment::{Config, ConfigError, Experiment, Init, Schedule, Scope};
 use varlab::export::{from_safetensors, results_csv, to_safetensors};
 use varlab::nn::Model;
 use varlab::ops::conv::{conv2d_backward_cpu, conv2d_cpu, Conv2dShape};
@@ -16,6 +16,8 @@ use varlab::ops::linear::{linear_backward_cpu, linear_cpu, LinearShape};
 use varlab::prune::{magnitude_mask, weight_stats, PruneOptions};
 use varlab::rng::Rng;
 use varlab::train::learning_rate;
+
+mod common;
 
 fn mnist() -> &'static Split {
     static DATA: OnceLock<Split> = OnceLock::new();
@@ -473,12 +475,12 @@ fn datasets_from_named_files() {
     assert_eq!((split.train.len(), split.test.len()), (60000, 10000));
     let e = split_from_named_files(&files[..3]).unwrap_err();
     assert!(e.to_string().contains("t10k-labels-idx1-ubyte"), "{e}");
-    // The CIFAR-10 subset's two files.
-    let cifar = std::path::Path::new("../shared/data/cifar10");
-    let files: Vec<(String, Vec<u8>)> = ["train.bin", "test.bin"]
-        .iter()
-        .map(|n| (n.to_string(), std::fs::read(cifar.join(n)).unwrap()))
-        .collect();
+    // The CIFAR-10 subset's two files (generated ones in a bare clone).
+    let (train, test) = common::cifar_subset_bytes();
+    let files = vec![
+        ("train.bin".to_string(), train),
+        ("test.bin".to_string(), test),
+    ];
     let split = split_from_named_files(&files).unwrap();
     assert_eq!((split.train.len(), split.test.len()), (10000, 2000));
     let e = split_from_named_files(&files[..1]).unwrap_err();
@@ -494,6 +496,8 @@ fn var_polarises_lenet5_weights_more_than_sgd() {
         model: "lenet5".into(),
         optimizers: vec!["sgd".into(), "var".into()],
         lambda: 2e-3,
+        lambda_psi0: None,
+        init: Init::KaimingNormal,
         lr: 0.02,
         warmup_epochs: 0.0,
         train_size: 1024,
@@ -597,40 +601,221 @@ fn gpu_and_cpu_experiments_agree() {
 
 #[test]
 fn a_lambda_far_from_the_useful_range_is_named_with_a_better_one() {
-    use varlab::experiment::lambda_notice;
+    use varlab::experiment::{lambda_notice, psi_init};
     let cifar = |name: &str| Model::by_name(name, [3, 32, 32], 10).unwrap();
     let mnist = |name: &str| Model::by_name(name, [1, 28, 28], 10).unwrap();
     let with = |model: &str, optimizers: &[&str], lambda: f32| Config {
         model: model.into(),
         optimizers: optimizers.iter().map(|o| o.to_string()).collect(),
         lambda,
+        lambda_psi0: None,
         ..Config::default()
     };
-    // The defaults suit LeNet-5 and ResNet-8 (λψ ≈ 0.5 and 1.2): no sentence.
+    // λ = 1e-4 suits the MLP and LeNet-5 with PyTorch's init (λψ₀ ≈ 1.4 and 0.9).
     assert_eq!(
-        lambda_notice(&with("lenet5", &["sgd", "var"], 5e-4), &mnist("lenet5")),
+        lambda_notice(&with("lenet5", &["sgd", "var"], 1e-4), &mnist("lenet5")),
         None
     );
     assert_eq!(
-        lambda_notice(&with("resnet8", &["var"], 5e-4), &cifar("resnet8")),
+        lambda_notice(&with("mlp", &["var"], 1e-4), &mnist("mlp")),
         None
     );
-    // ViT-tiny's small initial weights make ψ ≈ 1.8e5: λ = 5e-4 is λψ ≈ 89.
-    let vit = lambda_notice(&with("vit-tiny", &["sam+var"], 5e-4), &cifar("vit-tiny")).unwrap();
+    // ViT-tiny (timm's init, linears N(0, 0.02²)) has ψ₀ ≈ 1e5: λ = 5e-4 is far too much.
+    let vit = cifar("vit-tiny");
+    let psi = psi_init(&vit, 0);
+    assert!((5e4..5e5).contains(&psi), "{psi}");
+    let text = lambda_notice(&with("vit-tiny", &["sam+var"], 5e-4), &vit).unwrap();
+    let better = format!("λ = {:.1e}", 1.0 / psi);
     assert!(
-        vit.contains("outweighs the loss") && vit.contains("λ = 2.8e-6"),
-        "{vit}"
+        text.contains("outweighs the loss") && text.contains(&better),
+        "{text} (wanted {better})"
     );
     // The λ it names brings the model into range.
+    let named: f32 = better.trim_start_matches("λ = ").parse().unwrap();
     assert_eq!(
-        lambda_notice(&with("vit-tiny", &["var"], 2.8e-6), &cifar("vit-tiny")),
+        lambda_notice(&with("vit-tiny", &["var"], named), &vit),
         None
     );
     let small = lambda_notice(&with("lenet5", &["var"], 1e-7), &mnist("lenet5")).unwrap();
     assert!(small.contains("too small to act"), "{small}");
     // Without VAR, λ is unused and nothing is said.
     assert_eq!(
-        lambda_notice(&with("vit-tiny", &["sgd", "sam"], 5e-4), &cifar("vit-tiny")),
+        lambda_notice(&with("vit-tiny", &["sgd", "sam"], 5e-4), &vit),
         None
+    );
+}
+
+#[test]
+fn init_lambda_psi0_and_seed_settings() {
+    let c = Config::default();
+    assert_eq!(c.init, Init::Pytorch);
+    assert_eq!(c.lambda_psi0, Some(1.4));
+    assert_eq!((c.lr, c.warmup_epochs), (0.05, 0.0));
+    // A file written before λψ₀ existed gives λ and means it.
+    let old = Config::from_json(r#"{"version": 1, "lambda": 5e-4}"#).unwrap();
+    assert_eq!((old.lambda, old.lambda_psi0), (5e-4, None));
+    // …and trained from Kaiming-normal, as every model did before `init` existed.
+    assert_eq!(old.init, Init::KaimingNormal);
+    let both = Config::from_json(r#"{"version": 1, "lambda": 5e-4, "lambda_psi0": 0.7}"#).unwrap();
+    assert_eq!((both.lambda_psi0, both.init), (Some(0.7), Init::Pytorch));
+    let given = Config::from_json(r#"{"version": 1, "lambda": 5e-4, "init": "pytorch"}"#).unwrap();
+    assert_eq!((given.lambda_psi0, given.init), (None, Init::Pytorch));
+    // A partial new file takes the defaults.
+    let partial = Config::from_json(r#"{"version": 1, "model": "mlp"}"#).unwrap();
+    assert_eq!(
+        (partial.lambda_psi0, partial.init),
+        (Some(1.4), Init::Pytorch)
+    );
+    let kn = Config::from_json(r#"{"version": 1, "init": "kaiming-normal"}"#).unwrap();
+    assert_eq!(kn.init, Init::KaimingNormal);
+    for (json, field) in [
+        (r#"{"version": 1, "init": "xavier"}"#, "xavier"),
+        (r#"{"version": 1, "lambda_psi0": -1}"#, "lambda_psi0"),
+        (
+            r#"{"version": 1, "seed": 18446744073709551615, "seeds": 2}"#,
+            "seed",
+        ),
+    ] {
+        let e = Config::from_json(json).unwrap_err().to_string();
+        assert!(e.contains(field), "{json}: {e}");
+    }
+    // The last representable range is fine.
+    Config::from_json(r#"{"version": 1, "seed": 18446744073709551614, "seeds": 2}"#).unwrap();
+}
+
+/// λ from λψ₀: the experiment derives λ = λψ₀/ψ₀ from the first seed's initial weights,
+/// records both, and each VAR run reports its own λψ₀.
+#[test]
+fn lambda_from_lambda_psi0_is_derived_and_recorded() {
+    use varlab::experiment::psi_init;
+    let cfg = Config {
+        lambda_psi0: Some(0.7),
+        seeds: 2,
+        epochs: 1,
+        ..tiny_config()
+    };
+    let mut exp = Experiment::new(cfg, mnist()).unwrap();
+    let psi0 = psi_init(&exp.model, 0);
+    // PyTorch's init: ψ₀ ≈ 12 · (784 + 300 + 100).
+    assert!((psi0 / 14_208.0 - 1.0).abs() < 0.05, "{psi0}");
+    assert!((exp.config.lambda as f64 - 0.7 / psi0).abs() < 1e-9);
+    exp.skip_sweep();
+    pollster::block_on(run_all(&mut exp));
+    let r = exp.result();
+    assert_eq!(r.config.lambda_psi0, Some(0.7));
+    for run in &r.runs {
+        assert!(run.psi_init > 1e4, "{}", run.psi_init);
+        if run.optimizer == "var" {
+            let want = r.config.lambda as f64 * run.psi_init;
+            assert!((run.lambda_psi0 - want).abs() < 1e-9);
+            assert!((run.lambda_psi0 - 0.7).abs() < 0.05, "{}", run.lambda_psi0);
+        } else {
+            assert_eq!(run.lambda_psi0, 0.0);
+        }
+    }
+    // The same result's config, run again, derives the same λ.
+    let again = Experiment::new(r.config.clone(), mnist()).unwrap();
+    assert_eq!(again.config.lambda, r.config.lambda);
+    // With Kaiming-normal, ψ₀ is ~9× smaller, and so λ ~9× larger.
+    let kn = Experiment::new(
+        Config {
+            init: Init::KaimingNormal,
+            lambda_psi0: Some(0.7),
+            ..tiny_config()
+        },
+        mnist(),
+    )
+    .unwrap();
+    let ratio = kn.config.lambda / exp.config.lambda;
+    assert!((6.0..12.0).contains(&ratio), "{ratio}");
+}
+
+/// Paired statistics: per seed, the optimizer minus the baseline; mean, sample std, t and
+/// wins agree with a hand computation from the runs, and the verdicts say it in a sentence.
+#[test]
+fn paired_statistics_of_a_compare() {
+    use varlab::experiment::stats::{paired_stats, t_critical, verdicts};
+    let cfg = Config {
+        seeds: 3,
+        epochs: 1,
+        ..tiny_config()
+    };
+    let mut exp = Experiment::new(cfg.clone(), mnist()).unwrap();
+    pollster::block_on(run_all(&mut exp));
+    let r = exp.result();
+    assert_eq!(
+        r.paired.len(),
+        1 + 2,
+        "dense and two sparsities for var vs sgd"
+    );
+    for p in &r.paired {
+        assert_eq!((p.optimizer.as_str(), p.baseline.as_str()), ("var", "sgd"));
+        let at = |run: &varlab::experiment::RunResult| match p.sparsity {
+            None => run.dense_accuracy as f64,
+            Some(s) => run.sweep.iter().find(|q| q.sparsity == s).unwrap().accuracy as f64,
+        };
+        let diffs: Vec<f64> = (0..3)
+            .map(|seed| {
+                let get = |o: &str| {
+                    r.runs
+                        .iter()
+                        .find(|x| x.optimizer == o && x.seed == seed)
+                        .unwrap()
+                };
+                at(get("var")) - at(get("sgd"))
+            })
+            .collect();
+        let mean = diffs.iter().sum::<f64>() / 3.0;
+        let std = (diffs.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / 2.0).sqrt();
+        assert_eq!(p.n, 3);
+        assert!((p.mean - mean).abs() < 1e-12 && (p.std - std).abs() < 1e-12);
+        assert_eq!(p.wins, diffs.iter().filter(|&&d| d > 0.0).count());
+        assert_eq!(p.losses, diffs.iter().filter(|&&d| d < 0.0).count());
+        if std > 0.0 {
+            let t = mean / (std / 3f64.sqrt());
+            assert!((p.t.unwrap() - t).abs() < 1e-9);
+            assert_eq!(p.significant, t.abs() > t_critical(2));
+        }
+    }
+    assert_eq!(t_critical(7), 2.365);
+    assert_eq!(r.verdicts.len(), 1);
+    assert!(r.verdicts[0].starts_with("VAR "), "{}", r.verdicts[0]);
+    // Stored and recomputed agree; the JSON carries them.
+    assert_eq!(
+        paired_stats(&cfg.optimizers, &cfg.sparsities, &r.runs),
+        r.paired
+    );
+    let json: serde_json::Value = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["paired"].as_array().unwrap().len(), 3);
+    assert!(json["verdicts"][0].is_string());
+    // One seed: no verdict.
+    let one: Vec<_> = r.runs.iter().filter(|x| x.seed == 0).cloned().collect();
+    let p1 = paired_stats(&cfg.optimizers, &cfg.sparsities, &one);
+    assert!(p1
+        .iter()
+        .all(|p| p.n == 1 && p.t.is_none() && !p.significant));
+    let v = verdicts(&p1);
+    assert!(v[0].contains("no verdict is possible"), "{}", v[0]);
+}
+
+/// A loss that explodes without reaching NaN (lr 10: 1e15 and more) is divergence too.
+#[test]
+fn a_finite_but_exploding_loss_counts_as_diverged() {
+    assert!((varlab::train::diverged_above(10) - 230.26).abs() < 0.01);
+    let cfg = Config {
+        optimizers: vec!["sgd".into()],
+        lr: 10.0,
+        schedule: Schedule::Constant,
+        ..tiny_config()
+    };
+    let mut exp = Experiment::new(cfg, mnist()).unwrap();
+    pollster::block_on(run_all(&mut exp));
+    let run = &exp.result().runs[0];
+    let message = run.diverged.as_ref().expect("lr 10 diverges");
+    assert!(message.contains("diverged at step"), "{message}");
+    assert!(
+        run.curves.loss.iter().all(|&l| l <= 230.3),
+        "{:?}",
+        run.curves.loss
     );
 }

@@ -7,13 +7,16 @@
 //! [`ExperimentResult`] of the runs finished so far.
 
 pub mod config;
+pub mod presets;
+pub mod stats;
 
 use std::rc::Rc;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use config::{Config, ConfigError, DatasetKind, ExecutorChoice, Schedule, Scope};
+pub use config::{Config, ConfigError, DatasetKind, ExecutorChoice, Init, Schedule, Scope};
+pub use stats::Paired;
 
 use crate::data::{DataError, Split};
 use crate::export::{to_safetensors, ExportError};
@@ -118,6 +121,11 @@ pub struct RunResult {
     pub dense_loss: f32,
     /// VAR's ψ = Σ_ℓ 1/(V_ℓ + ε) of the trained weights (prunable tensors).
     pub psi: f64,
+    /// ψ of this run's initial weights, and λψ₀ = λ·ψ₀ for it (0 for runs without VAR).
+    #[serde(default)]
+    pub psi_init: f64,
+    #[serde(default)]
+    pub lambda_psi0: f64,
     pub prunable_weights: usize,
     pub total_params: usize,
     pub sweep: Vec<SweepPoint>,
@@ -156,6 +164,28 @@ pub struct ExperimentResult {
     pub config: Config,
     pub environment: Environment,
     pub runs: Vec<RunResult>,
+    /// Every optimizer against the baseline (SGD when compared), per seed: see [`stats`].
+    #[serde(default)]
+    pub paired: Vec<Paired>,
+    /// One sentence per optimizer saying what the paired statistics show.
+    #[serde(default)]
+    pub verdicts: Vec<String>,
+}
+
+impl ExperimentResult {
+    /// The result of `runs`, with its paired statistics and verdicts.
+    pub fn new(config: Config, environment: Environment, runs: Vec<RunResult>) -> Self {
+        let paired = stats::paired_stats(&config.optimizers, &config.sparsities, &runs);
+        let verdicts = stats::verdicts(&paired);
+        ExperimentResult {
+            version: config::CONFIG_VERSION,
+            config,
+            environment,
+            runs,
+            paired,
+            verdicts,
+        }
+    }
 }
 
 /// The optimizer settings of `name` from the shared hyper-parameters of `config`.
@@ -231,8 +261,14 @@ impl Experiment {
             }
         }
         let t = &split.train;
-        let model = Model::by_name(&config.model, [t.channels, t.height, t.width], t.classes)
+        let model = config
+            .build_model([t.channels, t.height, t.width], t.classes)
             .map_err(TrainError::from)?;
+        let mut config = config;
+        if let Some(x) = config.lambda_psi0 {
+            config.lambda = lambda_for(x, psi_init(&model, config.seed));
+            config.validate()?;
+        }
         let split = Arc::new(Split {
             train: split.train.subset(config.train_size),
             test: split.test.subset(config.test_size),
@@ -387,12 +423,11 @@ impl Experiment {
 
     /// The result of the runs finished so far.
     pub fn result(&self) -> ExperimentResult {
-        ExperimentResult {
-            version: config::CONFIG_VERSION,
-            config: self.config.clone(),
-            environment: self.environment.clone(),
-            runs: self.runs.clone(),
-        }
+        ExperimentResult::new(
+            self.config.clone(),
+            self.environment.clone(),
+            self.runs.clone(),
+        )
     }
 
     /// The dense weights of finished run `run`.
@@ -545,6 +580,10 @@ impl Experiment {
         let (params, _) = trainer.params();
         let dense = prunable_stats(params, &trainer.table);
         let psi = crate::optim::psi(params, &trainer.table, false) as f64;
+        let psi_init = psi_init(&self.model, seed);
+        let uses_var = optimizer
+            .parse::<OptimKind>()
+            .is_ok_and(OptimKind::uses_var);
         let steps = trainer.curves.step.last().copied().unwrap_or(0).max(1);
         RunResult {
             optimizer,
@@ -552,6 +591,12 @@ impl Experiment {
             dense_accuracy: accuracy,
             dense_loss: loss,
             psi,
+            psi_init,
+            lambda_psi0: if uses_var {
+                self.config.lambda as f64 * psi_init
+            } else {
+                0.0
+            },
             prunable_weights: trainer.table.prunable_count(),
             total_params: trainer.table.count(),
             sweep: Vec::new(),
@@ -649,6 +694,17 @@ fn shortest<T: serde::Serialize>(x: &T) -> serde_json::Value {
         .unwrap_or(serde_json::Value::Null)
 }
 
+/// ψ of `model`'s initial weights for `seed` (the prunable tensors, as VAR regularises).
+pub fn psi_init(model: &Model, seed: u64) -> f64 {
+    let (params, _) = model.init_params(seed);
+    crate::optim::reg::psi(&params, &model.params(), false) as f64
+}
+
+/// The λ that gives `lambda_psi0` at ψ₀ = `psi0`, in the config's range [0, 1].
+pub fn lambda_for(lambda_psi0: f32, psi0: f64) -> f32 {
+    ((lambda_psi0 as f64 / psi0.max(1e-30)) as f32).min(1.0)
+}
+
 /// λψ at initialisation below which VAR barely acts, and above which it outweighs the loss
 /// (a cross-entropy of about 2.3 at the start); METHODS.md finds 0.3 … 1.4 works.
 const LAMBDA_PSI_RANGE: (f32, f32) = (0.05, 5.0);
@@ -662,8 +718,7 @@ pub fn lambda_notice(config: &Config, model: &Model) -> Option<String> {
     if !config.optimizers.iter().any(uses_var) {
         return None;
     }
-    let (params, _) = model.init_params(config.seed);
-    let psi = crate::optim::reg::psi(&params, &model.params(), false);
+    let psi = psi_init(model, config.seed) as f32;
     let load = config.lambda * psi;
     if (LAMBDA_PSI_RANGE.0..=LAMBDA_PSI_RANGE.1).contains(&load) {
         return None;
@@ -675,9 +730,9 @@ pub fn lambda_notice(config: &Config, model: &Model) -> Option<String> {
     };
     Some(format!(
         "With λ = {:e} the {} model starts at λψ = {load:.3} (ψ = {psi:.0}), so {effect}; \
-         λ = {:.1e} gives λψ ≈ 0.5 (0.3–1.4 works well).",
+         λ = {:.1e} gives λψ₀ ≈ 1 (0.3–1.5 works well; or set λψ₀ itself).",
         config.lambda,
         config.model,
-        0.5 / psi
+        1.0 / psi
     ))
 }

@@ -54,7 +54,7 @@ enum Command {
     },
     /// Show a model preset: every parameter tensor (PyTorch names and layouts) and the totals.
     Model {
-        /// mlp, lenet5, resnet8, resnet20 or vit-tiny.
+        /// mlp, lenet5, cnn, resnet8, resnet20 or vit-tiny.
         name: String,
         /// The input it is built for: mnist (1×28×28) or cifar10 (3×32×32).
         #[arg(long, default_value = "mnist", value_parser = ["mnist", "cifar10"])]
@@ -72,7 +72,7 @@ enum Bench {
     /// Milliseconds per training step of each optimizer and the ratio to SGD, measured in
     /// one run with the optimizers alternating.
     Step {
-        /// mlp, lenet5, resnet8, resnet20 or vit-tiny.
+        /// mlp, lenet5, cnn, resnet8, resnet20 or vit-tiny.
         #[arg(long, default_value = "lenet5")]
         model: String,
         /// mnist (1×28×28) or cifar10 (3×32×32) input.
@@ -99,7 +99,7 @@ enum Bench {
     /// One GPU training step, dispatch by dispatch: the time of each kernel alone (timestamp
     /// queries), summed per kernel, and the slowest single dispatches.
     Profile {
-        /// mlp, lenet5, resnet8, resnet20 or vit-tiny.
+        /// mlp, lenet5, cnn, resnet8, resnet20 or vit-tiny.
         #[arg(long, default_value = "lenet5")]
         model: String,
         /// mnist (1×28×28) or cifar10 (3×32×32) input.
@@ -151,6 +151,8 @@ enum Bench {
 enum Fail {
     Usage(String),
     Run(String),
+    /// Every run diverged (exit code 3): the table and files are written all the same.
+    Diverged(String),
 }
 
 impl From<String> for Fail {
@@ -171,24 +173,48 @@ fn main() -> ExitCode {
             eprintln!("varlab: {message}");
             ExitCode::from(1)
         }
+        Err(Fail::Diverged(message)) => {
+            eprintln!("varlab: {message}");
+            ExitCode::from(3)
+        }
     }
 }
 
 /// `train`, `sweep` and `compare`: one experiment, then the table and the files.
 async fn experiment(t: TrainArgs, s: SweepArgs, c: CompareArgs, mode: Mode) -> Result<(), Fail> {
     let cfg = run::config(&t, &s, &c)?;
+    // Every output place is checked before any training, so a typo costs no run.
+    for path in [&t.json, &c.csv].into_iter().flatten() {
+        run::check_writable(path)?;
+    }
+    if let Some(dir) = &s.save {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Fail::Usage(format!("cannot create {}: {e}", dir.display())))?;
+        run::check_writable(&dir.join("model.json"))?;
+    }
     let split = run::load_data(&cfg, t.data.as_deref())?;
     let (result, exp) = run::drive(cfg, &split, mode).await?;
     print!("{}", run::table(&result));
+    let mut files = Vec::new();
     if let Some(path) = &t.json {
         let json = serde_json::to_string_pretty(&result).expect("results serialise");
-        run::write_file(path, json.as_bytes())?;
+        files.push((path.as_path(), json.into_bytes()));
     }
     if let Some(path) = &c.csv {
-        run::write_file(path, varlab::export::results_csv(&result).as_bytes())?;
+        files.push((
+            path.as_path(),
+            varlab::export::results_csv(&result).into_bytes(),
+        ));
     }
+    run::write_files(&files)?;
     if let Some(dir) = &s.save {
         run::save_weights(dir, &exp, &result)?;
+    }
+    if !result.runs.is_empty() && result.runs.iter().all(|r| r.diverged.is_some()) {
+        return Err(Fail::Diverged(format!(
+            "every run ({}) diverged: no accuracy to report (exit code 3).",
+            result.runs.len()
+        )));
     }
     Ok(())
 }

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use varlab::data::{cifar::load_cifar, mnist::load_mnist_dir, Split};
+use varlab::experiment::stats::mean_std;
 use varlab::experiment::{
-    Config, DatasetKind, ExecutorChoice, Experiment, ExperimentResult, Schedule, Scope,
+    Config, DatasetKind, ExecutorChoice, Experiment, ExperimentResult, Init, Schedule, Scope,
 };
 
 use super::Fail;
@@ -16,8 +17,12 @@ use super::Fail;
 #[derive(Args, Debug, Default)]
 pub struct TrainArgs {
     /// A config JSON (the one the page exports); the flags below override its fields.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "preset")]
     pub config: Option<PathBuf>,
+    /// Start from a named preset (mlp, lenet5, cifar-cnn, resnet8-cram: the page's list);
+    /// the flags below override its fields.
+    #[arg(long)]
+    pub preset: Option<String>,
     /// mnist or cifar10.
     #[arg(long, value_parser = ["mnist", "cifar10"])]
     pub dataset: Option<String>,
@@ -26,25 +31,29 @@ pub struct TrainArgs {
     /// cifar-10-binary.tar.gz.
     #[arg(long)]
     pub data: Option<PathBuf>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub train_size: Option<usize>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub test_size: Option<usize>,
     /// Random crop and flip of training images.
     #[arg(long)]
     pub augment: bool,
-    /// mlp, lenet5, resnet8, resnet20 or vit-tiny.
+    /// mlp, lenet5, cnn, resnet8, resnet20 or vit-tiny.
     #[arg(long)]
     pub model: Option<String>,
+    /// Initialisation: pytorch (PyTorch's module defaults; timm's for the ViT) or
+    /// kaiming-normal.
+    #[arg(long, value_parser = ["pytorch", "kaiming-normal"])]
+    pub init: Option<String>,
     /// Comma list of sgd, var, sam, cram, sam+var, cram+var, l1, hoyer.
     #[arg(long, value_delimiter = ',')]
     pub optim: Option<Vec<String>>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f32>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub momentum: Option<f32>,
     /// Weight decay.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub wd: Option<f32>,
     #[arg(long)]
     pub nesterov: bool,
@@ -52,26 +61,29 @@ pub struct TrainArgs {
     #[arg(long, value_parser = ["cosine", "step", "constant"])]
     pub schedule: Option<String>,
     /// Linear warm-up, in epochs.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub warmup: Option<f32>,
-    /// VAR's λ.
-    #[arg(long)]
+    /// VAR's λ, as given (instead of the default λψ₀).
+    #[arg(long, conflicts_with = "lambda_psi0", allow_negative_numbers = true)]
     pub lambda: Option<f32>,
-    #[arg(long)]
+    /// VAR's λ as λψ₀: λ = X / ψ(initial weights of the first seed). Default 1.4.
+    #[arg(long, allow_negative_numbers = true)]
+    pub lambda_psi0: Option<f32>,
+    #[arg(long, allow_negative_numbers = true)]
     pub lambda_l1: Option<f32>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub lambda_hoyer: Option<f32>,
     /// SAM's and CrAM's ρ.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub rho: Option<f32>,
     /// CrAM's sparsity, or a comma list for CrAM-Multi.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
     pub cram_sparsity: Option<Vec<f32>>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub epochs: Option<usize>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub batch: Option<usize>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub seed: Option<u64>,
     /// cpu, gpu or auto.
     #[arg(long, value_parser = ["cpu", "gpu", "auto"])]
@@ -85,7 +97,7 @@ pub struct TrainArgs {
 #[derive(Args, Debug, Default)]
 pub struct SweepArgs {
     /// Comma list of sparsities in [0, 1) (fractions of the prunable weights).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
     pub sparsities: Option<Vec<f32>>,
     /// global or layer.
     #[arg(long, value_parser = ["global", "layer"])]
@@ -95,7 +107,7 @@ pub struct SweepArgs {
     #[arg(long)]
     pub keep_last: bool,
     /// Re-estimate BatchNorm statistics on this many training images after pruning.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub bn_recal: Option<usize>,
     /// Write `<optimizer>-seed<k>-dense.safetensors`, `…-s0.90.safetensors` and `model.json` here.
     #[arg(long)]
@@ -106,7 +118,7 @@ pub struct SweepArgs {
 #[derive(Args, Debug, Default)]
 pub struct CompareArgs {
     /// Seeds per optimizer (seed, seed+1, …).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub seeds: Option<usize>,
     /// Write one CSV row per optimizer × seed × sparsity here.
     #[arg(long)]
@@ -127,7 +139,23 @@ pub fn config(t: &TrainArgs, s: &SweepArgs, c: &CompareArgs) -> Result<Config, F
             })?;
             Config::from_json(&text).map_err(|e| Fail::Usage(format!("{}: {e}", path.display())))?
         }
-        None => Config::default(),
+        None => match &t.preset {
+            Some(id) => {
+                varlab::experiment::presets::preset(id)
+                    .ok_or_else(|| {
+                        let ids: Vec<_> = varlab::experiment::presets::presets()
+                            .iter()
+                            .map(|p| p.id)
+                            .collect();
+                        Fail::Usage(format!(
+                            "Unknown preset '{id}'; the presets are {}.",
+                            ids.join(", ")
+                        ))
+                    })?
+                    .config
+            }
+            None => Config::default(),
+        },
     };
     macro_rules! set {
         ($($field:ident = $value:expr;)*) => { $( if let Some(v) = $value { cfg.$field = v; } )* };
@@ -137,6 +165,7 @@ pub fn config(t: &TrainArgs, s: &SweepArgs, c: &CompareArgs) -> Result<Config, F
         train_size = t.train_size;
         test_size = t.test_size;
         model = t.model.clone();
+        init = t.init.as_deref().map(parse::<Init>);
         optimizers = t.optim.clone();
         lr = t.lr;
         momentum = t.momentum;
@@ -144,6 +173,7 @@ pub fn config(t: &TrainArgs, s: &SweepArgs, c: &CompareArgs) -> Result<Config, F
         schedule = t.schedule.as_deref().map(parse::<Schedule>);
         warmup_epochs = t.warmup;
         lambda = t.lambda;
+        lambda_psi0 = t.lambda_psi0.map(Some);
         lambda_l1 = t.lambda_l1;
         lambda_hoyer = t.lambda_hoyer;
         rho = t.rho;
@@ -156,6 +186,9 @@ pub fn config(t: &TrainArgs, s: &SweepArgs, c: &CompareArgs) -> Result<Config, F
         scope = s.scope.as_deref().map(parse::<Scope>);
         bn_recal = s.bn_recal;
         seeds = c.seeds;
+    }
+    if t.lambda.is_some() {
+        cfg.lambda_psi0 = None;
     }
     cfg.augment |= t.augment;
     cfg.nesterov |= t.nesterov;
@@ -262,12 +295,15 @@ pub async fn drive(
                 100.0 * ev.sparsity.unwrap_or(0.0),
                 100.0 * ev.accuracy.unwrap_or(f32::NAN)
             )),
-            "error" => b.println(format!(
-                "{} seed {}: {}",
-                ev.optimizer,
-                ev.seed,
-                ev.message.clone().unwrap_or_default()
-            )),
+            // Always on stderr (a progress bar's println shows only on a terminal).
+            "error" => b.suspend(|| {
+                eprintln!(
+                    "varlab: {} seed {}: {}",
+                    ev.optimizer,
+                    ev.seed,
+                    ev.message.clone().unwrap_or_default()
+                )
+            }),
             _ => {}
         }
     }
@@ -275,18 +311,6 @@ pub async fn drive(
         b.finish();
     }
     Ok((exp.result(), exp))
-}
-
-/// Mean and (sample) standard deviation.
-fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len().max(1) as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 {
-        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (mean, var.sqrt())
 }
 
 /// The paper-style table: one row per optimizer, one column per sparsity (dense first),
@@ -301,23 +325,29 @@ pub fn table(result: &ExperimentResult) -> String {
         }
     }
     out.push('\n');
-    let cell = |v: Vec<f64>| {
-        if v.is_empty() {
-            return format!(" {:>14}", "—");
-        }
-        let (m, s) = mean_std(&v);
-        if v.len() > 1 {
-            format!(" {:>14}", format!("{:.2} ± {:.2}", 100.0 * m, 100.0 * s))
-        } else {
-            format!(" {:>14}", format!("{:.2}", 100.0 * m))
-        }
-    };
     for name in &cfg.optimizers {
+        let all = result.runs.iter().filter(|r| &r.optimizer == name).count();
         let runs: Vec<_> = result
             .runs
             .iter()
             .filter(|r| &r.optimizer == name && r.diverged.is_none())
             .collect();
+        // A cell over fewer seeds than the optimizer ran says so: "91.20 (n=1 of 2)".
+        let cell = |v: Vec<f64>| {
+            if v.is_empty() {
+                return format!(" {:>14}", "—");
+            }
+            let (m, s) = mean_std(&v);
+            let text = if v.len() > 1 {
+                format!("{:.2} ± {:.2}", 100.0 * m, 100.0 * s)
+            } else {
+                format!("{:.2}", 100.0 * m)
+            };
+            match v.len() < all {
+                true => format!(" {:>14}", format!("{text} (n={} of {all})", v.len())),
+                false => format!(" {text:>14}"),
+            }
+        };
         out += &format!("{name:<10}");
         out += &cell(runs.iter().map(|r| r.dense_accuracy as f64).collect());
         if with_sweep {
@@ -340,7 +370,124 @@ pub fn table(result: &ExperimentResult) -> String {
         },
         cfg.seeds
     );
+    for r in result.runs.iter().filter(|r| r.diverged.is_some()) {
+        out += &format!(
+            "{} seed {} diverged and is left out: {}\n",
+            r.optimizer,
+            r.seed,
+            r.diverged.as_deref().unwrap_or_default()
+        );
+    }
+    out += &lambda_line(result);
+    out += &paired_table(result);
     out
+}
+
+/// `VAR λ = 1.0e-4, λψ₀ = 1.42 (ψ₀ = 14208)` when a run used VAR's term.
+fn lambda_line(result: &ExperimentResult) -> String {
+    let Some(run) = result.runs.iter().find(|r| r.lambda_psi0 > 0.0) else {
+        return String::new();
+    };
+    format!(
+        "VAR's λ = {:.2e}, λψ₀ = {:.2} (ψ₀ = {:.0} at seed {}{}); init {}\n",
+        result.config.lambda,
+        run.lambda_psi0,
+        run.psi_init,
+        run.seed,
+        match result.config.lambda_psi0 {
+            Some(x) => format!(", λ chosen for λψ₀ = {x}"),
+            None => String::new(),
+        },
+        result.config.init.name()
+    )
+}
+
+/// The paired differences to the baseline, one line per optimizer × sparsity, and the
+/// verdict sentences.
+pub fn paired_table(result: &ExperimentResult) -> String {
+    let rows: Vec<_> = result.paired.iter().filter(|p| p.n > 0).collect();
+    let Some(first) = rows.first() else {
+        return String::new();
+    };
+    let mut out = format!(
+        "\npaired difference to {} (same seed = same initial weights and batches), percentage points\n",
+        first.baseline
+    );
+    out += &format!(
+        "{:<10} {:>9} {:>16} {:>8} {:>9}  {}\n",
+        "optimizer", "sparsity", "mean ± std", "t", "above/n", "5 % two-sided"
+    );
+    for p in rows {
+        let sparsity = match p.sparsity {
+            None => "dense".to_string(),
+            Some(s) => format!("{:.0}%", 100.0 * s),
+        } + if p.metric == "accuracy_bn_recal" {
+            " bn"
+        } else {
+            ""
+        };
+        out += &format!(
+            "{:<10} {:>9} {:>16} {:>8} {:>9}  {}\n",
+            p.optimizer,
+            sparsity,
+            format!("{:+.2} ± {:.2}", 100.0 * p.mean, 100.0 * p.std),
+            p.t.map_or("—".to_string(), |t| format!("{t:.2}")),
+            format!("{}/{}", p.wins, p.n),
+            if p.n < 2 {
+                "one seed: no verdict"
+            } else if p.significant {
+                "significant"
+            } else {
+                "within the spread"
+            }
+        );
+    }
+    for v in &result.verdicts {
+        out += v;
+        out.push('\n');
+    }
+    out
+}
+
+/// Fails with a usage error unless a file can be created beside `path` (its directory
+/// exists and is writable), before any training.
+pub fn check_writable(path: &Path) -> Result<(), Fail> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let probe = dir.join(format!(".varlab-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .and_then(|_| std::fs::remove_file(&probe))
+        .map_err(|e| Fail::Usage(format!("cannot write {}: {e}", path.display())))
+}
+
+/// Writes every `(path, bytes)` as a set: all to temporary files first, then all renamed,
+/// so a failure leaves none of them half-written (and no temporary file behind).
+pub fn write_files(files: &[(&Path, Vec<u8>)]) -> Result<(), Fail> {
+    let tmp = |p: &Path| {
+        let mut name = p.as_os_str().to_owned();
+        name.push(".partial");
+        std::path::PathBuf::from(name)
+    };
+    let clean = || {
+        files
+            .iter()
+            .for_each(|(p, _)| drop(std::fs::remove_file(tmp(p))))
+    };
+    for (path, bytes) in files {
+        if let Err(e) = std::fs::write(tmp(path), bytes) {
+            clean();
+            return Err(Fail::Run(format!("cannot write {}: {e}", path.display())));
+        }
+    }
+    for (path, _) in files {
+        if let Err(e) = std::fs::rename(tmp(path), path) {
+            clean();
+            return Err(Fail::Run(format!("cannot write {}: {e}", path.display())));
+        }
+    }
+    Ok(())
 }
 
 /// Writes `bytes` to `path` atomically (a temporary file renamed), so a failure leaves no
