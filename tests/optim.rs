@@ -488,6 +488,38 @@ mod cpu {
         assert_eq!(Penalty::Hoyer(1.0).value(&zero), 0.0);
     }
 
+    /// The one-pass `apply` of the CPU optimizer agrees with `value` + `add_grad` (f64
+    /// statistics) within 1e-5 relative, for every penalty and tensor.
+    #[test]
+    fn one_pass_apply_matches_value_and_add_grad() {
+        let mut rng = Rng::new(4);
+        let big: Vec<f32> = (0..20_011).map(|_| rng.range(-0.03, 0.03)).collect();
+        for w in tensors().into_iter().chain([big]) {
+            for penalty in [
+                Penalty::Var(1e-3),
+                Penalty::L1(1e-3),
+                Penalty::Hoyer(1e-3),
+                Penalty::None,
+            ] {
+                let (mut g1, mut g2) = (vec![0.5f32; w.len()], vec![0.5f32; w.len()]);
+                let got = penalty.apply(&w, &mut g1);
+                let want = penalty.value(&w);
+                penalty.add_grad(&w, &mut g2);
+                assert!(
+                    (got - want).abs() <= 1e-5 * want.abs().max(1e-30),
+                    "{penalty:?}: {got} vs {want}"
+                );
+                let scale = g2.iter().fold(0f32, |a, &x| a.max((x - 0.5).abs()));
+                for (a, b) in g1.iter().zip(&g2) {
+                    assert!(
+                        (a - b).abs() <= 1e-5 * scale.max(1e-30),
+                        "{penalty:?}: {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn table_level_psi_covers_regularised_tensors_only() {
         let t = model_table();

@@ -167,8 +167,7 @@ impl CpuOptimizer {
         if self.penalty != Penalty::None {
             for p in regularised(&self.table, self.cfg.regularize_all) {
                 let w = &params[p.range()];
-                reg += self.penalty.value(w) as f64;
-                self.penalty.add_grad(w, &mut self.grads[p.range()]);
+                reg += self.penalty.apply(w, &mut self.grads[p.range()]) as f64;
             }
         }
         sgd_step(
