@@ -7,7 +7,8 @@
 # OPTIMIZERS defaults to sam,cram,sam+var,sgd,var (slowest first), SEEDS to "0 1 2".
 # Environment: VARLAB (binary, default target/release/varlab), DATA (default
 # ../shared/data/cifar10), EXECUTOR (default gpu), JOBS (processes at once, default 5),
-# TIMEOUT (seconds per process, default none).
+# TIMEOUT (seconds per process, default none), EXTRA (flags added to every run: the
+# 2026-11-27 tables need EXTRA="--init kaiming-normal --warmup 0.3", the defaults then).
 set -euo pipefail
 model=$1 lr=$2 epochs=$3 lambda=$4 out=$5
 optims=${6:-sam,cram,sam+var,sgd,var} seeds=${7:-0 1 2}
@@ -23,4 +24,4 @@ done | xargs -P "${JOBS:-5}" -L 1 bash -c '
   timeout '"${TIMEOUT:-0}"' "'"$bin"'" compare --dataset cifar10 --data "'"$data"'" --augment \
     --model '"$model"' --optim "$0" --seed "$1" --seeds 1 --lr '"$lr"' --epochs '"$epochs"' \
     --batch 128 --lambda '"$lambda"' --bn-recal '"$recal"' --executor '"${EXECUTOR:-gpu}"' \
-    --json "$name.json" > "$name.log" 2>&1 || echo "$name failed or timed out: $(tail -1 "$name.log")"'
+    '"${EXTRA:-}"' --json "$name.json" > "$name.log" 2>&1 || echo "$name failed or timed out: $(tail -1 "$name.log")"'

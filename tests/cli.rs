@@ -291,3 +291,71 @@ fn bench_profile_lists_every_dispatch_of_a_step() {
     assert!(doc["step_ms"].as_f64().unwrap() > 0.0);
     assert!(String::from_utf8_lossy(&out.stdout).contains("slowest dispatches"));
 }
+
+/// The first Ctrl-C (SIGINT) keeps the runs that finished: the JSON and CSV are written with
+/// them, marked partial, and the exit code is 130.
+#[test]
+fn ctrl_c_keeps_the_finished_runs() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = scratch("interrupt");
+    let (json, csv) = (dir.join("r.json"), dir.join("r.csv"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_varlab"))
+        .args([
+            "compare",
+            "--model",
+            "mlp",
+            "--optim",
+            "sgd,var",
+            "--seeds",
+            "20",
+            "--train-size",
+            "640",
+            "--test-size",
+            "64",
+            "--epochs",
+            "1",
+            "--batch",
+            "32",
+            "--executor",
+            "cpu",
+            "--json",
+            json.to_str().unwrap(),
+            "--csv",
+            csv.to_str().unwrap(),
+        ])
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push(line.clone());
+        if line.contains("run 1/40 done") {
+            break;
+        }
+    }
+    let interrupt = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupt.success());
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen:?} {rest:?}");
+    let text = rest.join("\n");
+    assert!(text.contains("marked partial"), "{text}");
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let runs = r["runs"].as_array().unwrap().len();
+    assert!((1..40).contains(&runs), "{runs} runs kept");
+    assert!(r["partial"]
+        .as_str()
+        .unwrap()
+        .contains("of 40 runs finished"));
+    let rows = std::fs::read_to_string(&csv).unwrap().lines().count();
+    assert!(rows > 1, "the CSV holds the finished runs");
+    assert!(!dir.join("r.json.partial").exists());
+}

@@ -170,6 +170,10 @@ pub struct ExperimentResult {
     /// One sentence per optimizer saying what the paired statistics show.
     #[serde(default)]
     pub verdicts: Vec<String>,
+    /// Set when the experiment was cut short (Ctrl-C, a closed tab): `runs` holds only
+    /// the runs that finished, and this says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<String>,
 }
 
 impl ExperimentResult {
@@ -184,6 +188,7 @@ impl ExperimentResult {
             runs,
             paired,
             verdicts,
+            partial: None,
         }
     }
 }

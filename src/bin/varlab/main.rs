@@ -153,6 +153,8 @@ enum Fail {
     Run(String),
     /// Every run diverged (exit code 3): the table and files are written all the same.
     Diverged(String),
+    /// Ctrl-C (exit code 130): the finished runs are written, marked partial.
+    Interrupted(String),
 }
 
 impl From<String> for Fail {
@@ -176,6 +178,10 @@ fn main() -> ExitCode {
         Err(Fail::Diverged(message)) => {
             eprintln!("varlab: {message}");
             ExitCode::from(3)
+        }
+        Err(Fail::Interrupted(message)) => {
+            eprintln!("varlab: {message}");
+            ExitCode::from(130)
         }
     }
 }
@@ -209,6 +215,12 @@ async fn experiment(t: TrainArgs, s: SweepArgs, c: CompareArgs, mode: Mode) -> R
     run::write_files(&files)?;
     if let Some(dir) = &s.save {
         run::save_weights(dir, &exp, &result)?;
+    }
+    if run::interrupted() {
+        return Err(Fail::Interrupted(format!(
+            "{} The files hold the finished runs, marked partial (exit code 130).",
+            result.partial.as_deref().unwrap_or("Interrupted.")
+        )));
     }
     if !result.runs.is_empty() && result.runs.iter().all(|r| r.diverged.is_some()) {
         return Err(Fail::Diverged(format!(

@@ -228,8 +228,35 @@ pub enum Mode {
     Compare,
 }
 
+/// Set by the first Ctrl-C: the experiment stops before its next unit of work and keeps
+/// the runs that finished; a second Ctrl-C exits at once (code 130).
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Installs the Ctrl-C handler (once).
+fn handle_interrupts() {
+    use std::sync::atomic::Ordering;
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = ctrlc::set_handler(|| {
+            if INTERRUPTED.swap(true, Ordering::SeqCst) {
+                eprintln!("\nvarlab: interrupted again: exiting without writing anything.");
+                std::process::exit(130);
+            }
+            eprintln!(
+                "\nvarlab: interrupted: keeping the finished runs (Ctrl-C again to quit at once)."
+            );
+        });
+    });
+}
+
+/// Whether the experiment was interrupted (the caller exits with 130 after writing).
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// Trains (and sweeps) every run of `cfg` with a progress bar; returns the result and the
-/// experiment (for the weights).
+/// experiment (for the weights). After a first Ctrl-C it returns the finished runs, with
+/// the result marked `partial`.
 pub async fn drive(
     cfg: Config,
     split: &Split,
@@ -257,7 +284,20 @@ pub async fn drive(
         .progress_chars("=> ");
     let mut bar: Option<ProgressBar> = None;
     let mut current = usize::MAX;
+    handle_interrupts();
     loop {
+        if interrupted() {
+            if let Some(b) = bar.take() {
+                b.abandon();
+            }
+            let mut result = exp.result();
+            result.partial = Some(format!(
+                "Interrupted: {} of {} runs finished.",
+                result.runs.len(),
+                exp.run_count()
+            ));
+            return Ok((result, exp));
+        }
         let ev = exp.step().await.map_err(|e| Fail::Run(e.to_string()))?;
         if ev.kind == "done" {
             break;
@@ -290,11 +330,21 @@ pub async fn drive(
                     ev.eta_s.unwrap_or(0.0),
                 ));
             }
-            "prune" | "run_done" => b.set_message(format!(
+            "prune" => b.set_message(format!(
                 "pruned {:.0}%: accuracy {:.2}%",
                 100.0 * ev.sparsity.unwrap_or(0.0),
                 100.0 * ev.accuracy.unwrap_or(f32::NAN)
             )),
+            // One line per finished run on stderr, terminal or not (logs, job schedulers).
+            "run_done" => b.suspend(|| {
+                eprintln!(
+                    "varlab: run {}/{} done ({} seed {})",
+                    ev.run + 1,
+                    ev.runs,
+                    ev.optimizer,
+                    ev.seed
+                )
+            }),
             // Always on stderr (a progress bar's println shows only on a terminal).
             "error" => b.suspend(|| {
                 eprintln!(
@@ -370,6 +420,9 @@ pub fn table(result: &ExperimentResult) -> String {
         },
         cfg.seeds
     );
+    if let Some(partial) = &result.partial {
+        out += &format!("{partial}\n");
+    }
     for r in result.runs.iter().filter(|r| r.diverged.is_some()) {
         out += &format!(
             "{} seed {} diverged and is left out: {}\n",
