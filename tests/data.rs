@@ -543,3 +543,31 @@ fn extreme_offsets_show_the_zero_padding() {
         }
     }
 }
+
+/// A gzip that is not a tar says so without quoting raw header bytes; a single CIFAR `.bin`
+/// given as the data path is parsed as one batch, so its own defect is named.
+#[test]
+fn cifar_single_bin_and_non_tar_gzip_are_named_plainly() {
+    let noise: Vec<u8> = (0..2048u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let e = cifar_from_tar_gz("noise.tar.gz", &gzip(&noise))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("noise.tar.gz") && e.contains("tar"), "{e}");
+    assert!(!e.contains('\u{FFFD}') && e.chars().count() < 400, "{e}");
+    let dir = temp_dir("single-bin");
+    let bin = dir.join("data_batch_1.bin");
+    std::fs::write(&bin, common::cifar_records(3, 5)[..3 * RECORD - 7].to_vec()).unwrap();
+    let e = load_cifar(&bin).unwrap_err().to_string();
+    assert!(e.contains("whole number of 3073-byte records"), "{e}");
+    let mut labels = common::cifar_records(2, 6);
+    labels[RECORD] = 12;
+    std::fs::write(&bin, &labels).unwrap();
+    let e = load_cifar(&bin).unwrap_err().to_string();
+    assert!(e.contains("label 12"), "{e}");
+    std::fs::write(&bin, common::cifar_records(2, 7)).unwrap();
+    let e = load_cifar(&bin).unwrap_err().to_string();
+    assert!(e.contains("the other batch files"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
