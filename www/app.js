@@ -1,14 +1,15 @@
-// The page's entry module: reads the state from the URL, builds the settings form, loads the
-// engine (the wasm module trunk builds from the Rust crate), runs experiments through
-// runner.js and draws what comes back. Everything shown goes in through textContent —
-// nothing from the engine, the URL or a file is ever inserted as HTML.
+// The page's entry module: loads the engine (the wasm module trunk builds from the Rust
+// crate) and its presets, reads the state from the URL, builds the settings form, runs
+// experiments through runner.js and draws what comes back. Everything shown goes in through
+// textContent — nothing from the engine, the URL or a file is ever inserted as HTML.
 
-import { fromQuery, toQuery, setField, normalise, configOf, applyConfig, adoptDefaults } from "./state.js";
+import { fromQuery, toQuery, setField, normalise, configOf, applyConfig, adoptDefaults, adoptPresets, PRESETS, presetById,
+  presetState } from "./state.js";
 import { buildControls, syncControls } from "./controls.js";
 import { mnistFiles, readFiles } from "./data.js";
 import { Session } from "./runner.js";
-import { checkResult, toCSV, describe, optimizerName } from "./results.js";
-import { makeCharts, drawHero, drawTable, drawLive, drawLayer, curvesOf, layerNames } from "./views.js";
+import { checkResult, toCSV, describe, optimizerName, hasStats, statsInput } from "./results.js";
+import { makeCharts, drawHero, drawDiff, drawTable, drawVerdicts, drawLive, drawLayer, curvesOf, layerNames } from "./views.js";
 import { DASHES, download } from "./charts.js";
 import { listResults, saveResult, deleteResult, clearResults } from "./store.js";
 import { whyNoWebGPU, browserAdapter } from "./webgpu.js";
@@ -73,6 +74,40 @@ function updateURL() {
   const full = toQuery({ ...state, ui: { ...state.ui, embed: false, hide: [], autoplay: false } });
   $("open-full").href = `${location.pathname}${full ? `?${full}` : ""}`;
   $("open-full").hidden = !state.ui.embed;
+  showPreset();
+}
+
+// ---------- presets ----------
+
+/** Fills the preset list from the engine's presets (hidden when there are none). */
+function buildPresets() {
+  const select = $("preset");
+  select.replaceChildren(...PRESETS.map((p) => {
+    const o = el("option", p.title);
+    o.value = p.id;
+    return o;
+  }));
+  $("presets").hidden = PRESETS.length === 0;
+  select.addEventListener("change", () => choosePreset(select.value));
+}
+
+/** The chosen preset and its sentence; says so when the settings no longer match it. */
+function showPreset() {
+  const p = presetById(state.ui.preset);
+  if (p) $("preset").value = p.id;
+  const changed = p && JSON.stringify(configOf(state)) !== JSON.stringify(presetState(p.id).state.config);
+  $("preset-about").textContent = p ? `${p.about}${changed ? " (The settings below differ from this preset.)" : ""}` : "";
+}
+
+/** Replaces the settings with preset `id`'s; embed, hide and autoplay stay. */
+function choosePreset(id) {
+  const { state: next, messages } = presetState(id);
+  const { embed, hide, autoplay } = state.ui;
+  Object.assign(next.ui, { embed, hide, autoplay });
+  state = page.state = next;
+  syncControls($("form"), state);
+  updateURL();
+  showMessages(messages);
 }
 
 function onFieldChange(key, raw) {
@@ -150,11 +185,28 @@ async function takeCifar(fileList) {
 
 // ---------- drawing ----------
 
+/** Adds the engine's paired statistics and verdicts to a result that lacks them (merged
+ * parts, imported or older files); left without them when the engine cannot say. */
+function ensureStats(result) {
+  if (!result || hasStats(result) || !wasm?.result_stats) return;
+  try {
+    const { paired, verdicts } = JSON.parse(wasm.result_stats(JSON.stringify(statsInput(result))));
+    Object.assign(result, { paired, verdicts });
+  } catch (e) {
+    Object.assign(result, { paired: [], verdicts: [] });
+    page.statsError = sentence(e);
+  }
+}
+
 function redraw() {
   const r = view.result;
   page.result = r;
+  ensureStats(r);
+  for (const o of overlays) ensureStats(o.result);
   drawHero(charts.hero, r, overlays);
-  drawTable($("results-table"), r, overlays);
+  drawDiff(charts.diff, r, overlays);
+  drawTable($("results-table"), r, overlays, $("table-notes"));
+  drawVerdicts($("verdicts"), r, overlays);
   if (!session || view.source !== "live") drawLive(charts, r ? curvesOf(r) : []);
   const select = $("layer");
   const names = layerNames(r);
@@ -337,6 +389,7 @@ function onSessionStatus(status, message) {
   $("pause-btn").textContent = status === "paused" ? "Resume" : "Pause";
   $("cancel-btn").disabled = !busy && status !== "error";
   $("form").querySelector("fieldset").disabled = busy;
+  $("preset").disabled = busy;
   $("recover").hidden = status !== "error" || !session?.exp;
   const where = session?.executor ? ` on the ${session.executor === "gpu" ? `GPU (${session.adapter})` : "CPU executor"}` : "";
   const text = {
@@ -615,13 +668,16 @@ async function main() {
   let engineError = null;
   try {
     wasm = await wasmBindings();
-    if (wasm.default_config) adoptDefaults(JSON.parse(wasm.default_config()));
+    // The page opens on the engine's first preset; an older engine has only its defaults.
+    if (wasm.presets) adoptPresets(JSON.parse(wasm.presets()));
+    else if (wasm.default_config) adoptDefaults(JSON.parse(wasm.default_config()));
   } catch (e) {
     engineError = e;
   }
   const parsed = fromQuery(location.search);
   state = page.state = parsed.state;
   buildControls($("form"), onFieldChange, { data: [cifarZone()] });
+  buildPresets();
   syncControls($("form"), state);
   applyEmbed();
   showMessages(parsed.messages);

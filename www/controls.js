@@ -17,8 +17,9 @@ const GROUPS = [
 const OPTION_NAMES = {
   mnist: "MNIST (built in)", cifar10: "CIFAR-10 (drop the files)",
   subset: "subset: 10 000 / 2 000 images (≈ 1.9 MB)", full: "full: 60 000 / 10 000 images (≈ 11 MB)",
-  mlp: "MLP", lenet5: "LeNet-5", resnet8: "ResNet-8", resnet20: "ResNet-20", "vit-tiny": "ViT-tiny",
+  mlp: "MLP", lenet5: "LeNet-5", cnn: "CNN (plain, VGG-like)", resnet8: "ResNet-8", resnet20: "ResNet-20", "vit-tiny": "ViT-tiny",
   cosine: "cosine", step: "step", constant: "constant", global: "global", layer: "per layer",
+  pytorch: "PyTorch default", "kaiming-normal": "Kaiming normal",
   auto: "auto (GPU when WebGPU works)", gpu: "GPU (WebGPU)", cpu: "CPU (WebAssembly)",
   ...OPTIMIZER_NAMES,
 };
@@ -27,6 +28,8 @@ const HINTS = {
   sparsities: "fractions of weights removed, e.g. 0.5, 0.9, 0.99",
   cram_sparsity: "CrAM's training sparsities",
   bn_recal: "0 = off",
+  lambda: "used as given only while λψ₀ is blank",
+  lambda_psi0: "λ = λψ₀ / ψ of the initial weights; blank = use λ",
 };
 
 const el = (tag, props = {}, ...kids) => {
@@ -120,7 +123,7 @@ export function syncControls(form, state) {
     if (!input) continue;
     if (f.type === "bool") input.checked = v;
     else if (f.type === "list") input.value = v.join(", ");
-    else input.value = String(v);
+    else input.value = v === null ? "" : String(v);
   }
   const mnist = state.config.dataset === "mnist";
   form.querySelector('[data-key="mnist_files"]').hidden = !mnist;

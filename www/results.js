@@ -1,6 +1,7 @@
 // Pure functions over the result JSON (version 1, see README): checking an imported file,
-// summarising runs per optimizer (mean ± std over seeds), the CSV export and merging the
-// runs of an experiment that was continued on another executor. No DOM here.
+// summarising runs per optimizer (mean ± std over seeds), the paired statistics against the
+// baseline (computed by the engine; here only shaped for the table), the CSV export and
+// merging the runs of an experiment that was continued on another executor. No DOM here.
 
 import { OPTIMIZER_NAMES } from "./state.js";
 
@@ -75,26 +76,116 @@ const csvCell = (v) => {
 /** One row per optimizer × seed × sparsity. */
 export function toCSV(result) {
   const head = ["optimizer", "seed", "sparsity", "actual_sparsity", "accuracy", "accuracy_bn_recal", "dense_accuracy", "psi",
-    "model", "dataset", "epochs"];
+    "psi_init", "lambda_psi0", "model", "dataset", "epochs"];
   const c = result.config ?? {};
   const lines = [head.join(",")];
   for (const r of result.runs) {
     for (const p of r.sweep) {
       lines.push([r.optimizer, r.seed, p.sparsity, p.actual_sparsity, p.accuracy, p.accuracy_bn_recal, r.dense_accuracy, r.psi,
-        c.model, c.dataset, c.epochs].map(csvCell).join(","));
+        r.psi_init, r.lambda_psi0, c.model, c.dataset, c.epochs].map(csvCell).join(","));
     }
   }
   return lines.join("\n") + "\n";
 }
 
-/** The result of runs done in parts (after a device loss): the first part's config and
+/** The result of runs done in parts (after a device loss): the first part's config (the
+ * engine's, with the λ it derived from λψ₀; the page's `config` when no part has one) and
  * environment, every part's runs, and the executors used. */
 export function mergeParts(config, parts) {
+  config = parts.find((p) => p.config)?.config ?? config;
   const envs = parts.map((p) => p.environment).filter(Boolean);
   const environment = envs.length ? { ...envs[0] } : {};
   const executors = [...new Set(envs.map((e) => e.executor))];
   if (executors.length > 1) environment.executor = executors.join("+");
-  return { version: 1, config, environment, runs: parts.flatMap((p) => p.runs ?? []) };
+  const merged = { version: 1, config, environment, runs: parts.flatMap((p) => p.runs ?? []) };
+  const partial = parts.map((p) => p.partial).filter(Boolean);
+  if (partial.length) merged.partial = partial.join(" ");
+  // One part: the engine's paired statistics hold for the whole; several: see statsInput.
+  if (parts.length === 1 && Array.isArray(parts[0].paired)) {
+    Object.assign(merged, { paired: parts[0].paired, verdicts: parts[0].verdicts ?? [] });
+  }
+  return merged;
+}
+
+/** True when a result carries the engine's paired statistics and verdicts. */
+export const hasStats = (r) => Array.isArray(r?.paired) && Array.isArray(r?.verdicts);
+
+/**
+ * What the engine's `result_stats` needs of a result, in the shape its parser requires even
+ * where older files lack fields: per run the optimizer, seed, accuracies and whether it
+ * diverged (no curves, histograms or timings).
+ */
+export function statsInput(result) {
+  const num = (x) => (typeof x === "number" && Number.isFinite(x) ? x : 0);
+  return {
+    version: 1,
+    config: { optimizers: result.config?.optimizers ?? [...new Set(result.runs.map((r) => r.optimizer))],
+      sparsities: result.config?.sparsities ?? [...new Set(result.runs.flatMap((r) => r.sweep.map((p) => p.sparsity)))] },
+    environment: { executor: "", adapter: "", version: "", notice: null },
+    runs: result.runs.map((r) => ({
+      optimizer: r.optimizer, seed: num(r.seed), dense_accuracy: num(r.dense_accuracy), dense_loss: 0, psi: 0,
+      prunable_weights: 0, total_params: 0,
+      sweep: r.sweep.map((p) => ({ sparsity: p.sparsity, actual_sparsity: num(p.actual_sparsity), accuracy: num(p.accuracy),
+        accuracy_bn_recal: typeof p.accuracy_bn_recal === "number" ? p.accuracy_bn_recal : null })),
+      curves: { step: [], loss: [], train_acc: [], reg: [], epoch: [], test_acc: [] }, layers: [],
+      weights: { dense: [], pruned: null }, timing: { train_seconds: 0, ms_per_step: 0 },
+      diverged: typeof r.diverged === "string" ? r.diverged : null,
+    })),
+  };
+}
+
+/**
+ * The paired statistics as table rows: one per optimizer and metric, with its baseline, the
+ * dense entry and one entry per sparsity ({n, mean, std, t, wins, losses, significant}) in
+ * `at`, keyed by `Math.fround(sparsity)`: the engine's sparsities are f32, written as 0.9 by
+ * one export and as 0.8999999761581421 by another.
+ */
+export function pairedRows(paired) {
+  const rows = [];
+  for (const p of paired ?? []) {
+    let row = rows.find((r) => r.optimizer === p.optimizer && r.metric === p.metric);
+    if (!row) rows.push((row = { optimizer: p.optimizer, baseline: p.baseline, metric: p.metric, dense: null, at: new Map() }));
+    if (p.sparsity === null || p.sparsity === undefined) row.dense = p;
+    else row.at.set(Math.fround(p.sparsity), p);
+  }
+  return rows;
+}
+
+/** "+3.4" / "−0.2" / "0.0": one decimal, with a typographic minus. */
+const signed = (x) => {
+  const s = Math.abs(x).toFixed(1);
+  return Number(s) === 0 ? s : `${x > 0 ? "+" : "−"}${s}`;
+};
+
+/**
+ * A paired difference as ["+3.4 ± 3.3", "t = 3.0 · 7/8"]: mean ± std in points, then the
+ * paired t (with 2 or more seeds) and the seeds where the optimizer is above / all seeds.
+ */
+export function pairedParts(p) {
+  if (!p || !p.n) return ["—", ""];
+  const mean = signed(100 * p.mean);
+  const rest = typeof p.t === "number" ? [`t = ${signed(p.t)}`] : [];
+  return [p.n > 1 ? `${mean} ± ${(100 * p.std).toFixed(1)}` : mean, [...rest, `${p.wins}/${p.n}`].join(" · ")];
+}
+
+/** "+3.4 ± 3.3 · t = +3.0 · 7/8" (see pairedParts). */
+export const formatPaired = (p) => pairedParts(p).filter(Boolean).join(" · ");
+
+/**
+ * "λ = 7.1e-5 (λψ₀ = 1.40)": VAR's strength in a result, from its config's λ (the derived one
+ * when λψ₀ was set) and its runs' `lambda_psi0`; null when no run used VAR.
+ */
+export function lambdaSummary(result) {
+  const runs = result?.runs ?? [];
+  const usesVar = (o) => ["var", "sam+var", "cram+var"].includes(o);
+  if (!runs.some((r) => usesVar(r.optimizer))) return null;
+  const lam = typeof result.config?.lambda === "number" ? `λ = ${result.config.lambda.toExponential(1)}` : "λ = ?";
+  const lp = runs.filter((r) => usesVar(r.optimizer) && typeof r.lambda_psi0 === "number" && r.lambda_psi0 > 0)
+    .map((r) => r.lambda_psi0.toFixed(2));
+  if (lp.length === 0) return lam;
+  const lo = lp.reduce((a, b) => (Number(b) < Number(a) ? b : a));
+  const hi = lp.reduce((a, b) => (Number(b) > Number(a) ? b : a));
+  return `${lam} (λψ₀ = ${lo === hi ? lo : `${lo}–${hi}`})`;
 }
 
 /** A short human label for a saved or imported result. */

@@ -1,13 +1,16 @@
 // All of the page's state in one serialisable object (in the spirit of TensorFlow
 // Playground's state.ts): `config` is exactly the experiment config JSON the engine and the
 // CLI accept (version 1); `ui` holds what only the page needs. The state is mirrored in the
-// URL with short keys, only the values that differ from the defaults.
+// URL with short keys, only the values that differ from the defaults — or, after
+// `preset=ID`, from that preset's config. The page's defaults are the engine's first preset.
+// λψ₀ may be null ("use λ as given"): blank in the form, `lp=off` in the URL.
 //
 // Every value from the URL, a form control or a file passes through `setField`: numbers out
 // of range are clamped, unknown words refused (the old value kept), and each correction comes
 // back as one sentence for the page to show. Nothing here touches the DOM.
 
-export const MODELS = ["mlp", "lenet5", "resnet8", "resnet20", "vit-tiny"];
+export const MODELS = ["mlp", "lenet5", "cnn", "resnet8", "resnet20", "vit-tiny"];
+export const INITS = ["pytorch", "kaiming-normal"];
 export const OPTIMIZERS = ["sgd", "var", "sam", "cram", "sam+var", "cram+var", "l1", "hoyer"];
 export const OPTIMIZER_NAMES = {
   sgd: "SGD", var: "VAR", sam: "SAM", cram: "CrAM", "sam+var": "SAM+VAR", "cram+var": "CrAM+VAR",
@@ -28,19 +31,22 @@ export const FIELDS = [
   { key: "test_size", short: "te", type: "int", min: 1, max: 10000, def: 2000, group: "data", label: "Test images" },
   { key: "augment", short: "au", type: "bool", def: false, group: "data", label: "Augment (random crop and flip)" },
   { key: "model", short: "m", type: "enum", options: MODELS, def: "lenet5", group: "model", label: "Model" },
+  { key: "init", short: "in", type: "enum", options: INITS, def: "pytorch", group: "model", label: "Initialisation" },
   { key: "optimizers", short: "o", type: "set", options: OPTIMIZERS, def: ["sgd", "var"], group: "model", label: "Optimizers to compare" },
-  { key: "lr", short: "lr", type: "float", min: 1e-6, max: 10, def: 0.02, group: "hyper", label: "Learning rate" },
+  { key: "lr", short: "lr", type: "float", min: 1e-6, max: 10, def: 0.05, group: "hyper", label: "Learning rate" },
   { key: "momentum", short: "mo", type: "float", min: 0, max: 0.999, def: 0.9, group: "hyper", label: "Momentum" },
   { key: "weight_decay", short: "wd", type: "float", min: 0, max: 0.1, def: 0.0005, group: "hyper", label: "Weight decay" },
   { key: "nesterov", short: "ne", type: "bool", def: false, group: "hyper", label: "Nesterov momentum" },
   { key: "schedule", short: "sc", type: "enum", options: ["cosine", "step", "constant"], def: "cosine", group: "hyper", label: "Learning-rate schedule" },
-  { key: "lambda", short: "l", type: "float", min: 0, max: 1, def: 5e-5, group: "hyper", label: "λ (VAR strength)" },
+  { key: "lambda", short: "l", type: "float", min: 0, max: 1, def: 1e-4, group: "hyper", label: "λ (VAR strength)" },
+  // null (blank in the form, "off" in the URL): use λ as given; a number: λ = λψ₀ / ψ₀.
+  { key: "lambda_psi0", short: "lp", type: "float", nullable: true, min: 0, max: 100, def: 1.4, group: "hyper", label: "λψ₀ (λ × ψ at init)" },
   { key: "lambda_l1", short: "l1", type: "float", min: 0, max: 1, def: 1e-5, group: "hyper", label: "λ ℓ1" },
   { key: "lambda_hoyer", short: "lh", type: "float", min: 0, max: 1, def: 1e-4, group: "hyper", label: "λ Hoyer" },
   { key: "rho", short: "r", type: "float", min: 0, max: 2, def: 0.05, group: "hyper", label: "ρ (SAM/CrAM radius)" },
   { key: "cram_sparsity", short: "cs", type: "list", min: 0.001, max: 0.999, maxItems: 8, def: [0.5, 0.7, 0.9], group: "hyper", label: "CrAM sparsity set" },
   { key: "epochs", short: "e", type: "int", min: 1, max: 100, def: 2, group: "train", label: "Epochs" },
-  { key: "warmup_epochs", short: "wu", type: "float", min: 0, max: (c) => c.epochs, def: 0.3, group: "train", label: "Warm-up epochs" },
+  { key: "warmup_epochs", short: "wu", type: "float", min: 0, max: (c) => c.epochs, def: 0, group: "train", label: "Warm-up epochs" },
   { key: "batch", short: "b", type: "int", min: 1, max: 1024, def: 64, group: "train", label: "Batch size" },
   { key: "seed", short: "s", type: "int", min: 0, max: 2147483647, def: 0, group: "train", label: "Seed" },
   { key: "seeds", short: "n", type: "int", min: 1, max: 10, def: 1, group: "train", label: "Seeds per optimizer" },
@@ -58,7 +64,7 @@ export const UI_FIELDS = [
 ];
 
 /** Parts of the page that `?hide=` may name, besides any field key or short key. */
-export const SECTIONS = ["header", "controls", "run", "progress", "live", "hero", "table", "layers", "saved", "export", "notices", "footer"];
+export const SECTIONS = ["header", "presets", "controls", "run", "progress", "live", "hero", "diff", "table", "layers", "saved", "export", "notices", "footer"];
 
 const ALL = [...FIELDS, ...UI_FIELDS];
 const byKey = new Map(ALL.flatMap((f) => [[f.key, f], [f.short, f]]));
@@ -66,7 +72,10 @@ export const field = (key) => byKey.get(key);
 
 const clone = (v) => (Array.isArray(v) ? [...v] : v);
 const limit = (v, c) => (typeof v === "function" ? v(c) : v);
-const show = (v) => (Array.isArray(v) ? v.join(",") : String(v));
+/** A value as the URL writes it; null (a nullable number left blank) is "off". */
+const show = (v) => (v === null ? "off" : Array.isArray(v) ? v.join(",") : String(v));
+/** Words that leave a nullable number blank (from the URL, a form or a file). */
+const isBlank = (raw) => raw === null || ["", "off", "null", "none"].includes(String(raw).trim().toLowerCase());
 
 /**
  * Makes the engine's default config (`default_config()`) the page's defaults, field by field
@@ -80,11 +89,37 @@ export function adoptDefaults(config) {
   }
 }
 
+/**
+ * The engine's presets (`presets()`: [{id, title, about, config}, …]); the first is the
+ * page's default, so a bare URL is that experiment. Filled by `adoptPresets`.
+ */
+export const PRESETS = [];
+export const presetById = (id) => PRESETS.find((p) => p.id === id) ?? null;
+
+/** Takes the engine's presets and makes the first one's config the page's defaults. */
+export function adoptPresets(list) {
+  const ok = (Array.isArray(list) ? list : []).filter((p) => p && typeof p.id === "string" && p.config && typeof p.config === "object");
+  PRESETS.splice(0, PRESETS.length, ...ok);
+  if (PRESETS.length) adoptDefaults(PRESETS[0].config);
+}
+
+/**
+ * The state of preset `id`: its config over the defaults, with its sentences (values the
+ * page had to correct). An unknown id gives the defaults and a sentence.
+ */
+export function presetState(id) {
+  const state = defaults();
+  const p = presetById(id);
+  if (!p) return { state, messages: [`Unknown preset “${String(id).slice(0, 30)}” ignored.`] };
+  state.ui.preset = p.id;
+  return { state, messages: applyConfig(state, p.config) };
+}
+
 /** A fresh state with every default. */
 export function defaults() {
   const config = { version: 1 };
   for (const f of FIELDS) config[f.key] = clone(f.def);
-  const ui = { embed: false, autoplay: false, hide: [] };
+  const ui = { embed: false, autoplay: false, hide: [], preset: PRESETS[0]?.id ?? null };
   for (const f of UI_FIELDS) ui[f.key] = clone(f.def);
   return { config, ui };
 }
@@ -104,9 +139,14 @@ export function setField(state, key, raw) {
   switch (f.type) {
     case "int":
     case "float": {
+      if (f.nullable && isBlank(raw)) {
+        obj[name] = null;
+        return null;
+      }
       const x = typeof raw === "number" ? raw : Number(String(raw).trim());
       if (String(raw).trim() === "" || !Number.isFinite(x)) {
-        return `${name}: “${String(raw).slice(0, 40)}” is not a number; kept ${show(obj[name])}.`;
+        const or = f.nullable ? " (leave it blank, or “off”, to do without)" : "";
+        return `${name}: “${String(raw).slice(0, 40)}” is not a number${or}; kept ${show(obj[name])}.`;
       }
       const lo = limit(f.min, c);
       const hi = limit(f.max, c);
@@ -187,12 +227,15 @@ export function normalise(state) {
   return msgs;
 }
 
-/** Reads a state from a URL query string; returns { state, messages }. */
+/**
+ * Reads a state from a URL query string; returns { state, messages }. `preset=ID` starts
+ * from that preset's config; the other keys are applied on top of it.
+ */
 export function fromQuery(search) {
-  const state = defaults();
-  const messages = [];
   const params = new URLSearchParams(search);
-  const seen = new Set();
+  const id = params.get("preset");
+  const { state, messages } = id === null ? { state: defaults(), messages: [] } : presetState(id.trim());
+  const seen = new Set(["preset"]);
   for (const [k, v] of params) {
     if (seen.has(k)) continue;
     seen.add(k);
@@ -219,12 +262,18 @@ export function fromQuery(search) {
   return { state, messages };
 }
 
-/** The URL query string for a state: short keys, only values that differ from the defaults. */
+/**
+ * The URL query string for a state: `preset=ID` unless it is the first preset, then short
+ * keys for the values that differ from that preset's (or, without one, the defaults').
+ */
 export function toQuery(state) {
   const params = new URLSearchParams();
+  const id = state.ui.preset;
+  const base = id && presetById(id) ? presetState(id).state : defaults();
+  if (id && presetById(id) && id !== PRESETS[0].id) params.set("preset", id);
   for (const f of ALL) {
     const v = holder(state, f)[f.key];
-    if (show(v) !== show(f.def)) params.set(f.short, typeof v === "boolean" ? (v ? "1" : "0") : show(v));
+    if (show(v) !== show(holder(base, f)[f.key])) params.set(f.short, typeof v === "boolean" ? (v ? "1" : "0") : show(v));
   }
   if (state.ui.embed) params.set("embed", "1");
   if (state.ui.hide.length) params.set("hide", state.ui.hide.join(","));
@@ -236,9 +285,14 @@ export function toQuery(state) {
 export function applyConfig(state, config) {
   const messages = [];
   if (!config || typeof config !== "object") return ["The file holds no config object."];
+  // As the engine reads it: a config that gives λ but not λψ₀ (every file written before
+  // λψ₀ existed) means that λ; without `init` too, it was trained from Kaiming-normal.
+  const old = "lambda" in config && !("lambda_psi0" in config);
+  const given = old ? { ...config, lambda_psi0: null } : config;
+  if (old && !("init" in config)) given.init = "kaiming-normal";
   for (const f of FIELDS) {
-    if (!(f.key in config)) continue;
-    const msg = setField(state, f.key, config[f.key]);
+    if (!(f.key in given)) continue;
+    const msg = setField(state, f.key, given[f.key]);
     if (msg) messages.push(msg);
   }
   messages.push(...normalise(state));

@@ -4,7 +4,7 @@
 // Text goes in with textContent only.
 
 import { Chart, align, colorOf, DASHES } from "./charts.js";
-import { summarise, hasBnRecal, formatCell, optimizerName } from "./results.js";
+import { summarise, hasBnRecal, formatCell, optimizerName, pairedRows, pairedParts, formatPaired, lambdaSummary } from "./results.js";
 
 const EPS = 1e-3;
 // A log-of-(1 − s) sparsity axis: 90 %, 95 %, 98 %, 99 % get the room they deserve.
@@ -19,6 +19,9 @@ const el = (tag, text, cls) => {
   return e;
 };
 
+const sparsityAxis = () => ({ label: "sparsity (share of weights removed)", fmt: sparsityTick, distr: 100, splits: true,
+  fwd, bwd, range: (u, lo, hi) => [bwd(fwd(lo) - 0.08), bwd(fwd(hi) + 0.08)] });
+
 /** Creates the page's charts in their <figure> hosts. */
 export function makeCharts() {
   const $ = (id) => document.getElementById(id);
@@ -26,9 +29,13 @@ export function makeCharts() {
     hero: new Chart($("hero-chart"), {
       id: "accuracy-vs-sparsity", title: "Test accuracy after one-shot pruning",
       empty: "Run an experiment (or import a results file) to see accuracy against sparsity.",
-      x: { label: "sparsity (share of weights removed)", fmt: sparsityTick, distr: 100, splits: true,
-        fwd, bwd, range: (u, lo, hi) => [bwd(fwd(lo) - 0.08), bwd(fwd(hi) + 0.08)] },
+      x: sparsityAxis(),
       y: { label: "test accuracy", fmt: pct(0), range: (u, lo, hi) => [Math.max(0, lo - 0.02), Math.min(1, hi + 0.02)] },
+    }),
+    diff: new Chart($("diff-chart"), {
+      id: "paired-difference", title: "Paired difference to the baseline, seed by seed (points)", height: 220,
+      empty: "The paired difference appears once two optimizers have finished the same seed.",
+      x: sparsityAxis(), y: { label: "points", fmt: (v) => `${v > 0 ? "+" : ""}${+v.toFixed(1)}` },
     }),
     loss: new Chart($("loss-chart"), { id: "loss", title: "Training loss", x: { label: "step" }, y: { label: "loss" }, height: 200 }),
     acc: new Chart($("acc-chart"), { id: "accuracy", title: "Accuracy (train: line, test: dots)", x: { label: "step" },
@@ -51,18 +58,23 @@ function labelled(result, prefix = "") {
   });
 }
 
+/** What a chart draws: the result and the overlays as sources, and `add(xs, ys, series)`
+ * collecting the series (returns its uPlot index; x is 0) and their data. */
+function chartData(result, overlays) {
+  const data = { pairs: [], series: [], bands: [] };
+  data.add = (xs, ys, s) => {
+    data.pairs.push([xs, ys]);
+    data.series.push(s);
+    return data.series.length;
+  };
+  data.sources = [...(result ? [{ name: "", result, dash: [] }] : []),
+    ...overlays.map((o, i) => ({ name: `${o.name}: `, result: o.result, dash: DASHES[1 + (i % (DASHES.length - 1))] }))];
+  return data;
+}
+
 /** Hero chart: dense accuracy at sparsity 0, then each swept sparsity. */
 export function drawHero(chart, result, overlays) {
-  const pairs = [];
-  const series = [];
-  const bands = [];
-  const add = (xs, ys, s) => {
-    pairs.push([xs, ys]);
-    series.push(s);
-    return series.length; // uPlot index (x is 0)
-  };
-  const sources = [...(result ? [{ name: "", result, dash: [] }] : []),
-    ...overlays.map((o, i) => ({ name: `${o.name}: `, result: o.result, dash: DASHES[1 + (i % (DASHES.length - 1))] }))];
+  const { pairs, series, bands, add, sources } = chartData(result, overlays);
   for (const src of sources) {
     const fields = ["accuracy", ...(hasBnRecal(src.result) ? ["accuracy_bn_recal"] : [])];
     for (const field of fields) {
@@ -86,8 +98,86 @@ export function drawHero(chart, result, overlays) {
   chart.set(pairs.length ? align(pairs) : [[]], series, bands);
 }
 
-/** The paper-style table: one row per optimizer (and source), one column per sparsity. */
-export function drawTable(table, result, overlays) {
+/** The paired differences (optimizer − baseline, per seed) against sparsity: mean ± std band. */
+export function drawDiff(chart, result, overlays) {
+  const { pairs, series, bands, add, sources } = chartData(result, overlays);
+  const allX = new Set();
+  for (const src of sources) {
+    for (const row of pairedRows(src.result.paired).filter((r) => r.metric === "accuracy")) {
+      const pts = [[0, row.dense], ...[...row.at].sort((a, b) => a[0] - b[0])].filter(([, p]) => p && p.n);
+      if (pts.length === 0) continue;
+      const xs = pts.map(([x]) => x);
+      xs.forEach((x) => allX.add(x));
+      const n = Math.max(...pts.map(([, p]) => p.n));
+      const color = colorOf(row.optimizer);
+      const label = `${src.name}${optimizerName(row.optimizer)} − ${optimizerName(row.baseline)}` +
+        (n > 1 ? ` (${n} seeds, ± std)` : " (1 seed)");
+      add(xs, pts.map(([, p]) => 100 * p.mean), { label, color, dash: src.dash, points: true });
+      if (n > 1) {
+        const hi = add(xs, pts.map(([, p]) => 100 * (p.mean + p.std)), { label: `${label} +std`, color: "transparent", legend: false });
+        const lo = add(xs, pts.map(([, p]) => 100 * (p.mean - p.std)), { label: `${label} −std`, color: "transparent", legend: false });
+        bands.push({ upper: hi, lower: lo, color: `${color}33` });
+      }
+    }
+  }
+  if (series.length) {
+    const xs = [...allX];
+    add(xs, xs.map(() => 0), { label: "no difference", color: "#9a9aa5", width: 1, legend: false });
+  }
+  chart.set(pairs.length ? align(pairs) : [[]], series, bands);
+}
+
+/** The paired rows of one source: "VAR − SGD" per metric, one cell per column. */
+function pairedTrs(s, sparsities) {
+  return pairedRows(s.result.paired).map((row) => {
+    const tr = el("tr", undefined, "paired");
+    tr.dataset.paired = row.optimizer;
+    tr.dataset.baseline = row.baseline;
+    tr.dataset.metric = row.metric;
+    tr.dataset.of = s.source;
+    const tag = row.metric === "accuracy" ? "" : " (BN re-cal.)";
+    const th = el("th", `${s.name}${optimizerName(row.optimizer)} − ${optimizerName(row.baseline)}${tag}`);
+    th.setAttribute("scope", "row");
+    th.style.borderLeft = `4px dotted ${colorOf(row.optimizer)}`;
+    tr.append(th);
+    for (const [sp, p] of [["dense", row.dense], ...sparsities.map((x) => [x, row.at.get(Math.fround(x)) ?? null])]) {
+      // Two lines: the difference, then its t and wins (the whole in the title).
+      const [head, tail] = pairedParts(p);
+      const td = el("td", head);
+      if (tail) td.append(el("small", tail));
+      td.title = formatPaired(p);
+      td.dataset.sparsity = String(sp);
+      if (p && p.n) Object.assign(td.dataset, { mean: String(p.mean), std: String(p.std), n: String(p.n), wins: String(p.wins) });
+      if (p?.significant) td.classList.add("significant");
+      tr.append(td);
+    }
+    return tr;
+  });
+}
+
+/** The lines under the table: VAR's λ and λψ₀ per source, and how to read the paired rows. */
+function tableNotes(sources, anyPaired) {
+  const lines = sources.map((s) => [s, lambdaSummary(s.result)]).filter(([, l]) => l)
+    .map(([s, l]) => `${s.name}VAR's strength: ${l}.`);
+  if (anyPaired) {
+    lines.push("Rows “A − B”: A's accuracy minus the baseline's, seed by seed, in points: mean ± std, the paired t " +
+      "(with 2 or more seeds), and in how many seeds A came out above.");
+  }
+  return lines.map((l) => el("p", l));
+}
+
+/** The engine's verdict sentences (one per optimizer against the baseline), as list items. */
+export function drawVerdicts(list, result, overlays) {
+  const sources = [...(result ? [{ name: "", result }] : []), ...overlays.map((o) => ({ name: `${o.name}: `, result: o.result }))];
+  list.replaceChildren(...sources.flatMap((s) => (s.result.verdicts ?? []).map((v) => el("li", `${s.name}${v}`))));
+  list.hidden = list.children.length === 0;
+}
+
+/**
+ * The paper-style table: one row per optimizer (and source), one column per sparsity, then
+ * the paired differences against the baseline; `notes` gets VAR's λ and λψ₀.
+ */
+export function drawTable(table, result, overlays, notes) {
   const sources = [...(result ? [{ name: "", result, source: "current" }] : []),
     ...overlays.map((o) => ({ name: `${o.name}: `, result: o.result, source: "import" }))];
   const all = sources.flatMap((s) => ["accuracy", ...(hasBnRecal(s.result) ? ["accuracy_bn_recal"] : [])]
@@ -125,6 +215,9 @@ export function drawTable(table, result, overlays) {
       tbody.append(tr);
     }
   }
+  const paired = sources.flatMap((s) => pairedTrs(s, sparsities));
+  tbody.append(...paired);
+  notes?.replaceChildren(...tableNotes(sources, paired.length > 0));
   table.querySelector("caption").textContent = all.length
     ? `Test accuracy (%) by sparsity${anySeeds > 1 ? ", mean ± std over seeds" : ""}; dense = before pruning.`
     : "No results yet.";

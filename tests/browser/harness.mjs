@@ -1,5 +1,7 @@
 // Shared pieces of the browser tests: a static server for dist/ on 127.0.0.1 and a
 // headless Chromium (the system one, driven by playwright-core) with tested flags.
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { createServer } from "node:http";
 import { readFile, stat, mkdir } from "node:fs/promises";
 import { extname, join, normalize, resolve } from "node:path";
@@ -21,6 +23,13 @@ const TYPES = {
 };
 
 /** Serves `dir` on 127.0.0.1 at a free port; resolves to { url, close }. */
+/** Builds the page with trunk unless dist/ has it (`make test-browser` builds first). */
+export function buildIfMissing() {
+  if (!existsSync(join(DIST, "index.html"))) {
+    execFileSync("trunk", ["build", "--release"], { cwd: ROOT, stdio: "inherit" });
+  }
+}
+
 export async function serve(dir = DIST) {
   await stat(join(dir, "index.html")); // fails loudly when the page was not built
   const server = createServer(async (req, res) => {

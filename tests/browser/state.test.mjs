@@ -3,8 +3,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { defaults, fromQuery, toQuery, setField, applyConfig, configOf, adoptDefaults, FIELDS } from "../../www/state.js";
-import { checkResult, summarise, formatCell, toCSV, mergeParts, meanStd } from "../../www/results.js";
+import { defaults, fromQuery, toQuery, setField, applyConfig, configOf, adoptDefaults, adoptPresets, presetState, PRESETS, FIELDS }
+  from "../../www/state.js";
+import { checkResult, summarise, formatCell, toCSV, mergeParts, meanStd, statsInput, pairedRows, formatPaired, lambdaSummary, hasStats }
+  from "../../www/results.js";
 
 const fixture = () => JSON.parse(readFileSync(join(import.meta.dirname, "fixtures/results-small.json"), "utf8"));
 
@@ -12,10 +14,15 @@ test("the fallback defaults (before the engine loads) are a version-1 config and
   const s = defaults();
   assert.equal(s.config.version, 1);
   assert.deepEqual(s.config.optimizers, ["sgd", "var"]);
-  assert.equal(s.config.lambda, 5e-5);
+  assert.equal(s.config.lambda, 1e-4);
+  assert.equal(s.config.lambda_psi0, 1.4);
+  assert.equal(s.config.init, "pytorch");
+  assert.equal(s.config.lr, 0.05);
+  assert.equal(s.config.warmup_epochs, 0);
   assert.deepEqual(s.config.sparsities, [0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99]);
+  assert.equal(s.ui.preset, null); // no presets before the engine loads
   assert.equal(toQuery(s), "");
-  assert.equal(Object.keys(configOf(s)).length, 28);
+  assert.equal(Object.keys(configOf(s)).length, 30);
 });
 
 test("a query round-trips through the state with short keys", () => {
@@ -94,4 +101,161 @@ test("the engine's defaults become the page's, where the page accepts them", () 
   } finally {
     FIELDS.forEach((f, i) => (f.def = before[i]));
   }
+});
+
+test("λψ₀ (lp) and the initialisation (in) round-trip through the URL; a blank λψ₀ is written lp=off", () => {
+  const a = fromQuery("lp=0.7&in=kaiming-normal&m=cnn");
+  assert.deepEqual(a.messages, []);
+  assert.equal(a.state.config.lambda_psi0, 0.7);
+  assert.equal(a.state.config.init, "kaiming-normal");
+  assert.equal(a.state.config.model, "cnn");
+  assert.equal(toQuery(a.state), "m=cnn&in=kaiming-normal&lp=0.7");
+  assert.deepEqual(fromQuery(toQuery(a.state)).state, a.state);
+  // null = "use λ as given": blank, off, null or none read as null; it is written "off".
+  for (const q of ["lp=off", "lp=", "lp=OFF", "lp=null", "lp=none", "lambda_psi0=off"]) {
+    const b = fromQuery(`${q}&l=0.0005`);
+    assert.deepEqual(b.messages, [], q);
+    assert.equal(b.state.config.lambda_psi0, null, q);
+    assert.equal(toQuery(b.state), "l=0.0005&lp=off", q);
+    assert.deepEqual(fromQuery(toQuery(b.state)).state, b.state, q);
+    assert.equal(JSON.parse(JSON.stringify(configOf(b.state))).lambda_psi0, null, "null reaches the engine as null");
+  }
+  // Out of range, not a number, unknown init: clamped or refused with a sentence.
+  const c = fromQuery("lp=500&in=xavier");
+  assert.equal(c.state.config.lambda_psi0, 100);
+  assert.equal(c.state.config.init, "pytorch");
+  assert.match(c.messages.join("\n"), /lambda_psi0 500 is above the maximum 100; using 100\./);
+  assert.match(c.messages.join("\n"), /init: “xavier” is not one of pytorch, kaiming-normal; kept pytorch\./);
+  const s = defaults();
+  assert.match(setField(s, "lambda_psi0", "abc"), /not a number \(leave it blank, or “off”, to do without\); kept 1\.4/);
+  assert.equal(setField(s, "lambda_psi0", ""), null); // a cleared form field
+  assert.equal(s.config.lambda_psi0, null);
+  assert.match(setField(s, "lambda", ""), /not a number; kept 0\.0001/); // λ itself is not nullable
+  // A file that gives λ but not λψ₀ (written before λψ₀ existed) means that λ, as the engine reads it.
+  const d = defaults();
+  assert.deepEqual(applyConfig(d, { lambda: 5e-4 }), []);
+  assert.equal(d.config.lambda_psi0, null);
+  assert.equal(d.config.init, "kaiming-normal"); // without `init` too: trained before it existed
+  const e = defaults();
+  assert.deepEqual(applyConfig(e, { lambda: 5e-4, init: "pytorch" }), []);
+  assert.deepEqual([e.config.lambda_psi0, e.config.init], [null, "pytorch"]);
+  assert.deepEqual(applyConfig(d, { lambda: 5e-4, lambda_psi0: 2, init: "pytorch" }), []);
+  assert.deepEqual([d.config.lambda_psi0, d.config.init], [2, "pytorch"]);
+});
+
+/** Presets shaped like the engine's presets() (hand-made: no wasm under node). */
+function fakePresets() {
+  const base = { ...defaults().config, lr: 0.05, warmup_epochs: 0, lambda: 1e-4, lambda_psi0: 1.4, init: "pytorch" };
+  return [
+    { id: "mlp", title: "MLP", about: "first", config: { ...base, model: "mlp", train_size: 4000, test_size: 1000, epochs: 3, seeds: 4,
+      sparsities: [0.5, 0.8, 0.9, 0.95, 0.98, 0.99] } },
+    { id: "lenet5", title: "LeNet-5", about: "second", config: { ...base, model: "lenet5", epochs: 3, seeds: 4 } },
+    { id: "cifar-cnn", title: "CNN", about: "third", config: { ...base, dataset: "cifar10", model: "cnn", augment: true, epochs: 5,
+      batch: 128, seeds: 4, sparsities: [0.5, 0.7, 0.8, 0.9, 0.95, 0.98] } },
+    { id: "kaiming", title: "K", about: "fourth", config: { ...base, init: "kaiming-normal", lambda_psi0: null, lambda: 5e-4,
+      optimizers: ["sgd", "var", "cram"], bn_recal: 500, train_size: 20000 } },
+  ];
+}
+
+function withPresets(fn) {
+  const before = FIELDS.map((f) => f.def);
+  try {
+    const list = fakePresets();
+    adoptPresets(list);
+    fn(list);
+  } finally {
+    FIELDS.forEach((f, i) => (f.def = before[i]));
+    PRESETS.splice(0, PRESETS.length);
+  }
+}
+
+test("presets: the first is the page's default (bare URL); each one's URL reproduces its config exactly", () => {
+  withPresets((list) => {
+    const bare = fromQuery("");
+    assert.deepEqual(bare.messages, []);
+    assert.equal(bare.state.ui.preset, "mlp");
+    assert.deepEqual(configOf(bare.state), list[0].config);
+    assert.equal(toQuery(bare.state), "");
+    for (const p of list) {
+      const { state, messages } = presetState(p.id);
+      // Only the MNIST file set may change, and says so.
+      assert.deepEqual(messages.filter((m) => !/switched to the full MNIST files/.test(m)), [], p.id);
+      assert.deepEqual(configOf(state), p.config, p.id);
+      const q = toQuery(state);
+      assert.equal(q, p.id === "mlp" ? "" : `preset=${p.id}`, p.id);
+      const back = fromQuery(q);
+      assert.deepEqual(back.messages, messages, p.id);
+      assert.deepEqual(configOf(back.state), p.config, p.id);
+      assert.deepEqual(back.state, state, p.id);
+    }
+    // The MNIST files follow the preset's sizes (20 000 training images need the full set).
+    assert.equal(presetState("kaiming").state.ui.mnist_files, "full");
+  });
+});
+
+test("presets: other keys apply on top of ?preset=; changes are written against the preset; unknown ids are refused", () => {
+  withPresets(() => {
+    const a = fromQuery("preset=lenet5&e=1&lp=off&x=cpu");
+    assert.deepEqual(a.messages, []);
+    assert.equal(a.state.ui.preset, "lenet5");
+    assert.equal(a.state.config.model, "lenet5");
+    assert.equal(a.state.config.seeds, 4);
+    assert.equal(a.state.config.epochs, 1);
+    assert.equal(a.state.config.lambda_psi0, null);
+    assert.equal(toQuery(a.state), "preset=lenet5&lp=off&e=1&x=cpu");
+    assert.deepEqual(fromQuery(toQuery(a.state)).state, a.state);
+    // Back to a preset's own value: the key leaves the URL.
+    setField(a.state, "epochs", 3);
+    assert.equal(toQuery(a.state), "preset=lenet5&lp=off&x=cpu");
+    const b = fromQuery("preset=nope&e=1");
+    assert.match(b.messages.join(), /Unknown preset “nope” ignored\./);
+    assert.equal(b.state.ui.preset, "mlp");
+    assert.equal(b.state.config.epochs, 1);
+    // A preset key with a value from the first preset's config is still written (it differs from lenet5's).
+    const c = fromQuery("preset=cifar-cnn&ds=mnist");
+    assert.equal(c.state.config.dataset, "mnist");
+    assert.equal(toQuery(c.state), "preset=cifar-cnn&ds=mnist");
+  });
+});
+
+test("results: paired statistics input, rows and cells; λ and λψ₀; one part keeps the engine's statistics", () => {
+  const r = checkResult(fixture());
+  assert.equal(hasStats(r), false); // an older file
+  const input = statsInput(r);
+  assert.deepEqual(input.config, { optimizers: ["sgd", "var"], sparsities: [0.5, 0.9, 0.99] });
+  assert.equal(input.runs.length, 4);
+  const run = input.runs[0];
+  for (const k of ["dense_loss", "prunable_weights", "total_params", "psi", "timing", "weights", "curves", "layers"]) assert.ok(k in run, k);
+  assert.deepEqual(run.curves.test_acc, []); // no nulls where the engine wants numbers
+  assert.equal(run.diverged, null);
+  assert.deepEqual(run.sweep[1], { sparsity: 0.9, actual_sparsity: 0.9, accuracy: r.runs[0].sweep[1].accuracy, accuracy_bn_recal: null });
+  const paired = [
+    { optimizer: "var", baseline: "sgd", sparsity: null, metric: "accuracy", n: 8, mean: -0.002, std: 0.004, t: -1.4, wins: 2, losses: 6, significant: false },
+    { optimizer: "var", baseline: "sgd", sparsity: 0.98, metric: "accuracy", n: 8, mean: 0.034, std: 0.033, t: 2.96, wins: 7, losses: 1, significant: true },
+    { optimizer: "var", baseline: "sgd", sparsity: 0.98, metric: "accuracy_bn_recal", n: 1, mean: 0.01, std: 0, t: null, wins: 1, losses: 0, significant: false },
+  ];
+  const rows = pairedRows(paired);
+  assert.deepEqual(rows.map((x) => [x.optimizer, x.baseline, x.metric]), [["var", "sgd", "accuracy"], ["var", "sgd", "accuracy_bn_recal"]]);
+  assert.equal(rows[0].dense, paired[0]);
+  assert.equal(rows[0].at.get(Math.fround(0.98)), paired[1]);
+  // The engine's f32 sparsity, however it was written, finds the same entry.
+  assert.equal(pairedRows([{ ...paired[1], sparsity: 0.9800000190734863 }])[0].at.get(Math.fround(0.98)).n, 8);
+  assert.equal(formatPaired(paired[1]), "+3.4 ± 3.3 · t = +3.0 · 7/8");
+  assert.equal(formatPaired(paired[0]), "−0.2 ± 0.4 · t = −1.4 · 2/8");
+  assert.equal(formatPaired(paired[2]), "+1.0 · 1/1");
+  assert.equal(formatPaired({ ...paired[1], mean: 0.0004, t: 0.01 }), "0.0 ± 3.3 · t = 0.0 · 7/8");
+  assert.equal(formatPaired(null), "—");
+  const withLp = { config: { lambda: 7.04e-5 }, runs: [{ optimizer: "sgd", lambda_psi0: 0 }, { optimizer: "var", lambda_psi0: 1.4 },
+    { optimizer: "var", lambda_psi0: 1.4001 }] };
+  assert.equal(lambdaSummary(withLp), "λ = 7.0e-5 (λψ₀ = 1.40)");
+  withLp.runs.push({ optimizer: "cram+var", lambda_psi0: 1.52 });
+  assert.equal(lambdaSummary(withLp), "λ = 7.0e-5 (λψ₀ = 1.40–1.52)");
+  assert.equal(lambdaSummary(r), "λ = 5.0e-5"); // an older file: no λψ₀ per run
+  assert.equal(lambdaSummary({ config: {}, runs: [{ optimizer: "sgd" }] }), null);
+  const one = mergeParts(r.config, [{ environment: { executor: "cpu" }, runs: r.runs, paired, verdicts: ["V."] }]);
+  assert.equal(one.paired, paired);
+  assert.deepEqual(one.verdicts, ["V."]);
+  const two = mergeParts(r.config, [{ runs: r.runs.slice(0, 2), paired, verdicts: [] }, { runs: r.runs.slice(2), paired, verdicts: [] }]);
+  assert.equal(hasStats(two), false); // several parts: the page asks the engine again
+  assert.match(toCSV(r).split("\n")[0], /,psi,psi_init,lambda_psi0,model,/);
 });
