@@ -37,3 +37,77 @@ pub fn sgd_step(
         *p -= lr * d;
     }
 }
+
+/// The hyper-parameters of one SGD update (as [`sgd_step`] takes them).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sgd {
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+    pub nesterov: bool,
+}
+
+/// [`sgd_step`] with a regulariser's gradient added inside the same pass: in each range of
+/// `penalised`, `g ← g + grad.at(p)` is written back to `grads` (so they hold the gradient
+/// the update used) and then the step is taken — one read-modify-write of every weight
+/// instead of a gradient pass followed by the update. Ranges must be in order and disjoint.
+pub fn sgd_step_penalised(
+    params: &mut [f32],
+    grads: &mut [f32],
+    momentum_buf: &mut [f32],
+    sgd: Sgd,
+    penalised: &[(std::ops::Range<usize>, super::reg::PenaltyGrad)],
+) {
+    let Sgd {
+        lr,
+        momentum,
+        weight_decay,
+        nesterov,
+    } = sgd;
+    assert_eq!(params.len(), grads.len(), "parameters and gradients");
+    assert_eq!(
+        params.len(),
+        momentum_buf.len(),
+        "parameters and momentum buffer"
+    );
+    let update = |p: &mut f32, g: f32, v: &mut f32| {
+        let mut d = g + weight_decay * *p;
+        if momentum != 0.0 {
+            *v = momentum * *v + d;
+            d = if nesterov { d + momentum * *v } else { *v };
+        }
+        *p -= lr * d;
+    };
+    let mut at = 0;
+    for (range, grad) in penalised {
+        assert!(
+            range.start >= at && range.end <= params.len(),
+            "ordered ranges"
+        );
+        let plain = at..range.start;
+        for ((p, g), v) in params[plain.clone()]
+            .iter_mut()
+            .zip(&grads[plain.clone()])
+            .zip(&mut momentum_buf[plain])
+        {
+            update(p, *g, v);
+        }
+        for ((p, g), v) in params[range.clone()]
+            .iter_mut()
+            .zip(&mut grads[range.clone()])
+            .zip(&mut momentum_buf[range.clone()])
+        {
+            *g += grad.at(*p);
+            update(p, *g, v);
+        }
+        at = range.end;
+    }
+    let rest = at..params.len();
+    for ((p, g), v) in params[rest.clone()]
+        .iter_mut()
+        .zip(&grads[rest.clone()])
+        .zip(&mut momentum_buf[rest])
+    {
+        update(p, *g, v);
+    }
+}
