@@ -1,11 +1,10 @@
 //! The CPU optimizer: the reference the GPU step is tested against, and the optimizer of
 //! the CPU executor. One [`CpuOptimizer::step`] = the configured number of
-//! forward+backward passes through a caller's closure, then the SGD update with the
-//! regulariser's gradient inside it ([`sgd_step_penalised`]).
+//! forward+backward passes through a caller's closure, then [`sgd_step`].
 
 use super::config::{OptimConfig, OptimError, Scope};
 use super::reg::{regularised, telemetry, Penalty, TensorVar};
-use super::sgd::{sgd_step_penalised, Sgd};
+use super::sgd::sgd_step;
 use crate::nn::ParamTable;
 use crate::ops::select::{count_for_sparsity, select_abs_cpu, zero_at_or_below_cpu};
 use crate::ops::stats::global_norm_cpu;
@@ -164,30 +163,21 @@ impl CpuOptimizer {
                 }
             }
         }
-        // The regulariser: one statistics pass per tensor, its gradient applied inside the
-        // SGD update (one read-modify-write of every weight).
         let mut reg = 0.0f64;
-        let mut penalised = Vec::new();
         if self.penalty != Penalty::None {
-            let mut tensors = regularised(&self.table, self.cfg.regularize_all);
-            tensors.sort_by_key(|p| p.offset);
-            for p in tensors {
-                let (value, grad) = self.penalty.prepare(&params[p.range()]);
-                reg += value as f64;
-                penalised.push((p.range(), grad));
+            for p in regularised(&self.table, self.cfg.regularize_all) {
+                let w = &params[p.range()];
+                reg += self.penalty.apply(w, &mut self.grads[p.range()]) as f64;
             }
         }
-        sgd_step_penalised(
+        sgd_step(
             params,
-            &mut self.grads,
+            &self.grads,
             &mut self.momentum,
-            Sgd {
-                lr,
-                momentum: self.cfg.momentum,
-                weight_decay: self.cfg.weight_decay,
-                nesterov: self.cfg.nesterov,
-            },
-            &penalised,
+            lr,
+            self.cfg.momentum,
+            self.cfg.weight_decay,
+            self.cfg.nesterov,
         );
         if let Some(mask) = &self.mask {
             for (w, &m) in params.iter_mut().zip(mask) {

@@ -180,39 +180,6 @@ pub fn fast_sums(w: &[f32]) -> (f64, f64, f64) {
     (s0, s1, s2)
 }
 
-/// A penalty's gradient at one weight, the tensor's statistics folded into constants.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum PenaltyGrad {
-    None,
-    /// VAR: `−c·(w̃ − m)·w/w̃`.
-    Var {
-        c: f32,
-        m: f32,
-    },
-    /// `λ·sign(w)`.
-    L1(f32),
-    /// `a·sign(w) − b·w`.
-    Hoyer {
-        a: f32,
-        b: f32,
-    },
-}
-
-impl PenaltyGrad {
-    #[inline]
-    pub fn at(self, x: f32) -> f32 {
-        match self {
-            PenaltyGrad::None => 0.0,
-            PenaltyGrad::Var { c, m } => {
-                let smooth = (x * x + R).sqrt();
-                -c * (smooth - m) * x / smooth
-            }
-            PenaltyGrad::L1(lambda) => lambda * sign(x),
-            PenaltyGrad::Hoyer { a, b } => a * sign(x) - b * x,
-        }
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Penalty {
     None,
@@ -256,45 +223,41 @@ impl Penalty {
     }
 
     /// Adds the penalty's gradient at one tensor `w` to `g`.
-    /// The penalty of `w` and the constants of its gradient, from ONE statistics pass
-    /// ([`fast_sums`]): what the CPU optimizer runs every step, the gradient then applied
-    /// inside the SGD update ([`super::sgd::sgd_step_penalised`]). [`Penalty::value`] and
-    /// [`Penalty::add_grad`] compute the same, each from its own f64 passes.
-    pub fn prepare(&self, w: &[f32]) -> (f32, PenaltyGrad) {
+    /// The penalty of `w` and its gradient added to `g`, from ONE statistics pass and one
+    /// gradient pass: what the CPU optimizer runs every step ([`Penalty::value`] and
+    /// [`Penalty::add_grad`] compute the same, each from its own f64 passes).
+    pub fn apply(&self, w: &[f32], g: &mut [f32]) -> f32 {
         if *self == Penalty::None || w.is_empty() {
-            return (0.0, PenaltyGrad::None);
+            return 0.0;
         }
         let (smooth, sq, abs) = fast_sums(w);
         match *self {
-            Penalty::None => (0.0, PenaltyGrad::None),
+            Penalty::None => 0.0,
             Penalty::Var(lambda) => {
                 let (m, v) = moments(w.len(), smooth, sq);
                 let psi = 1.0 / (v + EPS as f64);
-                let c = 2.0 * lambda as f64 / (w.len() as f64 * (v + EPS as f64).powi(2));
-                let grad = PenaltyGrad::Var {
-                    c: c as f32,
-                    m: m as f32,
-                };
-                ((lambda as f64 * psi) as f32, grad)
+                let c = (2.0 * lambda as f64 / (w.len() as f64 * (v + EPS as f64).powi(2))) as f32;
+                let m = m as f32;
+                for (o, &x) in g.iter_mut().zip(w) {
+                    let smooth = (x * x + R).sqrt();
+                    *o -= c * (smooth - m) * x / smooth;
+                }
+                (lambda as f64 * psi) as f32
             }
-            Penalty::L1(lambda) => (lambda * abs as f32, PenaltyGrad::L1(lambda)),
+            Penalty::L1(lambda) => {
+                for (o, &x) in g.iter_mut().zip(w) {
+                    *o += lambda * sign(x);
+                }
+                lambda * abs as f32
+            }
             Penalty::Hoyer(lambda) => {
                 let (a, b) = hoyer_coefficients(lambda, abs as f32, sq as f32);
-                (
-                    lambda * hoyer_of(abs, sq) as f32,
-                    PenaltyGrad::Hoyer { a, b },
-                )
+                for (o, &x) in g.iter_mut().zip(w) {
+                    *o += a * sign(x) - b * x;
+                }
+                lambda * hoyer_of(abs, sq) as f32
             }
         }
-    }
-
-    /// [`Penalty::prepare`], then the gradient added to `g`; returns the penalty.
-    pub fn apply(&self, w: &[f32], g: &mut [f32]) -> f32 {
-        let (value, grad) = self.prepare(w);
-        for (o, &x) in g.iter_mut().zip(w) {
-            *o += grad.at(x);
-        }
-        value
     }
 
     pub fn add_grad(&self, w: &[f32], g: &mut [f32]) {
