@@ -15,7 +15,9 @@
 #   vit       ViT-tiny on the CIFAR-10 subset, SGD and VAR, 3 seeds, 3 epochs
 # Environment: VARLAB (binary, default target/release/varlab), DATA (CIFAR-10, default
 # ../shared/data/cifar10), EXECUTOR (default cpu), SEEDS (overrides the part's seed count),
-# OPTIM (overrides the part's optimizers, e.g. OPTIM=sgd,var for resnet8).
+# OPTIM (overrides the part's optimizers, e.g. OPTIM=sgd,var for resnet8), EPOCHS (overrides
+# the part's epochs). On a real GPU, the longer CIFAR runs are e.g.
+#   EXECUTOR=gpu EPOCHS=30 SEEDS=8 scripts/results-science.sh cnn results/gpu
 set -euo pipefail
 part=$1; out=${2:-results/science}/$part
 bin=${VARLAB:-target/release/varlab} data=${DATA:-../shared/data/cifar10}
@@ -40,11 +42,11 @@ case $part in
       done
     done ;;
   cnn)
-    run cnn "${cifar[@]}" --model cnn --optim sgd,var --seeds "${SEEDS:-4}" --epochs 5 ;;
+    run cnn "${cifar[@]}" --model cnn --optim sgd,var --seeds "${SEEDS:-4}" --epochs "${EPOCHS:-5}" ;;
   resnet8)
     run resnet8 "${cifar[@]}" --model resnet8 --lr 0.1 --bn-recal 500 --optim "${OPTIM:-sgd,var,cram}" \
-      --seeds "${SEEDS:-3}" --epochs 3 ;;
+      --seeds "${SEEDS:-3}" --epochs "${EPOCHS:-3}" ;;
   vit)
-    run vit "${cifar[@]}" --model vit-tiny --optim sgd,var --seeds "${SEEDS:-3}" --epochs 3 ;;
+    run vit "${cifar[@]}" --model vit-tiny --optim sgd,var --seeds "${SEEDS:-3}" --epochs "${EPOCHS:-3}" ;;
   *) echo "unknown part '$part'" >&2; exit 2 ;;
 esac

@@ -558,7 +558,7 @@ fn cifar_single_bin_and_non_tar_gzip_are_named_plainly() {
     assert!(!e.contains('\u{FFFD}') && e.chars().count() < 400, "{e}");
     let dir = temp_dir("single-bin");
     let bin = dir.join("data_batch_1.bin");
-    std::fs::write(&bin, common::cifar_records(3, 5)[..3 * RECORD - 7].to_vec()).unwrap();
+    std::fs::write(&bin, &common::cifar_records(3, 5)[..3 * RECORD - 7]).unwrap();
     let e = load_cifar(&bin).unwrap_err().to_string();
     assert!(e.contains("whole number of 3073-byte records"), "{e}");
     let mut labels = common::cifar_records(2, 6);
