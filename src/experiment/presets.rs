@@ -29,9 +29,11 @@ pub fn presets() -> Vec<Preset> {
         Preset {
             id: "mlp",
             title: "VAR on the MLP, 98–99 % — where it helps",
-            about: "LeNet-300-100 on MNIST from PyTorch's default initialisation: VAR keeps \
-                    more accuracy than SGD at 98–99 % sparsity; the gain is a few points with \
-                    a spread of the same size, so it takes several paired seeds to see.",
+            about: "LeNet-300-100 on 4 000 MNIST images from PyTorch's default \
+                    initialisation: with these 4 seeds VAR is above SGD at 95 % sparsity in 4 \
+                    of 4 (+1.9 ± 1.0 points), with 8 seeds at 90, 95 and 99 % (RESULTS.md). \
+                    The gain is a few points with a spread of the same size, so it takes \
+                    several paired seeds to see.",
             config: Config {
                 model: "mlp".into(),
                 optimizers: strings(&["sgd", "var"]),
@@ -60,7 +62,9 @@ pub fn presets() -> Vec<Preset> {
             id: "cifar-cnn",
             title: "CIFAR CNN (drop CIFAR-10 on the page)",
             about: "The plain VGG-like CNN on CIFAR-10, whose large first fully-connected \
-                    layer stays near its initialisation under SGD.",
+                    layer stays near its initialisation under SGD: on the 10 000-image subset \
+                    VAR kept +11.3 ± 4.2 points more than SGD at 98 % sparsity (4 of 4 seeds, \
+                    5 epochs; RESULTS.md).",
             config: Config {
                 dataset: DatasetKind::Cifar10,
                 model: "cnn".into(),
