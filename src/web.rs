@@ -33,6 +33,13 @@ pub fn default_config() -> String {
     Config::default().to_json()
 }
 
+/// Whether a WebGPU adapter named `name` is a software rasteriser, on which `executor: auto`
+/// trains on the CPU executor (the page says so before Run).
+#[wasm_bindgen]
+pub fn is_software_adapter_name(name: &str) -> bool {
+    crate::experiment::is_software_adapter_name(name)
+}
+
 /// The named presets: `[{id, title, about, config}, …]`, the page's default first.
 #[wasm_bindgen]
 pub fn presets() -> String {

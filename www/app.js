@@ -362,6 +362,18 @@ function onEvent(ev) {
   }
 }
 
+/** The ready sentence, naming the executor Run will use (as the engine will choose it). */
+function readyMessage() {
+  const x = state.config.executor;
+  const software = browserAdapter && (/fallback adapter/.test(browserAdapter) || wasm.is_software_adapter_name?.(browserAdapter));
+  if (x === "cpu") return "Ready: press Run to train on the CPU executor (WebAssembly), as the settings ask.";
+  if (page.reason) return "Ready: press Run to train on the CPU executor (WebAssembly): this browser offers no usable WebGPU.";
+  if (x === "auto" && software) {
+    return `Ready: press Run to train on the CPU executor (WebAssembly): the GPU adapter “${browserAdapter}” is a software rasteriser, on which the CPU is many times faster.`;
+  }
+  return `Ready: press Run to train on your GPU${browserAdapter ? ` (${browserAdapter})` : ""}.`;
+}
+
 async function onRunDone(result, s) {
   if (s !== session) return;
   view = { result, source: "live" };
@@ -477,6 +489,16 @@ async function run() {
 
 // ---------- saved experiments ----------
 
+/** "8 runs", or "3 of 8 runs — cut short (…)" for a saved experiment that stopped before its
+ * last run (a reload or a closed tab mid-run) and is not the one running now. */
+function runsText(rec) {
+  const r = rec.result;
+  const planned = (r.config?.optimizers?.length ?? 0) * (r.config?.seeds ?? 0);
+  const live = session && session.id === rec.id && ["loading", "running", "paused"].includes(session.status);
+  if (live || !(planned > r.runs.length)) return `${r.runs.length} runs`;
+  return `${r.runs.length} of ${planned} runs — cut short (“Use its settings” and Run to redo it)`;
+}
+
 async function refreshSaved() {
   let records = [];
   try {
@@ -516,7 +538,7 @@ async function refreshSaved() {
       updateURL();
       showMessages(msgs.length ? msgs : ["Settings loaded: Run reproduces this experiment on this adapter."], msgs.length ? "warn" : "ok");
     });
-    li.append(el("span", `${rec.label} · ${rec.result.runs.length} runs · ${when}`, "saved-label"), show, load, del);
+    li.append(el("span", `${rec.label} · ${runsText(rec)} · ${when}`, "saved-label"), show, load, del);
     return li;
   }));
   $("delete-all").disabled = records.length === 0;
@@ -676,6 +698,10 @@ async function main() {
   }
   const parsed = fromQuery(location.search);
   state = page.state = parsed.state;
+  // Settings live in the query; a "#config=…" (or any "#key=value") fragment is not read.
+  if (/^#[^=]*=/.test(location.hash)) {
+    parsed.messages.push(`The part of the address after “#” (${location.hash.slice(0, 40)}) is not read: settings go after “?”, as Copy share link writes them (e.g. ?m=mlp&n=4).`);
+  }
   buildControls($("form"), onFieldChange, { data: [cifarZone()] });
   buildPresets();
   syncControls($("form"), state);
@@ -702,7 +728,7 @@ async function main() {
     if (missing.length) throw new Error(`This build of the engine lacks ${missing.join(", ")}; rebuild the page.`);
     page.ready = true;
     $("run-btn").disabled = false;
-    setStatus(page.reason ? "Ready (CPU executor)." : "Ready: press Run to train on your GPU.", "ok");
+    setStatus(readyMessage(), "ok");
   } catch (e) {
     page.message = sentence(e);
     setStatus(page.message, "error");

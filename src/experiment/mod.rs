@@ -150,11 +150,16 @@ pub struct Environment {
 /// Whether `ctx`'s adapter is a software rasteriser (lavapipe, SwiftShader, WARP): there the
 /// CPU executor trains many times faster than the "GPU", so `executor: auto` picks the CPU.
 pub fn is_software_adapter(ctx: &Context) -> bool {
-    let name = ctx.report.name.to_lowercase();
-    ctx.report.is_software
-        || ["llvmpipe", "lavapipe", "swiftshader", "warp", "software"]
-            .iter()
-            .any(|s| name.contains(s))
+    ctx.report.is_software || is_software_adapter_name(&ctx.report.name)
+}
+
+/// Whether an adapter's name is a software rasteriser's (lavapipe/llvmpipe, SwiftShader,
+/// WARP): the one list the page asks too (wasm `is_software_adapter_name`).
+pub fn is_software_adapter_name(name: &str) -> bool {
+    let name = name.to_lowercase();
+    ["llvmpipe", "lavapipe", "swiftshader", "warp", "software"]
+        .iter()
+        .any(|s| name.contains(s))
 }
 
 /// The result file: config, environment and the finished runs.

@@ -166,3 +166,33 @@ test("an older results file (no paired statistics) gets them from the engine whe
   assert.equal(await page.evaluate(() => window.__varlab.statsError ?? null), null);
   await page.close();
 });
+
+test("the ready sentence names the executor Run will use; a #config= fragment is refused with a sentence; a saved experiment cut short says so", async () => {
+  // SwiftShader is a software rasteriser: executor auto trains on the CPU, and the page says so.
+  const { page } = await open("");
+  const status = await page.locator("#status-text").textContent();
+  assert.match(status, /^Ready: press Run to train on the CPU executor \(WebAssembly\)/, status);
+  await page.close();
+  const cpu = (await open("x=cpu")).page;
+  assert.match(await cpu.locator("#status-text").textContent(), /CPU executor \(WebAssembly\), as the settings ask/);
+  await cpu.close();
+  // Settings after "#" are not read, and the page says where they go.
+  const frag = await openPage(context, `${server.url}#config=%7B%22model%22%3A%22lenet5%22%7D`, { timeout: 120_000 });
+  assert.match(await frag.page.locator("#messages").textContent(), /after “#” .* is not read: settings go after “\?”/);
+  assert.equal(await frag.page.inputValue("#f-model"), "mlp", "the fragment changed nothing");
+  await frag.page.close();
+  // A saved experiment with fewer runs than planned (a reload mid-run) is marked cut short.
+  const saved = (await open("")).page;
+  await saved.evaluate(async () => {
+    const { saveResult } = await import("./www/store.js");
+    const config = { ...window.__varlab.state.config, optimizers: ["sgd", "var"], seeds: 4 };
+    await saveResult("exp-cut", "mnist · mlp · cut", { version: 1, config, environment: {}, runs: [
+      { optimizer: "sgd", seed: 0, dense_accuracy: 0.9, sweep: [] }] });
+  });
+  await saved.reload();
+  await saved.waitForFunction(() => window.__varlab && window.__varlab.done, null, { timeout: 120_000 });
+  const text = await saved.locator('#saved-list li[data-id="exp-cut"]').textContent();
+  assert.match(text, /1 of 8 runs — cut short/, text);
+  await saved.evaluate(async () => (await import("./www/store.js")).deleteResult("exp-cut"));
+  await saved.close();
+});
