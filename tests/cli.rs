@@ -20,6 +20,13 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// The words of `text` (split at white space), then `extra`: a command line.
+fn words<'a>(text: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    text.split_whitespace()
+        .chain(extra.iter().copied())
+        .collect()
+}
+
 /// Exit code 2, a one-line message containing `needle`, and no JSON written.
 fn refused(args: &[&str], needle: &str) {
     let dir = scratch("refused");
@@ -180,31 +187,12 @@ fn a_tiny_sweep_writes_json_csv_and_weights() {
 fn every_run_diverged_is_exit_code_3() {
     let dir = scratch("diverged");
     let json = dir.join("r.json");
-    let out = varlab(&[
-        "compare",
-        "--model",
-        "mlp",
-        "--optim",
-        "sgd",
-        "--seeds",
-        "2",
-        "--lr",
-        "10",
-        "--schedule",
-        "constant",
-        "--train-size",
-        "320",
-        "--test-size",
-        "64",
-        "--epochs",
-        "2",
-        "--batch",
-        "32",
-        "--executor",
-        "cpu",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
+    let json_arg = json.to_str().unwrap();
+    let out = varlab(&words(
+        "compare --model mlp --optim sgd --seeds 2 --lr 10 --schedule constant --train-size 320 \
+         --test-size 64 --epochs 2 --batch 32 --executor cpu --json",
+        &[json_arg],
+    ));
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
@@ -228,23 +216,11 @@ fn every_run_diverged_is_exit_code_3() {
 fn a_preset_fills_the_config() {
     let dir = scratch("preset");
     let json = dir.join("r.json");
-    let out = varlab(&[
-        "train",
-        "--preset",
-        "mlp",
-        "--train-size",
-        "128",
-        "--test-size",
-        "32",
-        "--epochs",
-        "1",
-        "--seeds",
-        "1",
-        "--executor",
-        "cpu",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
+    let out = varlab(&words(
+        "train --preset mlp --train-size 128 --test-size 32 --epochs 1 --seeds 1 --executor cpu \
+         --json",
+        &[json.to_str().unwrap()],
+    ));
     assert!(
         out.status.success(),
         "{}",
