@@ -30,6 +30,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::params::{ParamInfo, ParamTable};
 use super::spec::{InitScheme, Model, Op, ParamKind, StateKind};
 use crate::rng::Rng;
 
@@ -126,46 +127,10 @@ pub fn init(model: &Model, seed: u64) -> (Vec<f32>, Vec<f32>) {
     for (i, p) in table.entries.iter().enumerate() {
         let out = &mut params[p.range()];
         let mut rng = tensor_rng(seed, i);
-        if model.init == InitScheme::Pytorch {
-            // The fan-in of the node's weight (a bias shares its weight's bound).
-            let fan_in = table
-                .of_node(p.node)
-                .find(|w| w.kind == ParamKind::Weight)
-                .map_or(1, |w| w.fan_in().max(1));
-            let bound = 1.0 / (fan_in as f64).sqrt() as f32;
-            let timm = transformer && !matches!(model.nodes[p.node].op, Op::PatchEmbed { .. });
-            match p.kind {
-                ParamKind::NormScale => out.fill(1.0),
-                ParamKind::NormShift => out.fill(0.0),
-                ParamKind::Bias if timm => out.fill(0.0),
-                ParamKind::Weight if timm => out
-                    .iter_mut()
-                    .for_each(|v| *v = trunc_normal_abs(&mut rng, TIMM_STD, -2.0, 2.0)),
-                ParamKind::Weight | ParamKind::Bias => {
-                    out.iter_mut().for_each(|v| *v = uniform(&mut rng, bound))
-                }
-                ParamKind::Embedding => out
-                    .iter_mut()
-                    .for_each(|v| *v = trunc_normal_abs(&mut rng, EMBED_STD, -2.0, 2.0)),
-                ParamKind::Token => out.iter_mut().for_each(|v| *v = CLS_STD * rng.normal()),
-            }
-            continue;
-        }
-        match (p.kind, model.init) {
-            (ParamKind::Bias | ParamKind::NormShift, _) => out.fill(0.0),
-            (ParamKind::NormScale, _) => out.fill(1.0),
-            (ParamKind::Weight, InitScheme::KaimingNormal | InitScheme::Pytorch) => {
-                let std = (2.0 / p.fan_in().max(1) as f64).sqrt() as f32;
-                out.iter_mut().for_each(|v| *v = std * rng.normal());
-            }
-            (ParamKind::Weight, InitScheme::TruncNormal { std }) => {
-                out.iter_mut()
-                    .for_each(|v| *v = trunc_normal(&mut rng, std));
-            }
-            (ParamKind::Embedding | ParamKind::Token, _) => {
-                out.iter_mut()
-                    .for_each(|v| *v = trunc_normal(&mut rng, EMBED_STD));
-            }
+        match model.init {
+            InitScheme::Pytorch => pytorch_draw(model, &table, p, transformer, out, &mut rng),
+            InitScheme::KaimingNormal => first_wave_draw(p, None, out, &mut rng),
+            InitScheme::TruncNormal { std } => first_wave_draw(p, Some(std), out, &mut rng),
         }
     }
     let table = model.state();
@@ -178,6 +143,56 @@ pub fn init(model: &Model, seed: u64) -> (Vec<f32>, Vec<f32>) {
         state[s.range()].fill(value);
     }
     (params, state)
+}
+
+/// One tensor under the `pytorch` preset (module docs).
+fn pytorch_draw(
+    model: &Model,
+    table: &ParamTable,
+    p: &ParamInfo,
+    transformer: bool,
+    out: &mut [f32],
+    rng: &mut Rng,
+) {
+    // The fan-in of the node's weight (a bias shares its weight's bound).
+    let fan_in = table
+        .of_node(p.node)
+        .find(|w| w.kind == ParamKind::Weight)
+        .map_or(1, |w| w.fan_in().max(1));
+    let bound = 1.0 / (fan_in as f64).sqrt() as f32;
+    let timm = transformer && !matches!(model.nodes[p.node].op, Op::PatchEmbed { .. });
+    match p.kind {
+        ParamKind::NormScale => out.fill(1.0),
+        ParamKind::NormShift => out.fill(0.0),
+        ParamKind::Bias if timm => out.fill(0.0),
+        ParamKind::Weight if timm => out
+            .iter_mut()
+            .for_each(|v| *v = trunc_normal_abs(rng, TIMM_STD, -2.0, 2.0)),
+        ParamKind::Weight | ParamKind::Bias => {
+            out.iter_mut().for_each(|v| *v = uniform(rng, bound))
+        }
+        ParamKind::Embedding => out
+            .iter_mut()
+            .for_each(|v| *v = trunc_normal_abs(rng, EMBED_STD, -2.0, 2.0)),
+        ParamKind::Token => out.iter_mut().for_each(|v| *v = CLS_STD * rng.normal()),
+    }
+}
+
+/// One tensor under the first wave's `kaiming-normal` preset: weights `N(0, 2/fan_in)`, or
+/// the relatively truncated normal of std `trunc` (the ViT); biases 0.
+fn first_wave_draw(p: &ParamInfo, trunc: Option<f32>, out: &mut [f32], rng: &mut Rng) {
+    match (p.kind, trunc) {
+        (ParamKind::Bias | ParamKind::NormShift, _) => out.fill(0.0),
+        (ParamKind::NormScale, _) => out.fill(1.0),
+        (ParamKind::Weight, None) => {
+            let std = (2.0 / p.fan_in().max(1) as f64).sqrt() as f32;
+            out.iter_mut().for_each(|v| *v = std * rng.normal());
+        }
+        (ParamKind::Weight, Some(std)) => out.iter_mut().for_each(|v| *v = trunc_normal(rng, std)),
+        (ParamKind::Embedding | ParamKind::Token, _) => out
+            .iter_mut()
+            .for_each(|v| *v = trunc_normal(rng, EMBED_STD)),
+    }
 }
 
 impl Model {

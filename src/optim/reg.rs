@@ -124,9 +124,28 @@ pub fn var_coefficients(w: &[f32], lambda: f32) -> (f32, f32) {
 /// Adds `scale·∂ψ_ℓ/∂w` of one tensor `w` to `out`.
 pub fn psi_tensor_grad(w: &[f32], scale: f32, out: &mut [f32]) {
     let (c, m) = var_coefficients(w, scale);
+    add_var_grad(c, m, w, out);
+}
+
+/// Adds VAR's gradient `−c·(w̃ − m)·w/w̃` for coefficients `(c, m)` to `out`.
+fn add_var_grad(c: f32, m: f32, w: &[f32], out: &mut [f32]) {
     for (o, &x) in out.iter_mut().zip(w) {
         let smooth = (x * x + R).sqrt();
         *o -= c * (smooth - m) * x / smooth;
+    }
+}
+
+/// Adds ℓ1's gradient `λ·sign(w)` to `out`.
+fn add_l1_grad(lambda: f32, w: &[f32], out: &mut [f32]) {
+    for (o, &x) in out.iter_mut().zip(w) {
+        *o += lambda * sign(x);
+    }
+}
+
+/// Adds Hoyer-square's gradient `a·sign(w) − b·w` to `out`.
+fn add_hoyer_grad(a: f32, b: f32, w: &[f32], out: &mut [f32]) {
+    for (o, &x) in out.iter_mut().zip(w) {
+        *o += a * sign(x) - b * x;
     }
 }
 
@@ -151,7 +170,6 @@ pub fn psi_grad(
     }
 }
 
-/// The configured regulariser and its weight.
 /// Σ√(w² + r), Σw² and Σ|w| of `w` in one pass: f32 arithmetic (it vectorises) summed
 /// in blocks of 64, each block added into f64. Relative error of each sum ≤ ~64·2⁻²⁴ ≈ 4e-6
 /// of the block's magnitude, against the f64-per-element [`tensor_stats_cpu`] (the tests
@@ -180,6 +198,7 @@ pub fn fast_sums(w: &[f32]) -> (f64, f64, f64) {
     (s0, s1, s2)
 }
 
+/// The configured regulariser and its weight.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Penalty {
     None,
@@ -222,7 +241,6 @@ impl Penalty {
         }
     }
 
-    /// Adds the penalty's gradient at one tensor `w` to `g`.
     /// The penalty of `w` and its gradient added to `g`, from ONE statistics pass and one
     /// gradient pass: what the CPU optimizer runs every step ([`Penalty::value`] and
     /// [`Penalty::add_grad`] compute the same, each from its own f64 passes).
@@ -236,45 +254,32 @@ impl Penalty {
             Penalty::Var(lambda) => {
                 let (m, v) = moments(w.len(), smooth, sq);
                 let psi = 1.0 / (v + EPS as f64);
-                let c = (2.0 * lambda as f64 / (w.len() as f64 * (v + EPS as f64).powi(2))) as f32;
-                let m = m as f32;
-                for (o, &x) in g.iter_mut().zip(w) {
-                    let smooth = (x * x + R).sqrt();
-                    *o -= c * (smooth - m) * x / smooth;
-                }
+                let c = 2.0 * lambda as f64 / (w.len() as f64 * (v + EPS as f64).powi(2));
+                add_var_grad(c as f32, m as f32, w, g);
                 (lambda as f64 * psi) as f32
             }
             Penalty::L1(lambda) => {
-                for (o, &x) in g.iter_mut().zip(w) {
-                    *o += lambda * sign(x);
-                }
+                add_l1_grad(lambda, w, g);
                 lambda * abs as f32
             }
             Penalty::Hoyer(lambda) => {
                 let (a, b) = hoyer_coefficients(lambda, abs as f32, sq as f32);
-                for (o, &x) in g.iter_mut().zip(w) {
-                    *o += a * sign(x) - b * x;
-                }
+                add_hoyer_grad(a, b, w, g);
                 lambda * hoyer_of(abs, sq) as f32
             }
         }
     }
 
+    /// Adds the penalty's gradient at one tensor `w` to `g`.
     pub fn add_grad(&self, w: &[f32], g: &mut [f32]) {
         match *self {
             Penalty::None => {}
             Penalty::Var(lambda) => psi_tensor_grad(w, lambda, g),
-            Penalty::L1(lambda) => {
-                for (o, &x) in g.iter_mut().zip(w) {
-                    *o += lambda * sign(x);
-                }
-            }
+            Penalty::L1(lambda) => add_l1_grad(lambda, w, g),
             Penalty::Hoyer(lambda) => {
                 let s = tensor_stats_cpu(w, &[(0, w.len())], R)[0];
                 let (a, b) = hoyer_coefficients(lambda, s.sum_abs, s.sum_sq);
-                for (o, &x) in g.iter_mut().zip(w) {
-                    *o += a * sign(x) - b * x;
-                }
+                add_hoyer_grad(a, b, w, g);
             }
         }
     }

@@ -167,21 +167,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match pollster::block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Fail::Usage(message)) => {
+        Err(fail) => {
+            let (code, message) = match fail {
+                Fail::Usage(m) => (2, m),
+                Fail::Run(m) => (1, m),
+                Fail::Diverged(m) => (3, m),
+                Fail::Interrupted(m) => (130, m),
+            };
             eprintln!("varlab: {message}");
-            ExitCode::from(2)
-        }
-        Err(Fail::Run(message)) => {
-            eprintln!("varlab: {message}");
-            ExitCode::from(1)
-        }
-        Err(Fail::Diverged(message)) => {
-            eprintln!("varlab: {message}");
-            ExitCode::from(3)
-        }
-        Err(Fail::Interrupted(message)) => {
-            eprintln!("varlab: {message}");
-            ExitCode::from(130)
+            ExitCode::from(code)
         }
     }
 }
@@ -201,17 +195,15 @@ async fn experiment(t: TrainArgs, s: SweepArgs, c: CompareArgs, mode: Mode) -> R
     let split = run::load_data(&cfg, t.data.as_deref())?;
     let (result, exp) = run::drive(cfg, &split, mode).await?;
     print!("{}", run::table(&result));
-    let mut files = Vec::new();
-    if let Some(path) = &t.json {
-        let json = serde_json::to_string_pretty(&result).expect("results serialise");
-        files.push((path.as_path(), json.into_bytes()));
-    }
-    if let Some(path) = &c.csv {
-        files.push((
-            path.as_path(),
-            varlab::export::results_csv(&result).into_bytes(),
-        ));
-    }
+    let json = serde_json::to_string_pretty(&result).expect("results serialise");
+    let csv = varlab::export::results_csv(&result);
+    let files: Vec<(&std::path::Path, &[u8])> = [
+        t.json.as_deref().map(|p| (p, json.as_bytes())),
+        c.csv.as_deref().map(|p| (p, csv.as_bytes())),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     run::write_files(&files)?;
     if let Some(dir) = &s.save {
         run::save_weights(dir, &exp, &result)?;

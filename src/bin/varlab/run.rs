@@ -517,7 +517,7 @@ pub fn check_writable(path: &Path) -> Result<(), Fail> {
 
 /// Writes every `(path, bytes)` as a set: all to temporary files first, then all renamed,
 /// so a failure leaves none of them half-written (and no temporary file behind).
-pub fn write_files(files: &[(&Path, Vec<u8>)]) -> Result<(), Fail> {
+pub fn write_files(files: &[(&Path, &[u8])]) -> Result<(), Fail> {
     let tmp = |p: &Path| {
         let mut name = p.as_os_str().to_owned();
         name.push(".partial");
@@ -543,16 +543,9 @@ pub fn write_files(files: &[(&Path, Vec<u8>)]) -> Result<(), Fail> {
     Ok(())
 }
 
-/// Writes `bytes` to `path` atomically (a temporary file renamed), so a failure leaves no
-/// partial file behind.
+/// Writes `bytes` to `path` atomically: [`write_files`] of one file.
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Fail> {
-    let tmp = path.with_extension("partial");
-    std::fs::write(&tmp, bytes)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            Fail::Run(format!("cannot write {}: {e}", path.display()))
-        })
+    write_files(&[(path, bytes)])
 }
 
 /// Writes the weights of every finished run to `dir`: dense, and pruned at each sparsity of
