@@ -101,6 +101,24 @@ pub fn parse_dataset(files: js_sys::Array) -> Result<String, JsError> {
     .to_string())
 }
 
+/// The runs of a config in the engine's one order: a JSON array of `{optimizer, seed}`;
+/// run `i` of events, results and [`WebExperiment::create`]'s `runs` is entry `i`.
+#[wasm_bindgen]
+pub fn run_plan(config_json: &str) -> Result<String, JsError> {
+    let config = Config::from_json(config_json)?;
+    Ok(serde_json::to_string(&config.run_plan())?)
+}
+
+/// One result JSON from the result JSONs (an array) of disjoint shares of one experiment's
+/// runs, in plan order, with the paired statistics recomputed: identical to the result of
+/// the same runs trained in one go.
+#[wasm_bindgen]
+pub fn merge_results(parts_json: &str) -> Result<String, JsError> {
+    let parts: Vec<crate::experiment::ExperimentResult> = serde_json::from_str(parts_json)?;
+    let merged = crate::experiment::ExperimentResult::merge(parts)?;
+    Ok(serde_json::to_string(&merged)?)
+}
+
 /// An [`Experiment`] the page steps from its event loop.
 #[wasm_bindgen]
 pub struct WebExperiment {
@@ -109,10 +127,13 @@ pub struct WebExperiment {
 
 #[wasm_bindgen]
 impl WebExperiment {
-    /// Validates the config and the data files and prepares the runs.
+    /// Validates the config and the data files and prepares the runs: all of them, or only
+    /// those numbered `runs` in [`run_plan`] (a worker's share; merge the shares' results
+    /// with [`merge_results`]).
     pub async fn create(
         config_json: String,
         files: js_sys::Array,
+        runs: Option<Vec<u32>>,
     ) -> Result<WebExperiment, JsError> {
         let config = Config::from_json(&config_json)?;
         let split = split_from_named_files(&named_files(&files)?)?;
@@ -124,7 +145,11 @@ impl WebExperiment {
                 if is_cifar { "CIFAR-10" } else { "MNIST" },
             )));
         }
-        let exp = Experiment::new(config, &split)?;
+        let mut exp = Experiment::new(config, &split)?;
+        if let Some(runs) = runs {
+            let runs: Vec<usize> = runs.into_iter().map(|r| r as usize).collect();
+            exp = exp.only(&runs)?;
+        }
         let gpu = if exp.config.executor == ExecutorChoice::Cpu {
             Err(crate::gpu::GpuError::NoAdapter(String::new()))
         } else {

@@ -819,3 +819,77 @@ fn a_finite_but_exploding_loss_counts_as_diverged() {
         run.curves.loss
     );
 }
+
+/// `result` as JSON with the wall-clock fields (the only ones two trainings of the same
+/// runs may differ in) zeroed.
+fn json_without_timing(result: &varlab::experiment::ExperimentResult) -> String {
+    let mut r = result.clone();
+    for run in &mut r.runs {
+        run.timing.train_seconds = 0.0;
+        run.timing.ms_per_step = 0.0;
+    }
+    serde_json::to_string(&r).unwrap()
+}
+
+#[test]
+fn shares_of_the_runs_merge_into_the_serial_result() {
+    use varlab::experiment::{ExperimentError, ExperimentResult};
+    let cfg = Config {
+        optimizers: vec!["sgd".into(), "var".into()],
+        seeds: 2,
+        epochs: 1,
+        ..tiny_config()
+    };
+    let plan = cfg.run_plan();
+    assert_eq!(
+        plan.iter()
+            .map(|p| format!("{} {}", p.optimizer, p.seed))
+            .collect::<Vec<_>>(),
+        ["sgd 0", "var 0", "sgd 1", "var 1"]
+    );
+    let train = |runs: Option<&[usize]>| {
+        let mut exp = Experiment::new(cfg.clone(), mnist()).unwrap();
+        if let Some(runs) = runs {
+            exp = exp.only(runs).unwrap();
+        }
+        pollster::block_on(run_all(&mut exp));
+        exp
+    };
+    let serial = train(None).result();
+    // Two workers' shares, handed to merge out of order.
+    let a = train(Some(&[1, 3]));
+    let b = train(Some(&[0, 2]));
+    assert_eq!(a.finished(), [1, 3]);
+    assert!(a.weights(3).is_some() && a.weights(0).is_none());
+    let merged = ExperimentResult::merge(vec![a.result(), b.result()]).unwrap();
+    assert_eq!(json_without_timing(&merged), json_without_timing(&serial));
+    assert!(!merged.paired.is_empty() && merged.partial.is_none());
+
+    // A missing share is named; duplicates and foreign results are refused.
+    let part = ExperimentResult::merge(vec![a.result()]).unwrap();
+    assert_eq!(part.runs.len(), 2);
+    assert_eq!(
+        part.partial.as_deref(),
+        Some("2 of 4 runs finished; missing: sgd seed 0, sgd seed 1.")
+    );
+    let twice = ExperimentResult::merge(vec![a.result(), a.result()]).unwrap_err();
+    assert_eq!(twice.to_string(), "var seed 0 appears twice.");
+    let mut other = b.result();
+    other.config.lr = 0.01;
+    assert!(ExperimentResult::merge(vec![a.result(), other])
+        .unwrap_err()
+        .to_string()
+        .contains("configs differ"));
+    assert!(ExperimentResult::merge(vec![]).is_err());
+    let Err(err) = Experiment::new(cfg.clone(), mnist()).unwrap().only(&[4]) else {
+        panic!("run 4 of 4 accepted");
+    };
+    assert!(matches!(
+        err,
+        ExperimentError::NoSuchRun { run: 4, runs: 4 }
+    ));
+    assert_eq!(
+        err.to_string(),
+        "There is no run 4: the experiment has 4 (0 to 3)."
+    );
+}

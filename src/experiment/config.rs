@@ -231,6 +231,17 @@ impl Config {
         serde_json::to_string_pretty(self).expect("a config always serialises")
     }
 
+    /// A fingerprint of every field (FNV-1a, 64 bits, of the compact JSON), as 16 hex
+    /// digits: two configs with the same hash train the same runs. Cluster jobs use it to
+    /// keep a finished result and to match results to their plan.
+    pub fn hash(&self) -> String {
+        let json = serde_json::to_string(self).expect("a config always serialises");
+        let h = json.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        format!("{h:016x}")
+    }
+
     /// Refuses what cannot run or makes no sense, naming the field and its valid range.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.version != CONFIG_VERSION {
@@ -372,4 +383,26 @@ impl Config {
     pub fn seed_list(&self) -> Vec<u64> {
         (0..self.seeds as u64).map(|i| self.seed + i).collect()
     }
+
+    /// The runs of the experiment in the one order every front end uses (seed by seed, each
+    /// seed's optimizers in the config's order): run `i` of a result, an event, a worker or a
+    /// cluster job is entry `i` here.
+    pub fn run_plan(&self) -> Vec<PlannedRun> {
+        self.seed_list()
+            .into_iter()
+            .flat_map(|seed| {
+                self.optimizers.iter().map(move |o| PlannedRun {
+                    optimizer: o.clone(),
+                    seed,
+                })
+            })
+            .collect()
+    }
+}
+
+/// One optimizer × seed of an experiment (see [`Config::run_plan`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedRun {
+    pub optimizer: String,
+    pub seed: u64,
 }

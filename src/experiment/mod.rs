@@ -15,7 +15,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use config::{Config, ConfigError, DatasetKind, ExecutorChoice, Init, Schedule, Scope};
+pub use config::{
+    Config, ConfigError, DatasetKind, ExecutorChoice, Init, PlannedRun, Schedule, Scope,
+};
 pub use stats::Paired;
 
 use crate::data::{DataError, Split};
@@ -47,6 +49,10 @@ pub enum ExperimentError {
     },
     #[error("The experiment was cancelled.")]
     Cancelled,
+    #[error("There is no run {run}: the experiment has {runs} (0 to {last}).", last = runs.saturating_sub(1))]
+    NoSuchRun { run: usize, runs: usize },
+    #[error("{0}")]
+    Merge(String),
 }
 
 /// What happened in one [`Experiment::step`]; fields that do not apply are `None`.
@@ -179,6 +185,26 @@ pub struct ExperimentResult {
     /// the runs that finished, and this says so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partial: Option<String>,
+    /// Where each run was trained when the runs were trained as separate jobs (`varlab run`,
+    /// merged by `varlab merge`); empty for an experiment trained in one go.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<JobRecord>,
+}
+
+/// The provenance of one run trained as its own job: which planned run, from which config,
+/// by which build, where.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// The run's number in its plan (`runs/NNNN.json`).
+    pub index: usize,
+    /// [`Config::hash`] of the run's own config.
+    pub config_hash: String,
+    pub version: String,
+    /// The git commit varlab was built from (`unknown` outside a git checkout).
+    pub commit: String,
+    pub executor: String,
+    pub adapter: String,
+    pub host: String,
 }
 
 impl ExperimentResult {
@@ -194,7 +220,74 @@ impl ExperimentResult {
             paired,
             verdicts,
             partial: None,
+            jobs: Vec::new(),
         }
+    }
+
+    /// One result from the results of disjoint subsets of the same experiment's runs (the
+    /// page's workers, `varlab compare --jobs`): the runs in plan order
+    /// ([`Config::run_plan`]), the statistics recomputed, `partial` saying which runs are
+    /// missing. Given the same runs it is identical to the result of training them in one go.
+    pub fn merge(parts: Vec<ExperimentResult>) -> Result<ExperimentResult, ExperimentError> {
+        let mut parts = parts.into_iter();
+        let Some(first) = parts.next() else {
+            return Err(ExperimentError::Merge(
+                "There are no results to merge.".into(),
+            ));
+        };
+        let plan = first.config.run_plan();
+        let mut slots: Vec<Option<RunResult>> = vec![None; plan.len()];
+        let mut partial: Vec<String> = Vec::new();
+        // A part's own `partial` counted its own runs; the merged one counts the plan's.
+        let mut jobs = Vec::new();
+        let environment = first.environment.clone();
+        let config = first.config.clone();
+        for part in std::iter::once(first).chain(parts) {
+            if part.config != config {
+                return Err(ExperimentError::Merge(
+                    "The results are of different experiments (their configs differ).".into(),
+                ));
+            }
+            jobs.extend(part.jobs);
+            for run in part.runs {
+                let Some(i) = plan
+                    .iter()
+                    .position(|p| p.optimizer == run.optimizer && p.seed == run.seed)
+                else {
+                    return Err(ExperimentError::Merge(format!(
+                        "{} seed {} is not a run of this experiment.",
+                        run.optimizer, run.seed
+                    )));
+                };
+                if slots[i].is_some() {
+                    return Err(ExperimentError::Merge(format!(
+                        "{} seed {} appears twice.",
+                        run.optimizer, run.seed
+                    )));
+                }
+                slots[i] = Some(run);
+            }
+        }
+        let missing: Vec<String> = plan
+            .iter()
+            .zip(&slots)
+            .filter(|(_, s)| s.is_none())
+            .map(|(p, _)| format!("{} seed {}", p.optimizer, p.seed))
+            .collect();
+        let runs: Vec<RunResult> = slots.into_iter().flatten().collect();
+        let mut result = ExperimentResult::new(config, environment, runs);
+        if !missing.is_empty() {
+            partial.push(format!(
+                "{} of {} runs finished; missing: {}.",
+                plan.len() - missing.len(),
+                plan.len(),
+                missing.join(", ")
+            ));
+        }
+        result.partial = (!partial.is_empty()).then(|| partial.join(" "));
+        jobs.sort_by_key(|j: &JobRecord| j.index);
+        result.jobs = jobs;
+        Ok(result)
     }
 }
 
@@ -244,7 +337,11 @@ pub struct Experiment {
     pub model: Model,
     sweep: bool,
     split: Arc<Split>,
-    plan: Vec<(String, u64)>,
+    /// The runs this experiment trains, each with its number in [`Config::run_plan`]: all
+    /// of them, or the subset [`Experiment::only`] kept (a worker's share).
+    plan: Vec<(usize, PlannedRun)>,
+    /// The number of runs in the whole plan.
+    planned: usize,
     run: usize,
     phase: Phase,
     runs: Vec<RunResult>,
@@ -283,11 +380,7 @@ impl Experiment {
             train: split.train.subset(config.train_size),
             test: split.test.subset(config.test_size),
         });
-        let plan = config
-            .seed_list()
-            .into_iter()
-            .flat_map(|seed| config.optimizers.iter().map(move |o| (o.clone(), seed)))
-            .collect();
+        let plan: Vec<_> = config.run_plan().into_iter().enumerate().collect();
         let notice = lambda_notice(&config, &model);
         Ok(Experiment {
             environment: Environment {
@@ -300,6 +393,7 @@ impl Experiment {
             model,
             sweep: true,
             split,
+            planned: plan.len(),
             plan,
             run: 0,
             phase: Phase::Start,
@@ -307,6 +401,23 @@ impl Experiment {
             weights: Vec::new(),
             gpu: None,
         })
+    }
+
+    /// Trains only the runs numbered `runs` in [`Config::run_plan`] (in plan order): one
+    /// worker's or job's share. Events and [`Experiment::safetensors`] keep the plan's
+    /// numbers; [`ExperimentResult::merge`] puts the shares together.
+    pub fn only(mut self, runs: &[usize]) -> Result<Experiment, ExperimentError> {
+        if let Some(&run) = runs.iter().find(|&&r| r >= self.planned) {
+            return Err(ExperimentError::NoSuchRun {
+                run,
+                runs: self.planned,
+            });
+        }
+        self.plan.retain(|(i, _)| runs.contains(i));
+        if self.plan.is_empty() {
+            self.phase = Phase::Done;
+        }
+        Ok(self)
     }
 
     /// Picks the executor for the config's `executor` choice given the GPU that opened (or
@@ -365,14 +476,14 @@ impl Experiment {
         self.sweep = false;
     }
 
-    /// The safetensors bytes of finished run `run`: dense (`sparsity` `None`) or pruned
-    /// as the sweep prunes.
+    /// The safetensors bytes of finished run `run` (its number in the plan): dense
+    /// (`sparsity` `None`) or pruned as the sweep prunes.
     pub fn safetensors(&self, run: usize, sparsity: Option<f32>) -> Result<Vec<u8>, ExportError> {
         let w = self
-            .weights
-            .get(run)
+            .position(run)
+            .and_then(|k| self.weights.get(k))
             .ok_or_else(|| ExportError::Format(format!("there is no finished run {run}")))?;
-        let r = &self.runs[run];
+        let r = &self.runs[self.position(run).expect("found above")];
         let params = match sparsity {
             None => w.params.clone(),
             Some(s) => {
@@ -422,9 +533,25 @@ impl Experiment {
         }
     }
 
-    /// Runs in the plan (optimizers × seeds).
+    /// Runs this experiment trains (all optimizers × seeds unless [`Experiment::only`]).
     pub fn run_count(&self) -> usize {
         self.plan.len()
+    }
+
+    /// The plan numbers of the runs finished so far, in the order of [`Experiment::result`]'s
+    /// runs.
+    pub fn finished(&self) -> Vec<usize> {
+        self.plan[..self.runs.len()]
+            .iter()
+            .map(|(i, _)| *i)
+            .collect()
+    }
+
+    /// Where finished run `run` (a plan number) is in `runs` and `weights`.
+    fn position(&self, run: usize) -> Option<usize> {
+        self.plan[..self.runs.len()]
+            .iter()
+            .position(|(i, _)| *i == run)
     }
 
     pub fn is_done(&self) -> bool {
@@ -440,21 +567,21 @@ impl Experiment {
         )
     }
 
-    /// The dense weights of finished run `run`.
+    /// The dense weights of finished run `run` (a plan number).
     pub fn weights(&self, run: usize) -> Option<&RunWeights> {
-        self.weights.get(run)
+        self.weights.get(self.position(run)?)
     }
 
     fn event(&self, kind: &str) -> Event {
-        let (optimizer, seed) = self
+        let (run, PlannedRun { optimizer, seed }) = self
             .plan
             .get(self.run.min(self.plan.len().saturating_sub(1)))
             .cloned()
             .unwrap_or_default();
         Event {
             kind: kind.into(),
-            run: self.run,
-            runs: self.plan.len(),
+            run,
+            runs: self.planned,
             optimizer,
             seed,
             ..Event::default()
@@ -476,8 +603,8 @@ impl Experiment {
                 Ok(ev)
             }
             Phase::Build => {
-                let (name, seed) = self.plan[self.run].clone();
-                let optim = optim_config(&self.config, &name).map_err(TrainError::from)?;
+                let (_, PlannedRun { optimizer, seed }) = self.plan[self.run].clone();
+                let optim = optim_config(&self.config, &optimizer).map_err(TrainError::from)?;
                 let trainer = Trainer::new(
                     &self.config,
                     &optim,
@@ -586,7 +713,7 @@ impl Experiment {
     }
 
     fn run_result(&self, trainer: &Trainer, accuracy: f32, loss: f32) -> RunResult {
-        let (optimizer, seed) = self.plan[self.run].clone();
+        let (_, PlannedRun { optimizer, seed }) = self.plan[self.run].clone();
         let (params, _) = trainer.params();
         let dense = prunable_stats(params, &trainer.table);
         let psi = crate::optim::psi(params, &trainer.table, false) as f64;
