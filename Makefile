@@ -1,7 +1,8 @@
 # The two commands of the README:
 #   make serve   set up (first time only), build the page and serve it on http://127.0.0.1:8080/
 #   make test    set up (first time only), then every test: lint, native GPU tests on
-#                lavapipe, the same kernel tests in headless Chromium (WebGPU), browser tests
+#                lavapipe, a sweep on a throwaway Slurm cluster, the same kernel tests in
+#                headless Chromium (WebGPU), browser tests
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 export XDG_RUNTIME_DIR ?= /tmp/varlab-runtime-$(shell id -u)
@@ -11,7 +12,7 @@ export TRUNK_SKIP_VERSION_CHECK := true
 ADDRESS ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: setup serve build-web test lint test-native test-wasm test-browser
+.PHONY: setup serve build-web test lint test-native test-wasm test-browser test-slurm
 
 setup:
 	@bash scripts/setup.sh
@@ -24,7 +25,7 @@ build-web: setup
 	trunk build --release
 
 test: setup
-	$(MAKE) --no-print-directory lint test-native test-wasm test-browser
+	$(MAKE) --no-print-directory lint test-native test-slurm test-wasm test-browser
 
 lint:
 	cargo fmt --all -- --check
@@ -36,6 +37,11 @@ test-native:
 
 test-wasm:
 	cargo test --target wasm32-unknown-unknown --no-default-features --test kernels --test stats --test conv --test attention --test vit --test activation --test norm --test loss --test exec_gpu --test optim --test select
+
+# A throwaway one-node Slurm cluster: plan, a job array, a cancelled task, merge (README,
+# "Sweeps on a cluster").
+test-slurm:
+	bash scripts/test-slurm.sh
 
 test-browser:
 	trunk build --release

@@ -21,6 +21,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# 1b. Slurm and munge, for the sweep test's throwaway one-node cluster
+#     (scripts/test-slurm.sh). Not fatal: where they cannot be installed that test says so
+#     and is skipped.
+if ! command -v slurmctld >/dev/null 2>&1 || ! command -v munged >/dev/null 2>&1; then
+  say "apt-get install slurm-wlm munge (the cluster sweep test)"
+  slurm_install() { as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null 2>&1; }
+  slurm_install || { as_root apt-get update -qq >/dev/null 2>&1 && slurm_install; } ||
+    say "could not install slurm-wlm and munge: the Slurm test will be skipped"
+fi
+
 # 2. Rust: the wasm target and the lint tools.
 command -v cargo >/dev/null 2>&1 || { echo "[setup] cargo is missing: install Rust with rustup first." >&2; exit 1; }
 rustup target list --installed | grep -qx wasm32-unknown-unknown || {

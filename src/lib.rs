@@ -4,6 +4,9 @@
 //! Data flows one way: data → gpu → ops → nn → exec → optim/prune → experiment →
 //! front ends (the web page through [`web`], the `varlab` CLI, tests).
 
+/// The git commit this build is from (`unknown` outside a git checkout).
+pub const COMMIT: &str = env!("VARLAB_COMMIT");
+
 pub mod bench;
 pub mod data;
 pub mod exec;

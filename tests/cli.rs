@@ -335,3 +335,169 @@ fn ctrl_c_keeps_the_finished_runs() {
     assert!(rows > 1, "the CSV holds the finished runs");
     assert!(!dir.join("r.json.partial").exists());
 }
+
+/// A result JSON with the wall-clock fields (the only ones two trainings of the same runs
+/// differ in), the environment and the job records set aside.
+fn comparable(path: &std::path::Path) -> serde_json::Value {
+    let mut r: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    for run in r["runs"].as_array_mut().unwrap() {
+        run["timing"] = serde_json::Value::Null;
+    }
+    let o = r.as_object_mut().unwrap();
+    o.remove("environment");
+    o.remove("jobs");
+    r
+}
+
+const TINY: &str = "--model mlp --optim sgd,var --seeds 2 --train-size 256 --test-size 64 \
+                    --epochs 1 --batch 32 --sparsities 0.5,0.9 --executor cpu";
+
+#[test]
+fn jobs_give_the_serial_result() {
+    let dir = scratch("jobs");
+    let (serial, pooled) = (dir.join("serial.json"), dir.join("pooled.json"));
+    for (path, jobs) in [(&serial, "1"), (&pooled, "2")] {
+        let p = path.to_str().unwrap();
+        let out = varlab(&words(
+            &format!("compare {TINY}"),
+            &["--json", p, "--jobs", jobs],
+        ));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(comparable(&serial), comparable(&pooled));
+}
+
+/// `plan`, one `run` per planned config, `merge`: the merged result is `compare`'s.
+#[test]
+fn plan_run_merge_gives_the_compare_result() {
+    let dir = scratch("plan");
+    let d = dir.to_str().unwrap();
+    let out = varlab(&words(&format!("plan {TINY} --out {d}"), &[]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("planned 4 runs in 1 group(s)"));
+    let plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("plan.json")).unwrap()).unwrap();
+    assert_eq!(plan["count"], 4);
+    assert_eq!(plan["runs"][3]["file"], "runs/0003.json");
+    // Planning again gives the same files; a different plan is refused.
+    assert!(varlab(&words(&format!("plan {TINY} --out {d}"), &[]))
+        .status
+        .success());
+    let other = varlab(&words(&format!("plan {TINY} --out {d}"), &["--lr", "0.01"]));
+    assert_eq!(other.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&other.stderr).contains("already holds a different plan"));
+
+    let run = |i: usize| {
+        let (config, out) = (
+            format!("{d}/runs/{i:04}.json"),
+            format!("{d}/results/{i:04}.json"),
+        );
+        varlab(&["run", &config, "--out", &out])
+    };
+    for i in [0, 2, 3] {
+        assert!(run(i).status.success());
+    }
+    // Run 1 missing: merge names it, writes a partial result and exits 1.
+    let results = |dir: &std::path::Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir.join("results"))
+            .unwrap()
+            .map(|e| e.unwrap().path().to_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let merged = dir.join("merged.json");
+    let m = merged.to_str().unwrap();
+    let merge = || {
+        let mut args = vec!["merge".to_string()];
+        args.extend(results(&dir));
+        args.extend(["--json".into(), m.into()]);
+        varlab(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let out = merge();
+    assert_eq!(out.status.code(), Some(1));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&merged).unwrap()).unwrap();
+    assert_eq!(
+        r["partial"],
+        "3 of 4 planned runs finished; missing: run 1 (var seed 0)."
+    );
+    // The run, then again: the second time it is kept at once.
+    assert!(run(1).status.success());
+    let again = run(1);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("is already done"));
+    let out = merge();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&merged).unwrap()).unwrap();
+    let jobs = r["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 4);
+    assert_eq!(jobs[2]["index"], 2);
+    assert!(jobs[0]["commit"].as_str().unwrap().len() >= 7);
+    assert!(!jobs[0]["host"].as_str().unwrap().is_empty());
+
+    // The same runs trained by compare in one go.
+    let local = dir.join("local.json");
+    let out = varlab(&words(
+        &format!("compare {TINY}"),
+        &["--json", local.to_str().unwrap()],
+    ));
+    assert!(out.status.success());
+    assert_eq!(comparable(&merged), comparable(&local));
+
+    // A result from another config is refused, naming the file.
+    let planned = std::fs::read_to_string(dir.join("runs/0000.json")).unwrap();
+    std::fs::write(
+        dir.join("runs/0000.json"),
+        planned.replace("\"lr\": 0.05", "\"lr\": 0.02"),
+    )
+    .unwrap();
+    std::fs::remove_file(dir.join("results/0000.json")).unwrap();
+    assert!(run(0).status.success());
+    let out = merge();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("0000.json: trained from a config"), "{err}");
+}
+
+/// A grid over λ shares the runs that do not use it; one file per grid point.
+#[test]
+fn a_lambda_grid_shares_the_sgd_runs() {
+    let dir = scratch("grid");
+    let d = dir.to_str().unwrap();
+    let out = varlab(&words(
+        &format!("plan {TINY} --lambda 1e-5,1e-4 --out {d}"),
+        &[],
+    ));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("plan.json")).unwrap()).unwrap();
+    // 2 seeds × (SGD once, VAR at each λ).
+    assert_eq!(plan["count"], 6);
+    let groups = plan["groups"].as_array().unwrap();
+    assert_eq!(groups[0]["name"], "lambda1e-5");
+    assert_eq!(
+        groups[1]["runs"][0], groups[0]["runs"][0],
+        "sgd seed 0 is shared"
+    );
+    assert_ne!(groups[1]["runs"][1], groups[0]["runs"][1]);
+    assert_eq!(groups[1]["config"]["lambda"], 1e-4);
+    // One value only, outside plan.
+    let out = varlab(&words(&format!("compare {TINY} --lambda 1e-5,1e-4"), &[]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`varlab plan` takes a comma list"));
+}

@@ -7,6 +7,7 @@
 //! [`ExperimentResult`] of the runs finished so far.
 
 pub mod config;
+pub mod plan;
 pub mod presets;
 pub mod stats;
 
@@ -317,6 +318,13 @@ pub struct RunWeights {
     pub state: Vec<f32>,
 }
 
+/// A finished run: its number in the plan, its result and its weights.
+pub struct FinishedRun {
+    pub run: usize,
+    pub result: RunResult,
+    pub weights: RunWeights,
+}
+
 enum Phase {
     /// Run `i` is to be started (the next step says `compile`, the one after builds it).
     Start,
@@ -344,8 +352,8 @@ pub struct Experiment {
     planned: usize,
     run: usize,
     phase: Phase,
-    runs: Vec<RunResult>,
-    weights: Vec<RunWeights>,
+    /// In the order they finished (or were adopted).
+    finished: Vec<FinishedRun>,
     environment: Environment,
     gpu: Option<GpuData>,
 }
@@ -397,8 +405,7 @@ impl Experiment {
             plan,
             run: 0,
             phase: Phase::Start,
-            runs: Vec::new(),
-            weights: Vec::new(),
+            finished: Vec::new(),
             gpu: None,
         })
     }
@@ -479,11 +486,13 @@ impl Experiment {
     /// The safetensors bytes of finished run `run` (its number in the plan): dense
     /// (`sparsity` `None`) or pruned as the sweep prunes.
     pub fn safetensors(&self, run: usize, sparsity: Option<f32>) -> Result<Vec<u8>, ExportError> {
-        let w = self
-            .position(run)
-            .and_then(|k| self.weights.get(k))
+        let FinishedRun {
+            result: r,
+            weights: w,
+            ..
+        } = self
+            .find(run)
             .ok_or_else(|| ExportError::Format(format!("there is no finished run {run}")))?;
-        let r = &self.runs[self.position(run).expect("found above")];
         let params = match sparsity {
             None => w.params.clone(),
             Some(s) => {
@@ -538,38 +547,74 @@ impl Experiment {
         self.plan.len()
     }
 
-    /// The plan numbers of the runs finished so far, in the order of [`Experiment::result`]'s
-    /// runs.
+    /// The plan numbers of the runs finished so far, in plan order (the order of
+    /// [`Experiment::result`]'s runs).
     pub fn finished(&self) -> Vec<usize> {
-        self.plan[..self.runs.len()]
-            .iter()
-            .map(|(i, _)| *i)
-            .collect()
+        let mut runs: Vec<usize> = self.finished.iter().map(|f| f.run).collect();
+        runs.sort_unstable();
+        runs
     }
 
-    /// Where finished run `run` (a plan number) is in `runs` and `weights`.
-    fn position(&self, run: usize) -> Option<usize> {
-        self.plan[..self.runs.len()]
-            .iter()
-            .position(|(i, _)| *i == run)
+    /// Finished run `run` (a plan number).
+    fn find(&self, run: usize) -> Option<&FinishedRun> {
+        self.finished.iter().find(|f| f.run == run)
+    }
+
+    /// Hands over the finished runs (their results and weights), e.g. from a thread's share
+    /// of the runs to the experiment that [`Experiment::adopt`]s them.
+    pub fn take_finished(&mut self) -> Vec<FinishedRun> {
+        std::mem::take(&mut self.finished)
+    }
+
+    /// Takes in runs of the same config finished elsewhere (another thread's
+    /// [`Experiment::only`] share), so that [`Experiment::result`] and the exports cover
+    /// them; a run already finished here is refused.
+    pub fn adopt(&mut self, runs: Vec<FinishedRun>) -> Result<(), ExperimentError> {
+        for f in runs {
+            if f.run >= self.planned {
+                return Err(ExperimentError::NoSuchRun {
+                    run: f.run,
+                    runs: self.planned,
+                });
+            }
+            if self.find(f.run).is_some() {
+                return Err(ExperimentError::Merge(format!(
+                    "{} seed {} appears twice.",
+                    f.result.optimizer, f.result.seed
+                )));
+            }
+            self.finished.push(f);
+        }
+        Ok(())
+    }
+
+    /// Stores the current run's result and weights and moves on to the next run.
+    fn finish(&mut self, result: RunResult, params: Vec<f32>, state: Vec<f32>) {
+        self.finished.push(FinishedRun {
+            run: self.plan[self.run].0,
+            result,
+            weights: RunWeights { params, state },
+        });
+        self.next_run();
     }
 
     pub fn is_done(&self) -> bool {
         matches!(self.phase, Phase::Done)
     }
 
-    /// The result of the runs finished so far.
+    /// The result of the runs finished so far, in plan order.
     pub fn result(&self) -> ExperimentResult {
-        ExperimentResult::new(
-            self.config.clone(),
-            self.environment.clone(),
-            self.runs.clone(),
-        )
+        let runs = self
+            .finished()
+            .into_iter()
+            .filter_map(|run| self.find(run).map(|f| f.result.clone()))
+            .collect();
+        ExperimentResult::new(self.config.clone(), self.environment.clone(), runs)
     }
 
     /// The dense weights of finished run `run` (a plan number).
     pub fn weights(&self, run: usize) -> Option<&RunWeights> {
-        self.weights.get(self.position(run)?)
+        self.find(run).map(|f| &f.weights)
     }
 
     fn event(&self, kind: &str) -> Event {
@@ -671,15 +716,10 @@ impl Experiment {
                 let message = TrainError::Diverged { step, loss }.to_string();
                 let mut result = self.run_result(&trainer, f32::NAN, f32::NAN);
                 result.diverged = Some(message.clone());
-                self.runs.push(result);
-                let (params, state) = trainer.params();
-                self.weights.push(RunWeights {
-                    params: params.to_vec(),
-                    state: state.to_vec(),
-                });
                 let mut ev = self.event("error");
                 ev.message = Some(message);
-                self.next_run();
+                let (params, state) = trainer.params();
+                self.finish(result, params.to_vec(), state.to_vec());
                 Ok(ev)
             }
             Err(e) => Err(e.into()),
@@ -701,13 +741,8 @@ impl Experiment {
                 result: Box::new(result),
             };
         } else {
-            self.runs.push(result);
             let (params, state) = trainer.params();
-            self.weights.push(RunWeights {
-                params: params.to_vec(),
-                state: state.to_vec(),
-            });
-            self.next_run();
+            self.finish(result, params.to_vec(), state.to_vec());
         }
         Ok(())
     }
@@ -805,10 +840,8 @@ impl Experiment {
                 result,
             };
         } else {
-            self.runs.push(*result);
-            self.weights.push(RunWeights { params, state });
             ev.kind = "run_done".into();
-            self.next_run();
+            self.finish(*result, params, state);
         }
         Ok(ev)
     }

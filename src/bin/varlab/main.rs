@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use varlab::gpu::Context;
 
+mod cluster;
 mod run;
 use run::{CompareArgs, Mode, SweepArgs, TrainArgs};
 
@@ -46,6 +47,25 @@ enum Command {
         #[command(flatten)]
         compare: CompareArgs,
     },
+    /// Expand a compare over a grid (`--model a,b`, `--lambda x,y` or `--lambda-psi0 x,y`)
+    /// into one config per run, `DIR/runs/NNNN.json`, and `DIR/plan.json`: work for a job
+    /// scheduler (scripts/slurm/).
+    Plan {
+        #[command(flatten)]
+        train: TrainArgs,
+        #[command(flatten)]
+        sweep: SweepArgs,
+        #[command(flatten)]
+        compare: CompareArgs,
+        #[command(flatten)]
+        plan: cluster::PlanArgs,
+    },
+    /// Train one planned run and its sweep; write its result atomically. A result already
+    /// there for the same config is kept and the command exits 0 at once.
+    Run(cluster::RunArgs),
+    /// Merge planned runs' results into one compare result per grid point (table, paired
+    /// statistics, JSON, CSV) and name the runs that are missing.
+    Merge(cluster::MergeArgs),
     /// Show the GPU adapter, backend, limits and features (and run the smoke check).
     Info {
         /// Print JSON instead of text.
@@ -193,7 +213,7 @@ async fn experiment(t: TrainArgs, s: SweepArgs, c: CompareArgs, mode: Mode) -> R
         run::check_writable(&dir.join("model.json"))?;
     }
     let split = run::load_data(&cfg, t.data.as_deref())?;
-    let (result, exp) = run::drive(cfg, &split, mode).await?;
+    let (result, exp) = run::drive(cfg, &split, mode, c.jobs as usize).await?;
     print!("{}", run::table(&result));
     let json = serde_json::to_string_pretty(&result).expect("results serialise");
     let csv = varlab::export::results_csv(&result);
@@ -238,6 +258,14 @@ async fn run(cli: Cli) -> Result<(), Fail> {
             sweep,
             compare,
         } => experiment(train, sweep, compare, Mode::Compare).await,
+        Command::Plan {
+            train,
+            sweep,
+            compare,
+            plan,
+        } => cluster::plan(train, sweep, compare, plan),
+        Command::Run(args) => cluster::run_one(args).await,
+        Command::Merge(args) => cluster::merge(args),
         Command::Model { name, dataset } => {
             let input = if dataset == "mnist" {
                 [1, 28, 28]

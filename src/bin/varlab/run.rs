@@ -4,11 +4,12 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use varlab::data::{cifar::load_cifar, mnist::load_mnist_dir, Split};
 use varlab::experiment::stats::mean_std;
 use varlab::experiment::{
-    Config, DatasetKind, ExecutorChoice, Experiment, ExperimentResult, Init, Schedule, Scope,
+    Config, DatasetKind, Event, ExecutorChoice, Experiment, ExperimentResult, FinishedRun, Init,
+    Schedule, Scope,
 };
 
 use super::Fail;
@@ -38,9 +39,9 @@ pub struct TrainArgs {
     /// Random crop and flip of training images.
     #[arg(long)]
     pub augment: bool,
-    /// mlp, lenet5, cnn, resnet8, resnet20 or vit-tiny.
-    #[arg(long)]
-    pub model: Option<String>,
+    /// mlp, lenet5, cnn, resnet8, resnet20 or vit-tiny (`plan`: a comma list).
+    #[arg(long, value_delimiter = ',')]
+    pub model: Option<Vec<String>>,
     /// Initialisation: pytorch (PyTorch's module defaults; timm's for the ViT) or
     /// kaiming-normal.
     #[arg(long, value_parser = ["pytorch", "kaiming-normal"])]
@@ -63,12 +64,18 @@ pub struct TrainArgs {
     /// Linear warm-up, in epochs.
     #[arg(long, allow_negative_numbers = true)]
     pub warmup: Option<f32>,
-    /// VAR's λ, as given (instead of the default λψ₀).
-    #[arg(long, conflicts_with = "lambda_psi0", allow_negative_numbers = true)]
-    pub lambda: Option<f32>,
-    /// VAR's λ as λψ₀: λ = X / ψ(initial weights of the first seed). Default 1.4.
-    #[arg(long, allow_negative_numbers = true)]
-    pub lambda_psi0: Option<f32>,
+    /// VAR's λ, as given (instead of the default λψ₀; `plan`: a comma list).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        conflicts_with = "lambda_psi0",
+        allow_negative_numbers = true
+    )]
+    pub lambda: Option<Vec<f32>>,
+    /// VAR's λ as λψ₀: λ = X / ψ(initial weights of the first seed). Default 1.4 (`plan`: a
+    /// comma list).
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    pub lambda_psi0: Option<Vec<f32>>,
     #[arg(long, allow_negative_numbers = true)]
     pub lambda_l1: Option<f32>,
     #[arg(long, allow_negative_numbers = true)]
@@ -123,11 +130,25 @@ pub struct CompareArgs {
     /// Write one CSV row per optimizer × seed × sparsity here.
     #[arg(long)]
     pub csv: Option<PathBuf>,
+    /// Train this many runs at once, in threads (CPU executor; the result is the same).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub jobs: u32,
 }
 
 fn parse<T: serde::de::DeserializeOwned>(s: &str) -> T {
     serde_json::from_value(serde_json::Value::String(s.to_string()))
         .expect("clap checked the value")
+}
+
+/// The one value of a flag that `varlab plan` takes as a list.
+fn one<T: Clone>(flag: &str, values: &Option<Vec<T>>) -> Result<Option<T>, Fail> {
+    match values.as_deref() {
+        None => Ok(None),
+        Some([v]) => Ok(Some(v.clone())),
+        Some(_) => Err(Fail::Usage(format!(
+            "--{flag} takes one value here; `varlab plan` takes a comma list."
+        ))),
+    }
 }
 
 /// The config: the file (or the defaults), then the flags.
@@ -164,7 +185,7 @@ pub fn config(t: &TrainArgs, s: &SweepArgs, c: &CompareArgs) -> Result<Config, F
         dataset = t.dataset.as_deref().map(parse::<DatasetKind>);
         train_size = t.train_size;
         test_size = t.test_size;
-        model = t.model.clone();
+        model = one("model", &t.model)?;
         init = t.init.as_deref().map(parse::<Init>);
         optimizers = t.optim.clone();
         lr = t.lr;
@@ -172,8 +193,8 @@ pub fn config(t: &TrainArgs, s: &SweepArgs, c: &CompareArgs) -> Result<Config, F
         weight_decay = t.wd;
         schedule = t.schedule.as_deref().map(parse::<Schedule>);
         warmup_epochs = t.warmup;
-        lambda = t.lambda;
-        lambda_psi0 = t.lambda_psi0.map(Some);
+        lambda = one("lambda", &t.lambda)?;
+        lambda_psi0 = one("lambda-psi0", &t.lambda_psi0)?.map(Some);
         lambda_l1 = t.lambda_l1;
         lambda_hoyer = t.lambda_hoyer;
         rho = t.rho;
@@ -254,13 +275,16 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
 }
 
-/// Trains (and sweeps) every run of `cfg` with a progress bar; returns the result and the
-/// experiment (for the weights). After a first Ctrl-C it returns the finished runs, with
-/// the result marked `partial`.
+/// Trains (and sweeps) every run of `cfg` with progress bars; returns the result and the
+/// experiment (for the weights). With `jobs` > 1 and the CPU executor, that many runs train
+/// at once in threads, each handed the next unstarted run, and the result is the one the
+/// runs give trained one after another. After a first Ctrl-C it returns the finished runs,
+/// with the result marked `partial`.
 pub async fn drive(
     cfg: Config,
     split: &Split,
     mode: Mode,
+    jobs: usize,
 ) -> Result<(ExperimentResult, Experiment), Fail> {
     let exp = Experiment::new(cfg, split).map_err(|e| Fail::Usage(e.to_string()))?;
     let gpu = if exp.config.executor == ExecutorChoice::Cpu {
@@ -276,91 +300,196 @@ pub async fn drive(
         eprintln!("varlab: {notice}");
     }
     eprintln!("executor: {} ({})", env.executor, env.adapter);
+    let on_gpu = env.executor == "gpu";
     if mode == Mode::Train {
         exp.skip_sweep();
     }
-    let style = ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} {msg}")
-        .expect("a valid template")
-        .progress_chars("=> ");
+    handle_interrupts();
+    let jobs = jobs.min(exp.run_count()).max(1);
+    if jobs > 1 && on_gpu {
+        eprintln!("varlab: --jobs applies to the CPU executor; the GPU trains one run at a time.");
+    } else if jobs > 1 {
+        return drive_pool(exp, split, mode, jobs);
+    }
+    let multi = MultiProgress::new();
     let mut bar: Option<ProgressBar> = None;
     let mut current = usize::MAX;
-    handle_interrupts();
     loop {
         if interrupted() {
             if let Some(b) = bar.take() {
                 b.abandon();
             }
-            let mut result = exp.result();
-            result.partial = Some(format!(
-                "Interrupted: {} of {} runs finished.",
-                result.runs.len(),
-                exp.run_count()
-            ));
-            return Ok((result, exp));
+            return Ok((interrupted_result(&exp), exp));
         }
         let ev = exp.step().await.map_err(|e| Fail::Run(e.to_string()))?;
         if ev.kind == "done" {
             break;
         }
-        if ev.run != current || bar.is_none() {
-            if let Some(b) = bar.take() {
-                b.finish();
-            }
-            current = ev.run;
-            let b = ProgressBar::new(ev.steps.unwrap_or(0) as u64).with_style(style.clone());
-            b.set_prefix(format!("{} seed {}", ev.optimizer, ev.seed));
-            bar = Some(b);
-        }
-        let b = bar.as_ref().expect("set above");
-        match ev.kind.as_str() {
-            "compile" => b.set_message(ev.message.clone().unwrap_or_default()),
-            "train" | "eval" => {
-                b.set_length(ev.steps.unwrap_or(0) as u64);
-                b.set_position(ev.step.unwrap_or(0) as u64);
-                let test = ev
-                    .test_acc
-                    .map(|a| format!(" test {:.2}%", 100.0 * a))
-                    .unwrap_or_default();
-                b.set_message(format!(
-                    "loss {:.4} acc {:.1}% reg {:.3} {:.0} img/s eta {:.0}s{test}",
-                    ev.loss.unwrap_or(f32::NAN),
-                    100.0 * ev.train_acc.unwrap_or(f32::NAN),
-                    ev.reg.unwrap_or(0.0),
-                    ev.images_per_s.unwrap_or(0.0),
-                    ev.eta_s.unwrap_or(0.0),
-                ));
-            }
-            "prune" => b.set_message(format!(
-                "pruned {:.0}%: accuracy {:.2}%",
-                100.0 * ev.sparsity.unwrap_or(0.0),
-                100.0 * ev.accuracy.unwrap_or(f32::NAN)
-            )),
-            // One line per finished run on stderr, terminal or not (logs, job schedulers).
-            "run_done" => b.suspend(|| {
-                eprintln!(
-                    "varlab: run {}/{} done ({} seed {})",
-                    ev.run + 1,
-                    ev.runs,
-                    ev.optimizer,
-                    ev.seed
-                )
-            }),
-            // Always on stderr (a progress bar's println shows only on a terminal).
-            "error" => b.suspend(|| {
-                eprintln!(
-                    "varlab: {} seed {}: {}",
-                    ev.optimizer,
-                    ev.seed,
-                    ev.message.clone().unwrap_or_default()
-                )
-            }),
-            _ => {}
-        }
+        show(&multi, &mut bar, &mut current, &ev);
     }
     if let Some(b) = bar.take() {
         b.finish();
     }
     Ok((exp.result(), exp))
+}
+
+/// The result of the runs finished before a Ctrl-C, marked partial.
+fn interrupted_result(exp: &Experiment) -> ExperimentResult {
+    let mut result = exp.result();
+    result.partial = Some(format!(
+        "Interrupted: {} of {} runs finished.",
+        result.runs.len(),
+        exp.run_count()
+    ));
+    result
+}
+
+/// [`drive`] with `jobs` threads: each trains the next unstarted run as an experiment of
+/// that one run (CPU executor) and sends its events here; `exp` adopts the finished runs.
+fn drive_pool(
+    mut exp: Experiment,
+    split: &Split,
+    mode: Mode,
+    jobs: usize,
+) -> Result<(ExperimentResult, Experiment), Fail> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::mpsc;
+    // One matmul thread per run: the runs are the parallelism.
+    if std::env::var_os("MATMUL_NUM_THREADS").is_none() {
+        std::env::set_var("MATMUL_NUM_THREADS", "1");
+    }
+    let runs = exp.run_count();
+    let next = AtomicUsize::new(0);
+    let cfg = exp.config.clone();
+    let (tx, rx) = mpsc::channel::<(usize, Result<Event, String>)>();
+    let finished = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..jobs)
+            .map(|w| {
+                let (tx, next, cfg) = (tx.clone(), &next, cfg.clone());
+                scope.spawn(move || -> Result<Vec<FinishedRun>, String> {
+                    let mut done = Vec::new();
+                    loop {
+                        let run = next.fetch_add(1, Ordering::SeqCst);
+                        if run >= runs || interrupted() {
+                            return Ok(done);
+                        }
+                        let mut one = Experiment::new(cfg.clone(), split)
+                            .and_then(|e| e.only(&[run]))
+                            .map_err(|e| e.to_string())?;
+                        if mode == Mode::Train {
+                            one.skip_sweep();
+                        }
+                        while !one.is_done() {
+                            if interrupted() {
+                                return Ok(done);
+                            }
+                            let ev = pollster::block_on(one.step()).map_err(|e| e.to_string());
+                            let failed = ev.is_err();
+                            let _ = tx.send((w, ev.clone()));
+                            if failed {
+                                return Err(ev.err().unwrap_or_default());
+                            }
+                        }
+                        done.extend(one.take_finished());
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        let multi = MultiProgress::new();
+        let mut bars: Vec<(Option<ProgressBar>, usize)> =
+            (0..jobs).map(|_| (None, usize::MAX)).collect();
+        for (w, ev) in rx {
+            let Ok(ev) = ev else { continue };
+            if ev.kind != "done" {
+                let (bar, current) = &mut bars[w];
+                show(&multi, bar, current, &ev);
+            }
+        }
+        for (bar, _) in &mut bars {
+            if let Some(b) = bar.take() {
+                b.finish();
+            }
+        }
+        let mut finished = Vec::new();
+        for worker in workers {
+            finished.extend(
+                worker
+                    .join()
+                    .map_err(|_| "a training thread panicked".to_string())??,
+            );
+        }
+        Ok::<_, String>(finished)
+    })
+    .map_err(Fail::Run)?;
+    exp.adopt(finished).map_err(|e| Fail::Run(e.to_string()))?;
+    let result = match interrupted() {
+        true => interrupted_result(&exp),
+        false => exp.result(),
+    };
+    Ok((result, exp))
+}
+
+/// Shows `ev` on `bar` (a new bar in `multi` when a run starts): steps, loss and accuracy,
+/// the pruning sweep, and one stderr line per finished run or divergence.
+fn show(multi: &MultiProgress, bar: &mut Option<ProgressBar>, current: &mut usize, ev: &Event) {
+    if ev.run != *current || bar.is_none() {
+        if let Some(b) = bar.take() {
+            b.finish();
+        }
+        *current = ev.run;
+        let style = ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} {msg}")
+            .expect("a valid template")
+            .progress_chars("=> ");
+        let b = multi.add(ProgressBar::new(ev.steps.unwrap_or(0) as u64).with_style(style));
+        b.set_prefix(format!("{} seed {}", ev.optimizer, ev.seed));
+        *bar = Some(b);
+    }
+    let b = bar.as_ref().expect("set above");
+    match ev.kind.as_str() {
+        "compile" => b.set_message(ev.message.clone().unwrap_or_default()),
+        "train" | "eval" => {
+            b.set_length(ev.steps.unwrap_or(0) as u64);
+            b.set_position(ev.step.unwrap_or(0) as u64);
+            let test = ev
+                .test_acc
+                .map(|a| format!(" test {:.2}%", 100.0 * a))
+                .unwrap_or_default();
+            b.set_message(format!(
+                "loss {:.4} acc {:.1}% reg {:.3} {:.0} img/s eta {:.0}s{test}",
+                ev.loss.unwrap_or(f32::NAN),
+                100.0 * ev.train_acc.unwrap_or(f32::NAN),
+                ev.reg.unwrap_or(0.0),
+                ev.images_per_s.unwrap_or(0.0),
+                ev.eta_s.unwrap_or(0.0),
+            ));
+        }
+        "prune" => b.set_message(format!(
+            "pruned {:.0}%: accuracy {:.2}%",
+            100.0 * ev.sparsity.unwrap_or(0.0),
+            100.0 * ev.accuracy.unwrap_or(f32::NAN)
+        )),
+        // One line per finished run on stderr, terminal or not (logs, job schedulers).
+        "run_done" => b.suspend(|| {
+            eprintln!(
+                "varlab: run {}/{} done ({} seed {})",
+                ev.run + 1,
+                ev.runs,
+                ev.optimizer,
+                ev.seed
+            )
+        }),
+        // Always on stderr (a progress bar's println shows only on a terminal).
+        "error" => b.suspend(|| {
+            eprintln!(
+                "varlab: {} seed {}: {}",
+                ev.optimizer,
+                ev.seed,
+                ev.message.clone().unwrap_or_default()
+            )
+        }),
+        _ => {}
+    }
 }
 
 /// The paper-style table: one row per optimizer, one column per sparsity (dense first),
@@ -554,7 +683,7 @@ pub fn save_weights(dir: &Path, exp: &Experiment, result: &ExperimentResult) -> 
     std::fs::create_dir_all(dir)
         .map_err(|e| Fail::Run(format!("cannot create {}: {e}", dir.display())))?;
     let mut files = Vec::new();
-    for (i, run) in result.runs.iter().enumerate() {
+    for (i, run) in exp.finished().into_iter().zip(&result.runs) {
         let stem = format!("{}-seed{}", run.optimizer.replace('+', "_"), run.seed);
         let mut write = |name: String, sparsity: Option<f32>| -> Result<(), Fail> {
             let bytes = exp
