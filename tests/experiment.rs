@@ -893,3 +893,50 @@ fn shares_of_the_runs_merge_into_the_serial_result() {
         "There is no run 4: the experiment has 4 (0 to 3)."
     );
 }
+
+/// The result JSON of fixed-seed experiments, as recorded in `tests/fixtures/golden-*.json`
+/// (timings and environment left out): a refactoring must leave every number as it was.
+/// After a deliberate change of the numbers (or on a CPU whose matmul kernels round
+/// differently, e.g. without FMA), record them again with `VARLAB_BLESS=1 cargo test --test
+/// experiment golden` and say why in the commit.
+#[test]
+fn golden_results_are_unchanged() {
+    let cases = [
+        (
+            "golden-mlp.json",
+            Config {
+                optimizers: vec!["sgd".into(), "var".into(), "sam".into()],
+                epochs: 1,
+                ..tiny_config()
+            },
+        ),
+        (
+            "golden-lenet5.json",
+            Config {
+                model: "lenet5".into(),
+                optimizers: vec!["sgd".into(), "cram".into()],
+                train_size: 128,
+                epochs: 1,
+                ..tiny_config()
+            },
+        ),
+    ];
+    for (name, cfg) in cases {
+        let mut exp = Experiment::new(cfg, mnist()).unwrap();
+        pollster::block_on(run_all(&mut exp));
+        let mut value: serde_json::Value =
+            serde_json::from_str(&json_without_timing(&exp.result())).unwrap();
+        value.as_object_mut().unwrap().remove("environment");
+        let text = serde_json::to_string_pretty(&value).unwrap() + "\n";
+        let path = std::path::Path::new("tests/fixtures").join(name);
+        if std::env::var_os("VARLAB_BLESS").is_some() {
+            std::fs::write(&path, &text).unwrap();
+            continue;
+        }
+        let want = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text == want,
+            "{name}: the result differs from the recorded one (see the comment above the test)"
+        );
+    }
+}
