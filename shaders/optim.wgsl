@@ -12,13 +12,19 @@
 // Gaps between tensors are outside every chunk of `update` and stay zero under the others
 // (their gradients are zero).
 
+// The regulariser codes; optim/gpu.rs `reg_code` writes the same numbers.
+const REG_NONE: u32 = 0u;
+const REG_VAR: u32 = 1u;
+const REG_L1: u32 = 2u;
+const REG_HOYER: u32 = 3u;
+
 struct Step {
     lr: f32,
     momentum: f32,
     weight_decay: f32,
     nesterov: u32,
     lambda: f32,
-    reg: u32, // 0 none, 1 VAR, 2 ℓ1, 3 Hoyer-square
+    reg: u32, // REG_NONE, REG_VAR, REG_L1 or REG_HOYER (the codes of optim/gpu.rs)
     chunks: u32,
     use_mask: u32,
     add_extra: u32,
@@ -64,18 +70,18 @@ fn update(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid:
     var m = 0.0;
     var a = 0.0;
     var b = 0.0;
-    if (c.z != NONE && p.reg != 0u) {
+    if (c.z != NONE && p.reg != REG_NONE) {
         let sum_smooth = stats[4u * c.z];
         let sum_sq = stats[4u * c.z + 1u];
         let sum_abs = stats[4u * c.z + 2u];
         let n = f32(c.w);
-        if (p.reg == 1u) {
+        if (p.reg == REG_VAR) {
             m = sum_smooth / n;
             let v = max(sum_sq / n + p.r - m * m, 0.0);
             cv = 2.0 * p.lambda / (n * (v + p.eps) * (v + p.eps));
-        } else if (p.reg == 2u) {
+        } else if (p.reg == REG_L1) {
             a = p.lambda;
-        } else if (sum_sq > 0.0) {
+        } else if (p.reg == REG_HOYER && sum_sq > 0.0) {
             a = 2.0 * p.lambda * sum_abs / sum_sq;
             b = a * sum_abs / sum_sq;
         }
@@ -86,10 +92,10 @@ fn update(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid:
         if (p.add_extra != 0u) {
             g += extra[i];
         }
-        if (p.reg == 1u) {
+        if (p.reg == REG_VAR) {
             let wt = sqrt(w * w + p.r);
             g -= cv * (wt - m) * w / wt;
-        } else if (p.reg != 0u) {
+        } else if (p.reg != REG_NONE) {
             g += a * sign(w) - b * w;
         }
         var d = g + p.weight_decay * w;

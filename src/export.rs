@@ -1,4 +1,5 @@
-//! Exports: weights as safetensors a PyTorch user loads directly, results as CSV.
+//! Exports: weights as safetensors a PyTorch user loads directly (the CSV of a result is
+//! `ExperimentResult::to_csv`, in `experiment::csv`).
 //!
 //! Weights use the PyTorch names and layouts of the parameter and state tables
 //! ([`crate::nn::params`]): conv `[out, in, kh, kw]`, linear `[out, in]`, F32; BatchNorm's
@@ -15,7 +16,6 @@ use std::collections::HashMap;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
-use crate::experiment::ExperimentResult;
 use crate::nn::{Model, StateKind};
 
 /// A weights file that cannot be written or read back, as a sentence.
@@ -119,28 +119,4 @@ pub fn from_safetensors(model: &Model, bytes: &[u8]) -> Result<(Vec<f32>, Vec<f3
         }
     }
     Ok((params, state))
-}
-
-/// One CSV row per run × sparsity (sparsity 0 is the dense network):
-/// `optimizer,seed,sparsity,actual_sparsity,accuracy,accuracy_bn_recal`.
-pub fn results_csv(result: &ExperimentResult) -> String {
-    let mut out =
-        String::from("optimizer,seed,sparsity,actual_sparsity,accuracy,accuracy_bn_recal\n");
-    for run in &result.runs {
-        out += &format!(
-            "{},{},0,0,{},\n",
-            run.optimizer, run.seed, run.dense_accuracy
-        );
-        for p in &run.sweep {
-            let recal = p
-                .accuracy_bn_recal
-                .map(|a| a.to_string())
-                .unwrap_or_default();
-            out += &format!(
-                "{},{},{},{},{},{}\n",
-                run.optimizer, run.seed, p.sparsity, p.actual_sparsity, p.accuracy, recal
-            );
-        }
-    }
-    out
 }

@@ -15,10 +15,29 @@
 //!
 //! Selection is `select_nth_unstable` on `(|w|, index)` keys: O(N), no full sort.
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 
 use crate::nn::{ParamInfo, ParamTable};
-use crate::optim::Scope;
+
+/// Global (one magnitude threshold over all prunable weights) or per-layer (each prunable
+/// tensor loses the same fraction) pruning; CrAM's compression uses the same choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Global,
+    Layer,
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Scope::Global => "global",
+            Scope::Layer => "layer",
+        })
+    }
+}
 
 /// How to prune.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -19,8 +19,8 @@ use std::sync::Arc;
 use crate::data::augment::{augment_batch, Crop, Shape as ImageShape, CIFAR_PAD};
 use crate::data::{Dataset, Split};
 use crate::exec::{CpuExecutor, DeviceDataset, GpuExecutor};
-use crate::experiment::config::{Config, Schedule};
 use crate::gpu::Context;
+use crate::nn::Init;
 use crate::nn::StateKind;
 use crate::nn::{Model, ParamTable, SpecError, StateTable};
 use crate::ops::data::pack_crop;
@@ -54,6 +54,41 @@ pub fn diverged_above(classes: usize) -> f32 {
 }
 
 /// The learning rate at `step` of `total` (warm-up over `warmup` steps, then `schedule`).
+/// The learning-rate schedule after warm-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    /// Half a cosine from `lr` down to 0 at the last step.
+    Cosine,
+    /// `lr`, then `lr/10` from 50% of the steps and `lr/100` from 75%.
+    Step,
+    Constant,
+}
+
+/// What one run needs to know besides its optimizer, seed and data: made by
+/// `experiment::Config::run_config`, so a run knows nothing of the experiment around it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunConfig {
+    /// A model preset name (`Model::by_name`) and its initialisation.
+    pub model: String,
+    pub init: Init,
+    pub batch: usize,
+    pub epochs: usize,
+    pub lr: f32,
+    pub schedule: Schedule,
+    /// Linear warm-up from 0 over this many epochs.
+    pub warmup_epochs: f32,
+    /// Random crop and flip of training images.
+    pub augment: bool,
+}
+
+impl RunConfig {
+    /// The model for images `[C, H, W]` and `classes`, with its `init`.
+    pub fn build_model(&self, input: [usize; 3], classes: usize) -> Result<Model, SpecError> {
+        Ok(Model::by_name(&self.model, input, classes)?.with_init(self.init))
+    }
+}
+
 pub fn learning_rate(lr: f32, schedule: Schedule, warmup: usize, step: usize, total: usize) -> f32 {
     if step < warmup {
         return lr * (step + 1) as f32 / warmup as f32;
@@ -254,7 +289,7 @@ impl Trainer {
     /// Builds the model for `split` and the optimizer `optim`, initialised from `seed`, on
     /// the GPU when `gpu` is given (its datasets must be `split`'s), else on the CPU.
     pub async fn new(
-        config: &Config,
+        config: &RunConfig,
         optim: &OptimConfig,
         seed: u64,
         split: Arc<Split>,

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use varlab::data::{mnist::load_mnist_dir, Split};
 use varlab::exec::fast;
 use varlab::experiment::{Config, ConfigError, Experiment, Init, Schedule, Scope};
-use varlab::export::{from_safetensors, results_csv, to_safetensors};
+use varlab::export::{from_safetensors, to_safetensors};
 use varlab::nn::Model;
 use varlab::ops::conv::{conv2d_backward_cpu, conv2d_cpu, Conv2dShape};
 use varlab::ops::linear::{linear_backward_cpu, linear_cpu, LinearShape};
@@ -44,7 +44,14 @@ fn tiny_config() -> Config {
 async fn run_all(exp: &mut Experiment) -> Vec<String> {
     let mut kinds = Vec::new();
     while !exp.is_done() {
-        kinds.push(exp.step().await.expect("step").kind);
+        let kind = exp.step().await.expect("step").kind;
+        kinds.push(
+            serde_json::to_value(kind)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
     kinds
 }
@@ -382,7 +389,7 @@ fn a_tiny_experiment_trains_sweeps_and_is_reproducible() {
         assert_eq!(run.weights.pruned.as_ref().unwrap().sparsity, 0.9);
     }
     // The CSV has a dense row and one row per sparsity for each run.
-    let csv = results_csv(&result);
+    let csv = result.to_csv();
     assert_eq!(csv.lines().count(), 1 + 2 * 3);
     // The result JSON is valid and reads back.
     let json = serde_json::to_string(&result).unwrap();

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::nn::Init;
 use crate::nn::{Model, SpecError, MODEL_NAMES};
+use crate::train::RunConfig;
 
 /// The version this build reads and writes.
 pub const CONFIG_VERSION: u32 = 1;
@@ -39,20 +40,12 @@ impl DatasetKind {
     }
 }
 
-/// The learning-rate schedule after warm-up.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Schedule {
-    /// Half a cosine from `lr` down to 0 at the last step.
-    Cosine,
-    /// `lr`, then `lr/10` from 50% of the steps and `lr/100` from 75%.
-    Step,
-    Constant,
-}
+/// The learning-rate schedule after warm-up (a run's setting: see [`crate::train`]).
+pub use crate::train::Schedule;
 
 /// Global (one threshold over all prunable weights) or per-layer (each tensor loses the
 /// same fraction) magnitude pruning; CrAM's compression uses the same choice.
-pub use crate::optim::Scope;
+pub use crate::prune::Scope;
 
 /// Which executor trains: the GPU when one works (`auto`), or the one named.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -222,9 +215,23 @@ impl Config {
         Ok(config)
     }
 
+    /// What one run needs of this config (the optimizer's settings apart).
+    pub fn run_config(&self) -> RunConfig {
+        RunConfig {
+            model: self.model.clone(),
+            init: self.init,
+            batch: self.batch,
+            epochs: self.epochs,
+            lr: self.lr,
+            schedule: self.schedule,
+            warmup_epochs: self.warmup_epochs,
+            augment: self.augment,
+        }
+    }
+
     /// The model of this config for images `[C, H, W]` and `classes`, with its `init`.
     pub fn build_model(&self, input: [usize; 3], classes: usize) -> Result<Model, SpecError> {
-        Ok(Model::by_name(&self.model, input, classes)?.with_init(self.init))
+        self.run_config().build_model(input, classes)
     }
 
     pub fn to_json(&self) -> String {

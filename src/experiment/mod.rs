@@ -7,6 +7,7 @@
 //! [`ExperimentResult`] of the runs finished so far.
 
 pub mod config;
+pub mod csv;
 pub mod plan;
 pub mod presets;
 pub mod stats;
@@ -56,12 +57,31 @@ pub enum ExperimentError {
     Merge(String),
 }
 
+/// What kind of unit of work an [`Event`] reports (in JSON: `"train"`, `"run_done"`, …).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A run is being prepared (the next step builds it).
+    #[default]
+    Compile,
+    /// A training step.
+    Train,
+    /// A training step that ended an epoch (with the test accuracy).
+    Eval,
+    /// One level of the pruning sweep.
+    Prune,
+    /// A run finished (its last sweep level, or its last step without a sweep).
+    RunDone,
+    /// Every run finished; further steps say the same.
+    Done,
+    /// A run diverged; the experiment goes on with the next run.
+    Error,
+}
+
 /// What happened in one [`Experiment::step`]; fields that do not apply are `None`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Event {
-    /// `train`, `eval` (a training step that ended an epoch), `prune`, `run_done`, `done`,
-    /// `error` (a run diverged; the experiment goes on with the next run).
-    pub kind: String,
+    pub kind: EventKind,
     pub run: usize,
     pub runs: usize,
     pub optimizer: String,
@@ -617,14 +637,14 @@ impl Experiment {
         self.find(run).map(|f| &f.weights)
     }
 
-    fn event(&self, kind: &str) -> Event {
+    fn event(&self, kind: EventKind) -> Event {
         let (run, PlannedRun { optimizer, seed }) = self
             .plan
             .get(self.run.min(self.plan.len().saturating_sub(1)))
             .cloned()
             .unwrap_or_default();
         Event {
-            kind: kind.into(),
+            kind,
             run,
             runs: self.planned,
             optimizer,
@@ -637,10 +657,10 @@ impl Experiment {
     /// `done` events.
     pub async fn step(&mut self) -> Result<Event, ExperimentError> {
         match std::mem::replace(&mut self.phase, Phase::Done) {
-            Phase::Done => Ok(self.event("done")),
+            Phase::Done => Ok(self.event(EventKind::Done)),
             Phase::Start => {
                 self.phase = Phase::Build;
-                let mut ev = self.event("compile");
+                let mut ev = self.event(EventKind::Compile);
                 ev.message = Some(format!(
                     "Preparing {} on the {} executor",
                     self.config.model, self.environment.executor
@@ -651,7 +671,7 @@ impl Experiment {
                 let (_, PlannedRun { optimizer, seed }) = self.plan[self.run].clone();
                 let optim = optim_config(&self.config, &optimizer).map_err(TrainError::from)?;
                 let trainer = Trainer::new(
-                    &self.config,
+                    &self.config.run_config(),
                     &optim,
                     seed,
                     self.split.clone(),
@@ -680,10 +700,9 @@ impl Experiment {
         match trainer.step().await {
             Ok(p) => {
                 let done = trainer.done();
-                let mut ev = self.event(if p.test_acc.is_some() {
-                    "eval"
-                } else {
-                    "train"
+                let mut ev = self.event(match p.test_acc {
+                    Some(_) => EventKind::Eval,
+                    None => EventKind::Train,
                 });
                 ev.step = Some(p.step);
                 ev.steps = Some(p.steps);
@@ -702,7 +721,7 @@ impl Experiment {
                     };
                     self.finish_training(trainer).await?;
                     if !self.sweep {
-                        ev.kind = "run_done".into();
+                        ev.kind = EventKind::RunDone;
                     }
                 }
                 Ok(ev)
@@ -716,7 +735,7 @@ impl Experiment {
                 let message = TrainError::Diverged { step, loss }.to_string();
                 let mut result = self.run_result(&trainer, f32::NAN, f32::NAN);
                 result.diverged = Some(message.clone());
-                let mut ev = self.event("error");
+                let mut ev = self.event(EventKind::Error);
                 ev.message = Some(message);
                 let (params, state) = trainer.params();
                 self.finish(result, params.to_vec(), state.to_vec());
@@ -830,7 +849,7 @@ impl Experiment {
                 tensors: prunable_stats(&w, &trainer.table),
             });
         }
-        let mut ev = self.event("prune");
+        let mut ev = self.event(EventKind::Prune);
         ev.sparsity = Some(s);
         ev.accuracy = Some(eval.accuracy);
         if level + 1 < self.config.sparsities.len() {
@@ -840,7 +859,7 @@ impl Experiment {
                 result,
             };
         } else {
-            ev.kind = "run_done".into();
+            ev.kind = EventKind::RunDone;
             self.finish(*result, params, state);
         }
         Ok(ev)

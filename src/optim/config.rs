@@ -103,23 +103,8 @@ impl FromStr for OptimKind {
     }
 }
 
-/// Where CrAM's compression picks its threshold: one over all prunable weights, or one per
-/// prunable tensor (every layer at the same sparsity).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    Global,
-    Layer,
-}
-
-impl fmt::Display for Scope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Scope::Global => "global",
-            Scope::Layer => "layer",
-        })
-    }
-}
+/// Where CrAM's compression picks its threshold: the pruning scope (see [`crate::prune`]).
+pub use crate::prune::Scope;
 
 impl FromStr for Scope {
     type Err = OptimError;

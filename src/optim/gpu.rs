@@ -22,6 +22,16 @@ const SHADER: Shader = Shader {
     name: "optim",
     source: include_str!("../../shaders/optim.wgsl"),
 };
+/// The regulariser as `shaders/optim.wgsl` reads it (its `REG_*` constants) and its λ.
+fn reg_code(penalty: Penalty) -> (u32, f32) {
+    match penalty {
+        Penalty::None => (0, 0.0),
+        Penalty::Var(l) => (1, l),
+        Penalty::L1(l) => (2, l),
+        Penalty::Hoyer(l) => (3, l),
+    }
+}
+
 /// Chunk-table marker of a tensor without a regulariser.
 const NONE: u32 = u32::MAX;
 
@@ -105,12 +115,7 @@ impl GpuOptimizer {
         )?;
         let kind = cfg.kind;
         let penalty = Penalty::from_config(cfg);
-        let (reg, lambda) = match penalty {
-            Penalty::None => (0, 0.0),
-            Penalty::Var(l) => (1, l),
-            Penalty::L1(l) => (2, l),
-            Penalty::Hoyer(l) => (3, l),
-        };
+        let (reg, lambda) = reg_code(penalty);
 
         // Statistics slot of every regularised tensor; update chunks over all tensors.
         let reg_tensors = regularised(table, cfg.regularize_all);

@@ -229,7 +229,7 @@ pub fn merge(m: MergeArgs) -> Result<(), Fail> {
         }
         print!("{}", run::table(&group.result));
         let json = serde_json::to_string_pretty(&group.result).expect("results serialise");
-        let csv = varlab::export::results_csv(&group.result);
+        let csv = group.result.to_csv();
         let name = |p: &Path| match several {
             true => suffixed(p, &group.group),
             false => p.to_path_buf(),

@@ -216,7 +216,7 @@ async fn experiment(t: TrainArgs, s: SweepArgs, c: CompareArgs, mode: Mode) -> R
     let (result, exp) = run::drive(cfg, &split, mode, c.jobs as usize).await?;
     print!("{}", run::table(&result));
     let json = serde_json::to_string_pretty(&result).expect("results serialise");
-    let csv = varlab::export::results_csv(&result);
+    let csv = result.to_csv();
     let files: Vec<(&std::path::Path, &[u8])> = [
         t.json.as_deref().map(|p| (p, json.as_bytes())),
         c.csv.as_deref().map(|p| (p, csv.as_bytes())),

@@ -8,8 +8,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use varlab::data::{cifar::load_cifar, mnist::load_mnist_dir, Split};
 use varlab::experiment::stats::mean_std;
 use varlab::experiment::{
-    Config, DatasetKind, Event, ExecutorChoice, Experiment, ExperimentResult, FinishedRun, Init,
-    Schedule, Scope,
+    Config, DatasetKind, Event, EventKind, ExecutorChoice, Experiment, ExperimentResult,
+    FinishedRun, Init, Schedule, Scope,
 };
 
 use super::Fail;
@@ -322,7 +322,7 @@ pub async fn drive(
             return Ok((interrupted_result(&exp), exp));
         }
         let ev = exp.step().await.map_err(|e| Fail::Run(e.to_string()))?;
-        if ev.kind == "done" {
+        if ev.kind == EventKind::Done {
             break;
         }
         show(&multi, &mut bar, &mut current, &ev);
@@ -401,7 +401,7 @@ fn drive_pool(
             (0..jobs).map(|_| (None, usize::MAX)).collect();
         for (w, ev) in rx {
             let Ok(ev) = ev else { continue };
-            if ev.kind != "done" {
+            if ev.kind != EventKind::Done {
                 let (bar, current) = &mut bars[w];
                 show(&multi, bar, current, &ev);
             }
@@ -446,9 +446,9 @@ fn show(multi: &MultiProgress, bar: &mut Option<ProgressBar>, current: &mut usiz
         *bar = Some(b);
     }
     let b = bar.as_ref().expect("set above");
-    match ev.kind.as_str() {
-        "compile" => b.set_message(ev.message.clone().unwrap_or_default()),
-        "train" | "eval" => {
+    match ev.kind {
+        EventKind::Compile => b.set_message(ev.message.clone().unwrap_or_default()),
+        EventKind::Train | EventKind::Eval => {
             b.set_length(ev.steps.unwrap_or(0) as u64);
             b.set_position(ev.step.unwrap_or(0) as u64);
             let test = ev
@@ -464,13 +464,13 @@ fn show(multi: &MultiProgress, bar: &mut Option<ProgressBar>, current: &mut usiz
                 ev.eta_s.unwrap_or(0.0),
             ));
         }
-        "prune" => b.set_message(format!(
+        EventKind::Prune => b.set_message(format!(
             "pruned {:.0}%: accuracy {:.2}%",
             100.0 * ev.sparsity.unwrap_or(0.0),
             100.0 * ev.accuracy.unwrap_or(f32::NAN)
         )),
         // One line per finished run on stderr, terminal or not (logs, job schedulers).
-        "run_done" => b.suspend(|| {
+        EventKind::RunDone => b.suspend(|| {
             eprintln!(
                 "varlab: run {}/{} done ({} seed {})",
                 ev.run + 1,
@@ -480,7 +480,7 @@ fn show(multi: &MultiProgress, bar: &mut Option<ProgressBar>, current: &mut usiz
             )
         }),
         // Always on stderr (a progress bar's println shows only on a terminal).
-        "error" => b.suspend(|| {
+        EventKind::Error => b.suspend(|| {
             eprintln!(
                 "varlab: {} seed {}: {}",
                 ev.optimizer,
