@@ -13,22 +13,19 @@
 //!   ln(classes), ≈ 230 for 10 classes: a network that guesses uniformly has ln(classes)),
 //!   stops the run with [`TrainError::Diverged`]; the curves keep the last good points.
 
-use std::rc::Rc;
+mod cpu;
+mod gpu;
+
 use std::sync::Arc;
 
-use crate::data::augment::{augment_batch, Crop, Shape as ImageShape, CIFAR_PAD};
 use crate::data::{Dataset, Split};
-use crate::exec::{CpuExecutor, DeviceDataset, GpuExecutor};
-use crate::gpu::Context;
-use crate::nn::Init;
-use crate::nn::StateKind;
-use crate::nn::{Model, ParamTable, SpecError, StateTable};
-use crate::ops::data::pack_crop;
-use crate::ops::loss::softmax_cross_entropy_cpu;
-use crate::optim::GpuOptimizer;
-use crate::optim::{CpuOptimizer, OptimConfig, OptimError};
+use crate::nn::{Init, Model, ParamTable, SpecError, StateKind, StateTable};
+use crate::optim::{OptimConfig, OptimError};
 use crate::rng::Rng;
 use crate::time::now;
+use cpu::CpuEngine;
+pub use gpu::GpuData;
+use gpu::GpuEngine;
 
 /// Why a run stopped early or could not start, as a sentence.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +50,6 @@ pub fn diverged_above(classes: usize) -> f32 {
     100.0 * (classes.max(2) as f32).ln()
 }
 
-/// The learning rate at `step` of `total` (warm-up over `warmup` steps, then `schedule`).
 /// The learning-rate schedule after warm-up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -89,6 +85,7 @@ impl RunConfig {
     }
 }
 
+/// The learning rate at `step` of `total` (warm-up over `warmup` steps, then `schedule`).
 pub fn learning_rate(lr: f32, schedule: Schedule, warmup: usize, step: usize, total: usize) -> f32 {
     if step < warmup {
         return lr * (step + 1) as f32 / warmup as f32;
@@ -189,55 +186,99 @@ pub struct Curves {
     pub test_acc: Vec<f32>,
 }
 
-/// The CPU side of a run: executor, flat arrays and the optimizer.
-struct CpuEngine {
-    exec: CpuExecutor,
-    params: Vec<f32>,
-    state: Vec<f32>,
-    opt: CpuOptimizer,
-    images: Vec<f32>,
-    labels: Vec<u32>,
-    /// BatchNorm state for SAM's/CrAM's second pass, which must not update the real one.
-    scratch_state: Vec<f32>,
-    /// Evaluation executors: full batches, and the last partial one.
-    eval: Option<(CpuExecutor, Option<CpuExecutor>)>,
+/// What an engine (the CPU's or the GPU's) reads of its run besides its own state.
+pub(crate) struct Run<'a> {
+    pub model: &'a Model,
+    pub split: &'a Split,
+    pub norm: &'a Normalize,
+    pub batch: usize,
 }
 
-/// The datasets uploaded once per experiment, and the device they live on.
-#[derive(Clone)]
-pub struct GpuData {
-    pub ctx: Rc<Context>,
-    pub train: DeviceDataset,
-    pub test: DeviceDataset,
+/// One training step's place and settings.
+pub(crate) struct StepInput<'a> {
+    /// The step's batch within the epoch, and the epoch's order of the training images.
+    pub in_epoch: usize,
+    pub order: &'a [u32],
+    pub steps_per_epoch: usize,
+    pub lr: f32,
+    /// A curve point: measure the regulariser and the layers' variance of |w|.
+    pub log: bool,
+    /// The augmentation's random numbers when training images are augmented.
+    pub augment: Option<&'a mut Rng>,
 }
 
-impl GpuData {
-    /// Uploads both halves of `split` (normalised on the device by the gather kernel).
-    pub fn new(ctx: Rc<Context>, split: &Split) -> Result<GpuData, TrainError> {
-        let (mean, std) = normalisation(&split.train);
-        Ok(GpuData {
-            train: DeviceDataset::new(&ctx, &split.train, mean, std)?,
-            test: DeviceDataset::new(&ctx, &split.test, mean, std)?,
-            ctx,
-        })
-    }
+/// What a step measured: every step on the CPU, at curve points on the GPU (then over the
+/// `steps` since the last one).
+pub(crate) struct Measured {
+    /// Mean loss and correct predictions over the `steps` steps.
+    pub loss: f32,
+    pub correct: usize,
+    pub steps: usize,
+    /// The regulariser's penalty.
+    pub reg: f32,
+    /// At curve points: per prunable tensor, the variance of |w| after the step.
+    pub layer_var: Option<Vec<f64>>,
 }
 
-/// The GPU side of a run: one submit per step, metrics read back only at the curve points.
-struct GpuEngine {
-    ctx: Rc<Context>,
-    exec: GpuExecutor,
-    opt: GpuOptimizer,
-    /// CPU copies of the weights: the initial ones, then those of the last [`Trainer::sync`].
-    params: Vec<f32>,
-    state: Vec<f32>,
-    /// The metrics buffer holds a finished window and must be zeroed with the next step.
-    reset_pending: bool,
+/// What a run needs of the executor it trains on: the CPU's ([`cpu`]) and the GPU's
+/// ([`gpu`]) implement the same functions, and [`Trainer`] calls them without knowing which.
+pub(crate) trait Engine {
+    /// `cpu` or `gpu`.
+    fn name(&self) -> &'static str;
+    /// The weights and BatchNorm state (on the GPU as of the last `sync`).
+    fn params(&self) -> (&[f32], &[f32]);
+    /// Brings [`Engine::params`] up to date with the executor.
+    async fn sync(&mut self) -> Result<(), TrainError>;
+    /// One optimizer step on the batch `s` names.
+    async fn step(
+        &mut self,
+        run: &Run<'_>,
+        s: StepInput<'_>,
+    ) -> Result<Option<Measured>, TrainError>;
+    /// Loss and accuracy on the test subset, with the trained weights or `weights`.
+    async fn evaluate(
+        &mut self,
+        run: &Run<'_>,
+        weights: Option<(&[f32], &[f32])>,
+    ) -> Result<Eval, TrainError>;
+    /// The BatchNorm state of `params` re-estimated from `count` training batches, starting
+    /// from `fresh` (reset) statistics.
+    async fn recalibrate(
+        &mut self,
+        run: &Run<'_>,
+        params: &[f32],
+        fresh: &[f32],
+        count: usize,
+    ) -> Result<Vec<f32>, TrainError>;
 }
 
-enum Engine {
+/// The engine a run trains on.
+enum Engines {
     Cpu(Box<CpuEngine>),
     Gpu(Box<GpuEngine>),
+}
+
+/// The [`Run`] of a trainer, borrowing only the fields it names (so that the engine can be
+/// borrowed mutably beside it).
+macro_rules! run_of {
+    ($t:expr) => {
+        Run {
+            model: &$t.model,
+            split: &$t.split,
+            norm: &$t.norm,
+            batch: $t.batch,
+        }
+    };
+}
+
+/// `$body` with `$e` bound to whichever engine `$engines` holds.
+macro_rules! on_engine {
+    ($engines:expr, $e:ident => $body:expr) => {
+        match $engines {
+            Engines::Cpu($e) => $body,
+            Engines::Gpu($e) => $body,
+        }
+    };
 }
 
 /// Where a run is.
@@ -262,7 +303,7 @@ pub struct Trainer {
     pub table: ParamTable,
     split: Arc<Split>,
     norm: Normalize,
-    engine: Engine,
+    engine: Engines,
     batch: usize,
     epochs: usize,
     lr: f32,
@@ -300,41 +341,19 @@ impl Trainer {
         let model = config.build_model(input, train.classes)?;
         let table = model.params();
         let batch = config.batch.min(train.len()).max(1);
-        let (params, state) = model.init_params(seed);
         let steps_per_epoch = (train.len() / batch).max(1);
         let steps = steps_per_epoch * config.epochs;
         let layer_var = vec![Vec::new(); table.entries.iter().filter(|p| p.prunable).count()];
         let norm = Normalize::for_dataset(train);
         let image_len = train.image_len();
+        let initial = model.init_params(seed);
         let engine = match gpu {
-            None => Engine::Cpu(Box::new(CpuEngine {
-                exec: CpuExecutor::new(&model, batch)?,
-                opt: CpuOptimizer::new(optim, &table, seed)?,
-                params,
-                state,
-                images: vec![0.0; batch * image_len],
-                labels: vec![0; batch],
-                scratch_state: Vec::new(),
-                eval: None,
-            })),
-            Some(g) => {
-                let ctx = g.ctx.clone();
-                let mut exec = GpuExecutor::new(&ctx, &model, batch).await?;
-                exec.attach(&ctx, &g.train, &g.test).await?;
-                exec.write_params(&ctx, &params)?;
-                exec.write_state(&ctx, &state)?;
-                let opt =
-                    GpuOptimizer::new(&ctx, optim, &table, &exec.params, &exec.grads, seed).await?;
-                ctx.submit(&[exec.reset_metrics()])?;
-                Engine::Gpu(Box::new(GpuEngine {
-                    ctx,
-                    exec,
-                    opt,
-                    params,
-                    state,
-                    reset_pending: false,
-                }))
-            }
+            None => Engines::Cpu(Box::new(CpuEngine::new(
+                &model, &table, optim, seed, batch, image_len, initial,
+            )?)),
+            Some(g) => Engines::Gpu(Box::new(
+                GpuEngine::new(g, &model, &table, optim, seed, batch, initial).await?,
+            )),
         };
         Ok(Trainer {
             engine,
@@ -383,27 +402,17 @@ impl Trainer {
     /// The weights and BatchNorm state: current on the CPU executor; on the GPU as of the
     /// last [`Trainer::sync`].
     pub fn params(&self) -> (&[f32], &[f32]) {
-        match &self.engine {
-            Engine::Cpu(e) => (&e.params, &e.state),
-            Engine::Gpu(g) => (&g.params, &g.state),
-        }
+        on_engine!(&self.engine, e => e.params())
     }
 
     /// `gpu` or `cpu`.
     pub fn executor(&self) -> &'static str {
-        match self.engine {
-            Engine::Cpu(_) => "cpu",
-            Engine::Gpu(_) => "gpu",
-        }
+        on_engine!(&self.engine, e => e.name())
     }
 
     /// Reads the GPU's weights back into [`Trainer::params`] (nothing to do on the CPU).
     pub async fn sync(&mut self) -> Result<(), TrainError> {
-        if let Engine::Gpu(g) = &mut self.engine {
-            g.params = g.exec.read_params(&g.ctx).await?;
-            g.state = g.exec.read_state(&g.ctx).await?;
-        }
-        Ok(())
+        on_engine!(&mut self.engine, e => e.sync().await)
     }
 
     /// One training step (and, after the epoch's last step, the test evaluation).
@@ -417,9 +426,23 @@ impl Trainer {
         self.step += 1;
         let log =
             self.step % self.log_every == 0 || self.step % self.steps_per_epoch == 0 || self.done();
-        match &mut self.engine {
-            Engine::Cpu(_) => self.cpu_step(in_epoch, lr, log)?,
-            Engine::Gpu(_) => self.gpu_step(in_epoch, lr, log).await?,
+        let run = run_of!(self);
+        let input = StepInput {
+            in_epoch,
+            order: &self.order,
+            steps_per_epoch: self.steps_per_epoch,
+            lr,
+            log,
+            augment: self.augment.then_some(&mut self.augment_rng),
+        };
+        let measured = on_engine!(&mut self.engine, e => e.step(&run, input).await)?;
+        if let Some(m) = measured {
+            if let Some(vars) = &m.layer_var {
+                for (series, &v) in self.layer_var.iter_mut().zip(vars) {
+                    series.push(v);
+                }
+            }
+            self.record(m.loss, m.correct, m.steps, m.reg)?;
         }
         if log {
             let w = &mut self.window;
@@ -482,103 +505,6 @@ impl Trainer {
         Ok(())
     }
 
-    fn cpu_step(&mut self, in_epoch: usize, lr: f32, log: bool) -> Result<(), TrainError> {
-        let Engine::Cpu(e) = &mut self.engine else {
-            unreachable!("cpu_step on the CPU engine")
-        };
-        let idx = &self.order[in_epoch * self.batch..(in_epoch + 1) * self.batch];
-        self.norm
-            .gather(&self.split.train, idx, &mut e.images, &mut e.labels);
-        if self.augment {
-            let ds = &self.split.train;
-            let shape = ImageShape {
-                channels: ds.channels,
-                height: ds.height,
-                width: ds.width,
-            };
-            augment_batch(shape, CIFAR_PAD, &mut e.images, &mut self.augment_rng);
-        }
-        let (exec, images, labels) = (&mut e.exec, &e.images, &e.labels);
-        let (state, scratch_state) = (&mut e.state, &mut e.scratch_state);
-        let mut grad = |p: &[f32], first: bool, g: &mut [f32]| {
-            let st = if first {
-                &mut *state
-            } else {
-                scratch_state.clear();
-                scratch_state.extend_from_slice(state);
-                &mut *scratch_state
-            };
-            exec.forward(p, st, images, true);
-            exec.loss_and_backward(p, labels, g)
-        };
-        let report = e.opt.step(&mut e.params, lr, &mut grad);
-        // At curve points, the regulariser and the layers' variance of |w| at the weights
-        // after the step (as the GPU engine reads them).
-        let reg = if log {
-            let tel = e.opt.telemetry(&e.params);
-            for (series, t) in self.layer_var.iter_mut().zip(&tel) {
-                series.push(t.var as f64);
-            }
-            tel.iter().map(|t| t.penalty).sum()
-        } else {
-            report.reg
-        };
-        self.record(report.loss, report.correct, 1, reg)?;
-        Ok(())
-    }
-
-    /// One submit: (metrics reset,) gather, forward, loss, backward, optimizer. At `log`,
-    /// the window's metrics and the optimizer's telemetry are read back (asynchronously).
-    async fn gpu_step(&mut self, in_epoch: usize, lr: f32, log: bool) -> Result<(), TrainError> {
-        let Engine::Gpu(g) = &mut self.engine else {
-            unreachable!("gpu_step on the GPU engine")
-        };
-        let ctx = g.ctx.clone();
-        if in_epoch == 0 {
-            let crops: Option<Vec<u32>> = self.augment.then(|| {
-                let used = self.steps_per_epoch * self.batch;
-                (0..self.order.len())
-                    .map(|i| {
-                        let crop = if i < used {
-                            Crop::random(CIFAR_PAD, &mut self.augment_rng)
-                        } else {
-                            Crop::identity(CIFAR_PAD)
-                        };
-                        pack_crop(&crop)
-                    })
-                    .collect()
-            });
-            let crops = crops.as_ref().map(|c| (&c[..], CIFAR_PAD));
-            g.exec.set_epoch_order(&ctx, &self.order, crops)?;
-        }
-        g.exec.set_train_batch(&ctx, in_epoch)?;
-        g.opt.set_step(&ctx, lr);
-        {
-            let first = g.exec.train_pass(true);
-            let second = g.exec.forward_backward(false);
-            let mut list = Vec::with_capacity(first.len() * 2 + 16);
-            if g.reset_pending {
-                list.push(g.exec.reset_metrics());
-            }
-            list.extend(g.opt.step_dispatches(&first, &second));
-            ctx.submit(&list)?;
-        }
-        g.reset_pending = false;
-        if !log {
-            return Ok(());
-        }
-        let m = g.exec.read_metrics(&ctx).await?;
-        g.reset_pending = true;
-        let tel = g.opt.read_telemetry(&ctx).await?;
-        let reg: f32 = tel.iter().map(|t| t.penalty).sum();
-        for (series, t) in self.layer_var.iter_mut().zip(&tel) {
-            series.push(t.var as f64);
-        }
-        let steps = m.rows / self.batch;
-        let loss = m.loss_sum / m.rows.max(1) as f32;
-        self.record(loss, m.correct, steps.max(1), reg)
-    }
-
     /// Loss and accuracy on the whole test subset, with the trained weights or with
     /// `weights = (params, state)` (e.g. pruned); BatchNorm in eval mode. On the GPU, given
     /// weights replace the trained ones on the device (done only after training).
@@ -586,83 +512,8 @@ impl Trainer {
         &mut self,
         weights: Option<(&[f32], &[f32])>,
     ) -> Result<Eval, TrainError> {
-        match &mut self.engine {
-            Engine::Cpu(_) => self.cpu_evaluate(weights),
-            Engine::Gpu(g) => {
-                let ctx = g.ctx.clone();
-                if let Some((params, state)) = weights {
-                    g.exec.write_params(&ctx, params)?;
-                    g.exec.write_state(&ctx, state)?;
-                }
-                // Training's metrics of this window were read at the epoch's end.
-                ctx.submit(&[g.exec.reset_metrics()])?;
-                for b in 0..g.exec.eval_batches() {
-                    g.exec.set_eval_batch(&ctx, b)?;
-                    ctx.submit(&g.exec.eval_pass())?;
-                }
-                let m = g.exec.read_metrics(&ctx).await?;
-                g.reset_pending = true;
-                let rows = m.rows.max(1) as f32;
-                Ok(Eval {
-                    loss: m.loss_sum / rows,
-                    accuracy: m.correct as f32 / rows,
-                })
-            }
-        }
-    }
-
-    fn cpu_evaluate(&mut self, weights: Option<(&[f32], &[f32])>) -> Result<Eval, TrainError> {
-        let Engine::Cpu(e) = &mut self.engine else {
-            unreachable!("cpu_evaluate on the CPU engine")
-        };
-        let test = &self.split.test;
-        let n = test.len();
-        let b = self.batch.min(n);
-        if e.eval.is_none() {
-            let tail = n % b;
-            let tail_exec = if tail > 0 {
-                Some(CpuExecutor::new(&self.model, tail)?)
-            } else {
-                None
-            };
-            e.eval = Some((CpuExecutor::new(&self.model, b)?, tail_exec));
-        }
-        let (params, state) = weights.unwrap_or((&e.params, &e.state));
-        let mut state = state.to_vec();
-        let (full, tail) = e.eval.as_mut().expect("built above");
-        let len = test.image_len();
-        let mut images = vec![0.0; b * len];
-        let mut labels = vec![0u32; b];
-        let classes = self.model.classes;
-        let mut dlogits = vec![0.0; b * classes];
-        let (mut loss_sum, mut correct) = (0.0f64, 0usize);
-        let all: Vec<u32> = (0..n as u32).collect();
-        for chunk in all.chunks(b) {
-            let exec = if chunk.len() == b {
-                &mut *full
-            } else {
-                tail.as_mut()
-                    .expect("a tail executor for the partial batch")
-            };
-            let m = chunk.len();
-            self.norm
-                .gather(test, chunk, &mut images[..m * len], &mut labels[..m]);
-            let logits = exec.forward(params, &mut state, &images[..m * len], false);
-            // Loss and argmax from the logits alone: no backward for an evaluation.
-            let x = softmax_cross_entropy_cpu(
-                m,
-                classes,
-                logits,
-                &labels[..m],
-                &mut dlogits[..m * classes],
-            );
-            loss_sum += x.loss_sum as f64;
-            correct += x.correct as usize;
-        }
-        Ok(Eval {
-            loss: (loss_sum / n as f64) as f32,
-            accuracy: correct as f32 / n as f32,
-        })
+        let run = run_of!(self);
+        on_engine!(&mut self.engine, e => e.evaluate(&run, weights).await)
     }
 
     /// Re-estimates the BatchNorm running statistics of `params` from the first `images`
@@ -675,59 +526,15 @@ impl Trainer {
         images: usize,
     ) -> Result<Vec<f32>, TrainError> {
         let table = self.model.state();
-        let mut state = self.params().1.to_vec();
+        let state = self.params().1.to_vec();
         if table.entries.is_empty() || images == 0 {
             return Ok(state);
         }
         let fresh = fresh_state(&table, &state);
         let b = self.batch;
         let count = (images.min(self.split.train.len()) / b).max(1);
-        match &mut self.engine {
-            Engine::Cpu(e) => {
-                state = fresh;
-                let train = &self.split.train;
-                let len = train.image_len();
-                let mut imgs = vec![0.0; b * len];
-                let mut labels = vec![0u32; b];
-                for k in 0..count {
-                    let idx: Vec<u32> = (k * b..(k + 1) * b).map(|i| i as u32).collect();
-                    self.norm.gather(train, &idx, &mut imgs, &mut labels);
-                    e.exec.set_bn_momentum(1.0 / (k + 1) as f32);
-                    e.exec.forward(params, &mut state, &imgs, true);
-                }
-                e.exec.set_bn_momentum(0.1);
-            }
-            Engine::Gpu(g) => {
-                // Momentum is fixed (0.1) on the GPU: each batch starts from the fresh
-                // statistics s₀, so its own statistic is b = (s − 0.9·s₀)/0.1; the batches'
-                // statistics are averaged on the CPU.
-                let ctx = g.ctx.clone();
-                let order: Vec<u32> = (0..(count * b) as u32).collect();
-                g.exec.set_epoch_order(&ctx, &order, None)?;
-                g.exec.write_params(&ctx, params)?;
-                let mut sum = vec![0.0f64; state.len()];
-                for k in 0..count {
-                    g.exec.write_state(&ctx, &fresh)?;
-                    g.exec.set_train_batch(&ctx, k)?;
-                    ctx.submit(&g.exec.recalibration_pass())?;
-                    let after = g.exec.read_state(&ctx).await?;
-                    for ((acc, &s), &s0) in sum.iter_mut().zip(&after).zip(&fresh) {
-                        *acc += ((s - 0.9 * s0) / 0.1) as f64;
-                    }
-                }
-                state = fresh;
-                for s in &table.entries {
-                    if s.kind == StateKind::NumBatchesTracked {
-                        state[s.range()].fill(count as f32);
-                    } else {
-                        for i in s.range() {
-                            state[i] = (sum[i] / count as f64) as f32;
-                        }
-                    }
-                }
-            }
-        }
-        Ok(state)
+        let run = run_of!(self);
+        on_engine!(&mut self.engine, e => e.recalibrate(&run, params, &fresh, count).await)
     }
 }
 
