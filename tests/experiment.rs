@@ -686,8 +686,13 @@ fn init_lambda_psi0_and_seed_settings() {
         let e = Config::from_json(json).unwrap_err().to_string();
         assert!(e.contains(field), "{json}: {e}");
     }
-    // The last representable range is fine.
-    Config::from_json(r#"{"version": 1, "seed": 18446744073709551614, "seeds": 2}"#).unwrap();
+    // Seeds stop at 2⁵³ − 1, the largest whole number a JSON reader (the page) holds exactly.
+    Config::from_json(r#"{"version": 1, "seed": 9007199254740991, "seeds": 64}"#).unwrap();
+    let e = Config::from_json(r#"{"version": 1, "seed": 9007199254740992}"#).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "'seed' must be a whole number from 0 to 9007199254740991; got 9007199254740992."
+    );
 }
 
 /// λ from λψ₀: the experiment derives λ = λψ₀/ψ₀ from the first seed's initial weights,
@@ -946,4 +951,72 @@ fn golden_results_are_unchanged() {
             "{name}: the result differs from the recorded one (see the comment above the test)"
         );
     }
+}
+
+/// The schema is the config: one entry per field, each default the config's, and every
+/// limit it states is the one validation enforces (the boundary accepted, beyond refused).
+#[test]
+fn the_schema_states_the_limits_validation_enforces() {
+    use varlab::experiment::schema::{schema, Kind, FIELDS};
+    let defaults = serde_json::to_value(Config::default()).unwrap();
+    let keys: Vec<&str> = defaults
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .filter(|k| *k != "version")
+        .collect();
+    let mut listed: Vec<&str> = FIELDS.iter().map(|f| f.key).collect();
+    listed.sort();
+    assert_eq!(listed, keys, "one schema entry per config field");
+    let shorts: std::collections::HashSet<_> = FIELDS.iter().map(|f| f.short).collect();
+    assert_eq!(shorts.len(), FIELDS.len(), "URL keys are unique");
+    let with = |key: &str, value: serde_json::Value| {
+        let mut v = serde_json::json!({"version": 1});
+        v[key] = value;
+        Config::from_json(&v.to_string())
+    };
+    for f in FIELDS {
+        let (Some(lo), Some(hi)) = (f.min, f.max) else {
+            continue;
+        };
+        let (ok, bad): (Vec<serde_json::Value>, Vec<serde_json::Value>) = match f.kind {
+            Kind::Int => (
+                vec![(lo as u64).into(), (hi as u64).into()],
+                vec![(hi as u64 + 1).into()],
+            ),
+            Kind::Float => (
+                vec![lo.into(), hi.into()],
+                vec![(hi * 1.01 + 0.01).into(), (-1.0).into()],
+            ),
+            Kind::List => (
+                vec![serde_json::json!([lo, hi])],
+                vec![serde_json::json!([hi * 1.01 + 0.01]), serde_json::json!([])],
+            ),
+            _ => unreachable!("only numbers have limits"),
+        };
+        for v in ok {
+            if let Err(e) = with(f.key, v.clone()) {
+                panic!("{} = {v} is within the schema's limits: {e}", f.key);
+            }
+        }
+        for v in bad {
+            let e = with(f.key, v.clone()).expect_err(&format!("{} = {v}", f.key));
+            assert!(e.to_string().contains(&f.range_text()), "{}: {e}", f.key);
+        }
+    }
+    let s = schema();
+    assert_eq!(s["fields"][0]["key"], "dataset");
+    let lr = s["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["key"] == "lr")
+        .unwrap();
+    assert_eq!(lr["default"], 0.05, "defaults keep their shortest form");
+    assert_eq!(s["optimizers"][1]["display"], "VAR");
+    assert_eq!(
+        s["optimizers"][1]["params"],
+        serde_json::json!(["lambda", "lambda_psi0"])
+    );
 }

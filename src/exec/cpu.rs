@@ -32,7 +32,6 @@ use crate::ops::activation::{gelu_backward_cpu, gelu_cpu, relu_backward_cpu, rel
 use crate::ops::attention::{
     attention_backward_cpu, attention_forward_cpu, AttentionSaved, AttentionShape,
 };
-use crate::ops::conv::Conv2dShape;
 use crate::ops::loss::softmax_cross_entropy_cpu;
 use crate::ops::norm::{
     batch_norm_backward_cpu, batch_norm_eval_backward_cpu, batch_norm_eval_cpu,
@@ -188,7 +187,7 @@ impl CpuExecutor {
                 pad,
                 bias,
             } => {
-                let s = conv_shape(n, cin, xs, cout, k, stride, pad);
+                let s = super::conv_shape(n, cin, xs, cout, k, stride, pad);
                 fast::conv_forward(&s, x, p[0], bias.then(|| p[1]), y, &mut self.cols);
             }
             Op::Linear { inp, out, bias } => {
@@ -329,7 +328,7 @@ impl CpuExecutor {
                 pad,
                 bias,
             } => {
-                let s = conv_shape(n, cin, xs, cout, k, stride, pad);
+                let s = super::conv_shape(n, cin, xs, cout, k, stride, pad);
                 let mut dw = vec![0.0; s.len_w()];
                 let mut db = vec![0.0; if bias { cout } else { 0 }];
                 fast::conv_backward(
@@ -500,19 +499,4 @@ fn accumulate(dst: &mut [f32], src: &[f32]) {
     for (d, &s) in dst.iter_mut().zip(src) {
         *d += s;
     }
-}
-
-/// The convolution of an [`Op::Conv2d`] over input `xs` (square kernel, stride, padding).
-pub(super) fn conv_shape(
-    n: usize,
-    cin: usize,
-    xs: &Shape,
-    cout: usize,
-    k: usize,
-    stride: usize,
-    pad: usize,
-) -> Conv2dShape {
-    Conv2dShape::new(n, cin, xs[2], xs[3], cout, k)
-        .stride(stride, stride)
-        .padding(pad, pad)
 }

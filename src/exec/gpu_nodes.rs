@@ -157,7 +157,7 @@ impl Build<'_> {
                 pad,
                 bias,
             } => {
-                let s = super::cpu::conv_shape(n, cin, xs, cout, k, stride, pad);
+                let s = super::conv_shape(n, cin, xs, cout, k, stride, pad);
                 let b = bias.then(|| self.p(i, 1));
                 let fwd = Conv2d::new(ctx, s, x, self.p(i, 0), b, y).await?;
                 let db = bias.then(|| self.g(i, 1));

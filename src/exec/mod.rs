@@ -16,6 +16,9 @@ pub use gpu::{GpuExecutor, Metrics};
 
 use std::ops::Range;
 
+use crate::nn::Shape;
+use crate::ops::conv::Conv2dShape;
+
 /// Per node of `model`, the ranges of its parameters (in [`crate::nn::Op::params`] order) and
 /// of its state tensors (in [`crate::nn::Op::state`] order) in the flat arrays.
 #[allow(clippy::type_complexity)]
@@ -30,4 +33,20 @@ fn node_ranges(model: &crate::nn::Model) -> (Vec<Vec<Range<usize>>>, Vec<Vec<Ran
         state[s.node].push(s.range());
     }
     (params, state)
+}
+
+/// The convolution of an `Op::Conv2d` over input `xs` (square kernel, stride, padding): the
+/// one geometry both executors use.
+pub(crate) fn conv_shape(
+    n: usize,
+    cin: usize,
+    xs: &Shape,
+    cout: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+) -> Conv2dShape {
+    Conv2dShape::new(n, cin, xs[2], xs[3], cout, k)
+        .stride(stride, stride)
+        .padding(pad, pad)
 }

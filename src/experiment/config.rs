@@ -8,16 +8,14 @@
 use serde::{Deserialize, Serialize};
 
 pub use crate::nn::Init;
-use crate::nn::{Model, SpecError, MODEL_NAMES};
+use crate::nn::{Model, SpecError, MODELS};
 use crate::train::RunConfig;
 
 /// The version this build reads and writes.
 pub const CONFIG_VERSION: u32 = 1;
 
 /// The optimizer names a config accepts, in the order the page lists them.
-pub const OPTIMIZER_NAMES: [&str; 8] = [
-    "sgd", "var", "sam", "cram", "sam+var", "cram+var", "l1", "hoyer",
-];
+pub const OPTIMIZER_NAMES: [&str; 8] = crate::optim::OptimKind::NAMES;
 
 /// The default λψ₀ (see [`Config::lambda_psi0`]).
 pub const DEFAULT_LAMBDA_PSI0: f32 = 1.4;
@@ -160,35 +158,13 @@ pub enum ConfigError {
     #[error("'{field}' must be {range}; got {value}.")]
     Range {
         field: &'static str,
-        range: &'static str,
+        range: String,
         value: String,
     },
-    #[error("Unknown model '{0}'; the models are {MODEL_NAMES}.")]
+    #[error("Unknown model '{0}'; the models are {models}.", models = MODELS.join(", "))]
     Model(String),
-    #[error("Unknown optimizer '{0}'; the optimizers are sgd, var, sam, cram, sam+var, cram+var, l1 and hoyer.")]
+    #[error("Unknown optimizer '{0}'; the optimizers are {names}.", names = OPTIMIZER_NAMES.join(", "))]
     Optimizer(String),
-}
-
-fn check<T: std::fmt::Display>(
-    ok: bool,
-    field: &'static str,
-    range: &'static str,
-    value: T,
-) -> Result<(), ConfigError> {
-    if ok {
-        Ok(())
-    } else {
-        Err(ConfigError::Range {
-            field,
-            range,
-            value: value.to_string(),
-        })
-    }
-}
-
-/// `x` finite and within `[lo, hi]`.
-fn within(x: f32, lo: f32, hi: f32) -> bool {
-    x.is_finite() && (lo..=hi).contains(&x)
 }
 
 impl Config {
@@ -249,32 +225,26 @@ impl Config {
         format!("{h:016x}")
     }
 
-    /// Refuses what cannot run or makes no sense, naming the field and its valid range.
+    /// Refuses what cannot run or makes no sense, naming the field and its valid range
+    /// (the limits are [`super::schema::FIELDS`]'s).
     pub fn validate(&self) -> Result<(), ConfigError> {
+        use super::schema::field_of as f;
         if self.version != CONFIG_VERSION {
             return Err(ConfigError::Version(self.version));
         }
-        check(
-            (1..=1_000_000).contains(&self.train_size),
-            "train_size",
-            "an image count from 1 to 1000000",
-            self.train_size,
-        )?;
-        check(
-            (1..=1_000_000).contains(&self.test_size),
-            "test_size",
-            "an image count from 1 to 1000000",
-            self.test_size,
-        )?;
-        if !MODEL_NAMES.split(", ").any(|m| m == self.model) {
+        f("train_size").check_int(self.train_size as u64)?;
+        f("test_size").check_int(self.test_size as u64)?;
+        if !MODELS.contains(&self.model.as_str()) {
             return Err(ConfigError::Model(self.model.clone()));
         }
-        check(
-            !self.optimizers.is_empty() && self.optimizers.len() <= 16,
-            "optimizers",
-            "a list of 1 to 16 optimizer names",
-            self.optimizers.len(),
-        )?;
+        let optimizers = f("optimizers");
+        if self.optimizers.is_empty() || self.optimizers.len() > optimizers.max_items.unwrap_or(0) {
+            return Err(ConfigError::Range {
+                field: optimizers.key,
+                range: optimizers.range_text(),
+                value: format!("{:?}", self.optimizers),
+            });
+        }
         if let Some(bad) = self
             .optimizers
             .iter()
@@ -282,107 +252,28 @@ impl Config {
         {
             return Err(ConfigError::Optimizer(bad.clone()));
         }
-        check(
-            within(self.lr, 1e-6, 10.0),
-            "lr",
-            "a number in [1e-6, 10]",
-            self.lr,
-        )?;
-        check(
-            within(self.momentum, 0.0, 0.999),
-            "momentum",
-            "a number in [0, 0.999]",
-            self.momentum,
-        )?;
-        check(
-            within(self.weight_decay, 0.0, 0.1),
-            "weight_decay",
-            "a number in [0, 0.1]",
-            self.weight_decay,
-        )?;
-        check(
-            within(self.warmup_epochs, 0.0, 1000.0),
-            "warmup_epochs",
-            "a number of epochs in [0, 1000]",
-            self.warmup_epochs,
-        )?;
-        check(
-            within(self.lambda, 0.0, 1.0),
-            "lambda",
-            "a number in [0, 1]",
-            self.lambda,
-        )?;
-        if let Some(x) = self.lambda_psi0 {
-            check(
-                within(x, 0.0, 100.0),
-                "lambda_psi0",
-                "a number in [0, 100] (or null to use lambda)",
-                x,
-            )?;
+        for (key, value) in [
+            ("lr", self.lr),
+            ("momentum", self.momentum),
+            ("weight_decay", self.weight_decay),
+            ("warmup_epochs", self.warmup_epochs),
+            ("lambda", self.lambda),
+            ("lambda_l1", self.lambda_l1),
+            ("lambda_hoyer", self.lambda_hoyer),
+            ("rho", self.rho),
+        ] {
+            f(key).check_f32(value)?;
         }
-        check(
-            within(self.lambda_l1, 0.0, 1.0),
-            "lambda_l1",
-            "a number in [0, 1]",
-            self.lambda_l1,
-        )?;
-        check(
-            within(self.lambda_hoyer, 0.0, 1.0),
-            "lambda_hoyer",
-            "a number in [0, 1]",
-            self.lambda_hoyer,
-        )?;
-        check(
-            within(self.rho, 0.0, 10.0),
-            "rho",
-            "a number in [0, 10]",
-            self.rho,
-        )?;
-        let fractions = |v: &[f32]| {
-            !v.is_empty() && v.len() <= 32 && v.iter().all(|&s| within(s, 0.0, 0.9999) && s < 1.0)
-        };
-        check(
-            fractions(&self.cram_sparsity) && self.cram_sparsity.len() <= 16,
-            "cram_sparsity",
-            "a list of 1 to 16 fractions in [0, 1)",
-            format!("{:?}", self.cram_sparsity),
-        )?;
-        check(
-            (1..=10_000).contains(&self.epochs),
-            "epochs",
-            "a whole number from 1 to 10000",
-            self.epochs,
-        )?;
-        check(
-            (1..=4096).contains(&self.batch),
-            "batch",
-            "a whole number from 1 to 4096",
-            self.batch,
-        )?;
-        check(
-            (1..=64).contains(&self.seeds),
-            "seeds",
-            "a whole number from 1 to 64",
-            self.seeds,
-        )?;
-        check(
-            self.seed.checked_add(self.seeds as u64 - 1).is_some(),
-            "seed",
-            "small enough that seed + seeds − 1 fits in 64 bits (at most 18446744073709551615)",
-            self.seed,
-        )?;
-        check(
-            fractions(&self.sparsities),
-            "sparsities",
-            "a list of 1 to 32 fractions in [0, 1)",
-            format!("{:?}", self.sparsities),
-        )?;
-        check(
-            self.bn_recal <= 100_000,
-            "bn_recal",
-            "an image count from 0 to 100000",
-            self.bn_recal,
-        )?;
+        if let Some(x) = self.lambda_psi0 {
+            f("lambda_psi0").check_f32(x)?;
+        }
+        f("cram_sparsity").check_list(&self.cram_sparsity)?;
+        f("epochs").check_int(self.epochs as u64)?;
+        f("batch").check_int(self.batch as u64)?;
+        f("seeds").check_int(self.seeds as u64)?;
+        f("seed").check_int(self.seed)?;
+        f("sparsities").check_list(&self.sparsities)?;
+        f("bn_recal").check_int(self.bn_recal as u64)?;
         Ok(())
     }
 

@@ -10,6 +10,7 @@ pub mod config;
 pub mod csv;
 pub mod plan;
 pub mod presets;
+pub mod schema;
 pub mod stats;
 
 use std::rc::Rc;

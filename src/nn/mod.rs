@@ -12,7 +12,7 @@ pub mod spec;
 
 pub use init::{init, Init};
 pub use models::{
-    cnn, lenet5, mlp, plain_cnn, resnet20, resnet8, vit, vit_tiny, VitConfig, MODEL_NAMES,
+    cnn, lenet5, mlp, plain_cnn, resnet20, resnet8, vit, vit_tiny, VitConfig, MODELS,
 };
 pub use params::{ParamInfo, ParamTable, StateInfo, StateTable, ALIGN};
 pub use spec::{InitScheme, Model, Node, Op, ParamKind, Shape, SpecError, StateKind};

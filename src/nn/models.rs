@@ -16,7 +16,7 @@
 use super::spec::{InitScheme, Model, Op, SpecError};
 
 /// The names [`Model::by_name`] accepts.
-pub const MODEL_NAMES: &str = "mlp, lenet5, cnn, resnet8, resnet20, vit-tiny";
+pub const MODELS: [&str; 6] = ["mlp", "lenet5", "cnn", "resnet8", "resnet20", "vit-tiny"];
 
 impl Model {
     /// A preset by name (`mlp`, `lenet5`, `cnn`, `resnet8`, `resnet20`, `vit-tiny`), validated,
@@ -31,7 +31,7 @@ impl Model {
             "vit-tiny" => vit_tiny(input, classes),
             _ => Err(SpecError::UnknownModel {
                 name: name.to_string(),
-                valid: MODEL_NAMES,
+                valid: MODELS.join(", "),
             }),
         }
     }

@@ -416,7 +416,7 @@ pub enum SpecError {
     #[error("The ViT configuration is invalid: {0}.")]
     VitConfig(String),
     #[error("There is no model named '{name}'; the models are: {valid}.")]
-    UnknownModel { name: String, valid: &'static str },
+    UnknownModel { name: String, valid: String },
 }
 
 /// `<path>.<suffix>`, or `suffix` alone for a top-level parameter (empty path).

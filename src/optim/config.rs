@@ -28,6 +28,17 @@ pub enum OptimKind {
 }
 
 impl OptimKind {
+    /// Every optimizer's name, in [`OptimKind::ALL`]'s order (the order the page lists).
+    pub const NAMES: [&'static str; 8] = {
+        let mut names = [""; 8];
+        let mut i = 0;
+        while i < 8 {
+            names[i] = OptimKind::ALL[i].name();
+            i += 1;
+        }
+        names
+    };
+
     pub const ALL: [OptimKind; 8] = [
         OptimKind::Sgd,
         OptimKind::Var,
@@ -40,7 +51,7 @@ impl OptimKind {
     ];
 
     /// The name used on the command line, in JSON and on the page.
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             OptimKind::Sgd => "sgd",
             OptimKind::Var => "var",

@@ -66,6 +66,12 @@ enum Command {
     /// Merge planned runs' results into one compare result per grid point (table, paired
     /// statistics, JSON, CSV) and name the runs that are missing.
     Merge(cluster::MergeArgs),
+    /// Print the default config JSON, or with --schema every field's type, default, limits,
+    /// choices, URL key and help, and the optimizers (the table the page's form is built from).
+    Config {
+        #[arg(long)]
+        schema: bool,
+    },
     /// Show the GPU adapter, backend, limits and features (and run the smoke check).
     Info {
         /// Print JSON instead of text.
@@ -265,6 +271,14 @@ async fn run(cli: Cli) -> Result<(), Fail> {
             plan,
         } => cluster::plan(train, sweep, compare, plan),
         Command::Run(args) => cluster::run_one(args).await,
+        Command::Config { schema } => {
+            let text = match schema {
+                true => serde_json::to_string_pretty(&varlab::experiment::schema::schema()),
+                false => Ok(varlab::experiment::Config::default().to_json()),
+            };
+            println!("{}", text.expect("JSON"));
+            Ok(())
+        }
         Command::Merge(args) => cluster::merge(args),
         Command::Model { name, dataset } => {
             let input = if dataset == "mnist" {

