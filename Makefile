@@ -35,8 +35,11 @@ lint:
 test-native:
 	cargo test
 
+# Every test file with browser tests (`wasm_bindgen_test`): the GPU tests, which run twice.
+WASM_TESTS := $(patsubst tests/%.rs,--test %,$(shell grep -l wasm_bindgen_test tests/*.rs))
+
 test-wasm:
-	cargo test --target wasm32-unknown-unknown --no-default-features --test kernels --test stats --test conv --test attention --test vit --test activation --test norm --test loss --test exec_gpu --test optim --test select
+	cargo test --target wasm32-unknown-unknown --no-default-features $(WASM_TESTS)
 
 # A throwaway one-node Slurm cluster: plan, a job array, a cancelled task, merge (README,
 # "Sweeps on a cluster").

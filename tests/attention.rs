@@ -22,8 +22,7 @@
 
 mod common;
 
-use common::{assert_close, context};
-use varlab::gpu::Context;
+use common::{assert_close, context, read};
 use varlab::ops::attention::*;
 #[cfg(not(target_arch = "wasm32"))]
 use varlab::ops::gradcheck::check;
@@ -37,12 +36,6 @@ const SHAPES: [(usize, usize, usize, usize); 2] = [(1, 5, 12, 3), (2, 17, 8, 2)]
 
 fn shape((b, t, c, h): (usize, usize, usize, usize)) -> AttentionShape {
     AttentionShape::new(b, t, c, h)
-}
-
-async fn read(ctx: &Context, buf: &wgpu::Buffer, n: usize) -> Vec<f32> {
-    let mut v: Vec<f32> = ctx.read(buf).await.unwrap();
-    v.truncate(n);
-    v
 }
 
 fn scaled(rng: &mut Rng, n: usize, scale: f32) -> Vec<f32> {

@@ -22,7 +22,7 @@
 
 mod common;
 
-use common::{assert_close, context};
+use common::{assert_close, context, read};
 use varlab::gpu::{Context, Dispatch, GpuError};
 use varlab::ops::conv::{
     conv2d_backward_cpu, conv2d_cpu, im2col_cpu, Conv2d, Conv2dBackward, Conv2dShape,
@@ -52,12 +52,6 @@ fn check(what: &str, gpu: &[f32], cpu: &[f32], mag: &[f32], terms: usize) {
 
 fn run(ctx: &Context, dispatches: &[Dispatch]) {
     ctx.submit(&dispatches.iter().collect::<Vec<_>>()).unwrap();
-}
-
-async fn read(ctx: &Context, buffer: &wgpu::Buffer, len: usize) -> Vec<f32> {
-    let mut v: Vec<f32> = ctx.read(buffer).await.unwrap();
-    v.truncate(len);
-    v
 }
 
 // ---------------------------------------------------------------- linear

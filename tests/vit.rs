@@ -19,8 +19,7 @@
 
 mod common;
 
-use common::{assert_close, context};
-use varlab::gpu::Context;
+use common::{assert_close, context, read};
 use varlab::ops::attention::{
     attention_backward_cpu, attention_forward_cpu, Attention, AttentionGrads, AttentionShape,
     AttentionWeights,
@@ -42,12 +41,6 @@ const IMAGES: [(usize, usize, usize, usize, usize); 3] =
 
 fn patch_shape((n, c, h, w, p): (usize, usize, usize, usize, usize)) -> PatchShape {
     PatchShape::new(n, c, h, w, p)
-}
-
-async fn read(ctx: &Context, buf: &wgpu::Buffer, n: usize) -> Vec<f32> {
-    let mut v: Vec<f32> = ctx.read(buf).await.unwrap();
-    v.truncate(n);
-    v
 }
 
 fn scaled(rng: &mut Rng, n: usize, scale: f32) -> Vec<f32> {

@@ -29,6 +29,13 @@ pub async fn context() -> Context {
     }
 }
 
+/// The first `n` values of a GPU buffer (buffers may be padded).
+pub async fn read(ctx: &Context, buf: &wgpu::Buffer, n: usize) -> Vec<f32> {
+    let mut v: Vec<f32> = ctx.read(buf).await.unwrap();
+    v.truncate(n);
+    v
+}
+
 /// Asserts `|gpu − cpu| ≤ rel · scale_i + abs` element by element, naming the first miss.
 pub fn assert_close(what: &str, gpu: &[f32], cpu: &[f32], tol: impl Fn(usize) -> f32) {
     assert_eq!(gpu.len(), cpu.len(), "{what}: lengths differ");
