@@ -1,14 +1,32 @@
-// `varlab bench step` in headless Chromium (WebGPU on the browser's adapter): builds nothing,
-// serves dist/ (run `trunk build --release` first) and calls the page's wasm `bench_step`.
-// Usage: node scripts/bench-browser.mjs [model] [optimizers] [batch] [steps] [rounds]
+// The page's engine in headless Chromium, in one browser instance: builds nothing, serves
+// dist/ (run `trunk build --release` first).
+//  1. A compare on the CPU executor (the engine in workers): serial (one worker) against
+//     pooled (`--pool` workers, one run each), wall-clock seconds from Run to the merged
+//     result, and the ratio.
+//  2. `varlab bench step` on the GPU executor (the page's wasm `bench_step`, WebGPU on the
+//     browser's adapter: SwiftShader on a machine without a GPU).
+// Usage: node scripts/bench-browser.mjs [model] [optimizers] [batch] [steps] [rounds] [--key=value …]
+//   positional: the step benchmark (default lenet5 sgd,var,sam 128 2 2)
+//   --pool=N        workers of the pooled compare (default 2)
+//   --rounds=N      serial/pooled pairs, alternating (default 2; the best of each is reported)
+//   --query=…       the compare's page settings (default: LeNet-5, SGD and VAR × 2 seeds,
+//                   2000 training and 1000 test images, 1 epoch, batch 128, CPU executor)
+//   --skip-pool | --skip-gpu   leave out part 1 or 2
 import { chromium } from "playwright-core";
 import { createServer } from "node:http";
 import { readFile } from "node:fs/promises";
+import { cpus, loadavg } from "node:os";
 import { extname, join, normalize } from "node:path";
 
+const flags = Object.fromEntries(process.argv.slice(2).filter((a) => a.startsWith("--"))
+  .map((a) => a.slice(2).split("=")).map(([k, ...v]) => [k, v.length ? v.join("=") : true]));
 const [model = "lenet5", optims = "sgd,var,sam", batch = "128", steps = "2", rounds = "2"] =
-  process.argv.slice(2);
-const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".css": "text/css" };
+  process.argv.slice(2).filter((a) => !a.startsWith("--"));
+const pool = Number(flags.pool ?? 2);
+const pairs = Number(flags.rounds ?? 2);
+const query = flags.query ?? "preset=lenet5&m=lenet5&o=sgd,var&n=2&tr=2000&te=1000&e=1&b=128&x=cpu";
+
+const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".css": "text/css", ".json": "application/json" };
 const server = createServer(async (req, res) => {
   const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname)).replace(/^([/\\])+/, "");
   try {
@@ -20,19 +38,68 @@ const server = createServer(async (req, res) => {
   }
 }).listen(0, "127.0.0.1");
 await new Promise((r) => server.once("listening", r));
+const base = `http://127.0.0.1:${server.address().port}/`;
 const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--enable-unsafe-webgpu"] });
-try {
+
+/** One compare on a fresh page with `wk` workers: seconds from Run to the merged result. */
+async function compare(wk) {
   const page = await browser.newPage();
-  await page.goto(`http://127.0.0.1:${server.address().port}/index.html`);
-  await page.waitForFunction(() => window.wasmBindings, null, { timeout: 120000 });
-  const json = await page.evaluate(
-    (a) => window.wasmBindings.bench_step(a.model, "mnist", a.optims, a.batch, a.steps, a.rounds),
-    { model, optims, batch: Number(batch), steps: Number(steps), rounds: Number(rounds) },
-  );
-  const r = JSON.parse(json);
-  console.log(`${model} batch ${batch}, GPU executor in headless Chromium (${r.environment.adapter.name || "unnamed adapter"})`);
-  for (const row of r.rows) {
-    console.log(`${row.optimizer.padEnd(10)} ${row.ms_per_step.toFixed(1).padStart(10)} ms/step  ×SGD ${row.ratio_to_sgd?.toFixed(3) ?? "—"}`);
+  try {
+    await page.goto(`${base}index.html?${query}&wk=${wk}`);
+    await page.waitForFunction(() => window.__varlab?.done, null, { timeout: 120000 });
+    const ready = await page.evaluate(() => window.__varlab.ready);
+    if (!ready) throw new Error(await page.evaluate(() => window.__varlab.message));
+    await page.evaluate(() => document.querySelector("#run-btn").click());
+    await page.waitForFunction(() => ["done", "error", "cancelled"].includes(window.__varlab.run), null,
+      { timeout: 1800000, polling: 250 });
+    const v = await page.evaluate(() => ({ run: window.__varlab.run, errors: window.__varlab.errors, timing: window.__varlab.timing,
+      pool: window.__varlab.pool, runs: window.__varlab.result?.runs?.length, executor: window.__varlab.executor }));
+    if (v.run !== "done") throw new Error(`the compare ended “${v.run}”: ${v.errors.join(" / ")}`);
+    return { seconds: (v.timing.finished - v.timing.runClicked) / 1000, ...v };
+  } finally {
+    await page.close();
+  }
+}
+
+try {
+  if (!flags["skip-pool"]) {
+    const cores = await (async () => {
+      const p = await browser.newPage();
+      await p.goto(`${base}index.html`);
+      const n = await p.evaluate(() => navigator.hardwareConcurrency);
+      await p.close();
+      return n;
+    })();
+    console.log(`Compare on the CPU executor in workers: ?${query}`);
+    console.log(`(navigator.hardwareConcurrency ${cores}; ${cpus().length} CPUs; load average ${loadavg().map((x) => x.toFixed(2)).join(" ")})`);
+    const times = { 1: [], [pool]: [] };
+    for (let i = 0; i < pairs; i++) {
+      for (const wk of [1, pool]) {
+        const r = await compare(wk);
+        times[wk].push(r.seconds);
+        console.log(`  round ${i + 1}: ${wk === 1 ? "serial" : "pooled"} (${wk} worker${wk > 1 ? "s" : ""}, at most ${r.pool.maxActive} runs at once): ` +
+          `${r.seconds.toFixed(2)} s for ${r.runs} runs`);
+      }
+    }
+    const best = (xs) => Math.min(...xs);
+    const [serial, pooled] = [best(times[1]), best(times[pool])];
+    console.log(`serial ${serial.toFixed(2)} s, pooled (${pool} workers) ${pooled.toFixed(2)} s: ${(serial / pooled).toFixed(2)}× faster ` +
+      `(best of ${pairs}; load average now ${loadavg().map((x) => x.toFixed(2)).join(" ")})`);
+  }
+  if (!flags["skip-gpu"]) {
+    const page = await browser.newPage();
+    await page.goto(`${base}index.html`);
+    await page.waitForFunction(() => window.wasmBindings, null, { timeout: 120000 });
+    const json = await page.evaluate(
+      (a) => window.wasmBindings.bench_step(a.model, "mnist", a.optims, a.batch, a.steps, a.rounds),
+      { model, optims, batch: Number(batch), steps: Number(steps), rounds: Number(rounds) },
+    );
+    const r = JSON.parse(json);
+    console.log(`${model} batch ${batch}, GPU executor in headless Chromium (${r.environment.adapter.name || "unnamed adapter"})`);
+    for (const row of r.rows) {
+      console.log(`${row.optimizer.padEnd(10)} ${row.ms_per_step.toFixed(1).padStart(10)} ms/step  ×SGD ${row.ratio_to_sgd?.toFixed(3) ?? "—"}`);
+    }
+    await page.close();
   }
 } finally {
   await browser.close();

@@ -4,12 +4,12 @@
 // textContent — nothing from the engine, the URL or a file is ever inserted as HTML.
 
 import { fromQuery, toQuery, setField, normalise, configOf, applyConfig, adoptDefaults, adoptPresets, PRESETS, presetById,
-  presetState } from "./state.js";
+  presetState, MNIST_SETS } from "./state.js";
 import { buildControls, syncControls } from "./controls.js";
 import { mnistFiles, readFiles } from "./data.js";
-import { Session } from "./runner.js";
+import { Session, autoPoolSize, engineFiles, engineModule } from "./runner.js";
 import { checkResult, toCSV, describe, optimizerName, hasStats, statsInput } from "./results.js";
-import { makeCharts, drawHero, drawDiff, drawTable, drawVerdicts, drawLive, drawLayer, curvesOf, layerNames } from "./views.js";
+import { makeCharts, drawHero, drawDiff, drawTable, drawVerdicts, drawLive, drawLayer, curvesOf, layerNames, LIVE } from "./views.js";
 import { DASHES, download } from "./charts.js";
 import { listResults, saveResult, deleteResult, clearResults } from "./store.js";
 import { whyNoWebGPU, browserAdapter } from "./webgpu.js";
@@ -40,7 +40,8 @@ const page = (window.__varlab = {
   adapter: null,
   result: null,
   cifar: null,
-  timing: { runClicked: null, firstStep: null },
+  timing: { runClicked: null, firstStep: null, finished: null }, // performance.now() of Run, the first step, the end
+  pool: null, // { size, active, maxActive }: runs at once in the current session's workers
   errors: [],
 });
 
@@ -56,6 +57,7 @@ let charts = null;
 // ---------- messages and status ----------
 
 function setStatus(text, kind = "") {
+  statusUpdate = null; // a sentence set now wins over one waiting for the next frame
   $("status-text").textContent = text;
   $("status").className = kind;
 }
@@ -102,8 +104,8 @@ function showPreset() {
 /** Replaces the settings with preset `id`'s; embed, hide and autoplay stay. */
 function choosePreset(id) {
   const { state: next, messages } = presetState(id);
-  const { embed, hide, autoplay } = state.ui;
-  Object.assign(next.ui, { embed, hide, autoplay });
+  const { embed, hide, autoplay, workers } = state.ui;
+  Object.assign(next.ui, { embed, hide, autoplay, workers });
   state = page.state = next;
   syncControls($("form"), state);
   updateURL();
@@ -198,38 +200,90 @@ function ensureStats(result) {
   }
 }
 
+/** Everything drawn from `view.result`, in pieces of work that can each take a task of its
+ * own (see redrawSoon): the charts and the table. */
+const DRAW = [
+  () => {
+    page.result = view.result;
+    ensureStats(view.result);
+    for (const o of overlays) ensureStats(o.result);
+    drawHero(charts.hero, view.result, overlays);
+  },
+  () => drawDiff(charts.diff, view.result, overlays),
+  () => {
+    drawTable($("results-table"), view.result, overlays, $("table-notes"));
+    drawVerdicts($("verdicts"), view.result, overlays);
+  },
+  () => {
+    if (!session || view.source !== "live") drawLive(charts, view.result ? curvesOf(view.result) : []);
+  },
+  () => {
+    const r = view.result;
+    const select = $("layer");
+    const names = layerNames(r);
+    const keep = select.value;
+    select.replaceChildren(...names.map((n) => {
+      const o = el("option", n);
+      o.value = n;
+      return o;
+    }));
+    if (names.includes(keep)) select.value = keep;
+    drawLayer(charts, $("layer-stats"), r, select.value || null, "hist");
+  },
+  () => drawLayer(charts, $("layer-stats"), view.result, $("layer").value || null, "var"),
+  () => drawLayer(charts, $("layer-stats"), view.result, $("layer").value || null, "stats"),
+  () => {
+    const has = Boolean(view.result && view.result.runs.length);
+    $("export-json").disabled = !has;
+    $("export-csv").disabled = !has;
+    $("export-png").disabled = !has && overlays.length === 0;
+    $("clear-overlays").disabled = overlays.length === 0;
+    updateWeightsControls();
+  },
+];
+
 function redraw() {
-  const r = view.result;
-  page.result = r;
-  ensureStats(r);
-  for (const o of overlays) ensureStats(o.result);
-  drawHero(charts.hero, r, overlays);
-  drawDiff(charts.diff, r, overlays);
-  drawTable($("results-table"), r, overlays, $("table-notes"));
-  drawVerdicts($("verdicts"), r, overlays);
-  if (!session || view.source !== "live") drawLive(charts, r ? curvesOf(r) : []);
-  const select = $("layer");
-  const names = layerNames(r);
-  const keep = select.value;
-  select.replaceChildren(...names.map((n) => {
-    const o = el("option", n);
-    o.value = n;
-    return o;
-  }));
-  if (names.includes(keep)) select.value = keep;
-  drawLayer(charts, $("layer-stats"), r, select.value || null);
-  const has = Boolean(r && r.runs.length);
-  $("export-json").disabled = !has;
-  $("export-csv").disabled = !has;
-  $("export-png").disabled = !has && overlays.length === 0;
-  $("clear-overlays").disabled = overlays.length === 0;
-  updateWeightsControls();
+  for (const piece of DRAW) piece();
+}
+
+/** A new task (not a microtask): the browser handles input in between. */
+const nextTask = () => (globalThis.scheduler?.yield ? scheduler.yield() : new Promise((ok) => setTimeout(ok, 0)));
+/** A new task after the next frame is rendered, so that each piece of drawing gets a frame of
+ * its own; not waiting long for frames that do not come (a hidden tab or frame). */
+const afterFrame = () => new Promise((ok) => {
+  const timer = setTimeout(ok, 100);
+  requestAnimationFrame(() => {
+    clearTimeout(timer);
+    setTimeout(ok, 0);
+  });
+});
+
+let drawing = Promise.resolve();
+let drawQueued = false;
+/**
+ * redraw() spread over tasks, one piece each, so that no task of the main thread is long while
+ * runs finish during training; requests made while one waits are one redraw. Resolves once
+ * drawn.
+ */
+function redrawSoon() {
+  page.result = view.result;
+  if (drawQueued) return drawing;
+  drawQueued = true;
+  drawing = drawing.then(async () => {
+    await afterFrame();
+    drawQueued = false; // a later request draws again, after this pass
+    for (const piece of DRAW) {
+      piece();
+      await afterFrame();
+    }
+  }).catch((e) => page.errors.push(sentence(e)));
+  return drawing;
 }
 
 function updateWeightsControls() {
   const runSel = $("weights-run");
   const atSel = $("weights-at");
-  const live = session && session.exp && view.source === "live" && view.result;
+  const live = session && session.hasWeights() && view.source === "live" && view.result;
   const runs = live ? view.result.runs : [];
   const keepRun = runSel.value;
   runSel.replaceChildren(...runs.map((r, i) => {
@@ -251,14 +305,73 @@ function updateWeightsControls() {
   $("export-weights").title = live ? "" : "Weights are kept only for the runs of this page's latest experiment.";
 }
 
+/** The live-chart entry of an event's run (every planned run has one from Run on, so that
+ * the charts keep their series while runs start and end: only their data changes). */
+function liveRun(ev) {
+  const key = `${ev.optimizer}/${ev.seed}`;
+  if (!liveRuns.has(key)) {
+    const plan = session.plan;
+    // Dashed by the seed's place among the optimizer's runs, as in the finished charts.
+    const k = Math.max(0, plan.filter((r) => r.optimizer === ev.optimizer).findIndex((r) => r.seed === ev.seed));
+    const many = plan.filter((r) => r.optimizer === ev.optimizer).length > 1;
+    liveRuns.set(key, { label: `${optimizerName(ev.optimizer)}${many ? ` seed ${ev.seed}` : ""}`, optimizer: ev.optimizer,
+      order: plan.findIndex((r) => r.optimizer === ev.optimizer && r.seed === ev.seed), dash: DASHES[k % DASHES.length],
+      curves: { step: [], loss: [], train_acc: [], reg: [], test_acc: [] } });
+  }
+  return liveRuns.get(key);
+}
+
+const rowUpdates = new Map(); // progress row → { kind, value, text, failed } for the next frame
+let statusUpdate = null; // the status sentence for the next frame (while running)
+let liveDirty = new Set(); // live charts with new points
 let liveQueued = false;
+let liveDrawn = 0; // when live work was last done
+// At most five frames a second with live work: each frame costs the browser compositing too
+// (on the CPU where there is no GPU), taken from the workers when every core trains.
+const LIVE_MS = 200;
+
+function statusSoon(text) {
+  statusUpdate = text;
+}
+
+/**
+ * Applies the events of the last frame(s) on the next animation frame, at most every
+ * LIVE_MS: progress rows, the status sentence and the live charts (every planned run, in
+ * plan order: several train at once in the pool).
+ */
 function queueLive() {
   if (liveQueued) return;
   liveQueued = true;
-  requestAnimationFrame(() => {
+  const wait = Math.max(0, LIVE_MS - (performance.now() - liveDrawn));
+  setTimeout(() => requestAnimationFrame(() => {
     liveQueued = false;
-    drawLive(charts, [...liveRuns.values()]);
-  });
+    liveDrawn = performance.now();
+    for (const [li, u] of rowUpdates) {
+      li.dataset.kind = u.kind;
+      if (u.value !== undefined) li.querySelector("progress").value = u.value;
+      if (u.text !== undefined) li.querySelector(".run-detail").textContent = u.text;
+      if (u.failed) li.classList.add("failed");
+    }
+    rowUpdates.clear();
+    if (statusUpdate !== null && session?.status === "running") setStatus(statusUpdate);
+    statusUpdate = null;
+    // The charts have their series since Run (see run()): new points only, cheap to draw.
+    const runs = [...liveRuns.values()].sort((a, b) => a.order - b.order);
+    for (const name of LIVE) if (liveDirty.has(name)) drawLive(charts, runs, name);
+    liveDirty.clear();
+  }), wait);
+}
+
+/** "Training SGD (seed 0) on the CPU.", or with runs at once: "Training 2 runs at once on
+ * the CPU: SGD seed 0, VAR seed 0." */
+function trainingSentence() {
+  const where = session.executor === "gpu" ? "GPU" : "CPU";
+  const runs = [...session.active.keys()].sort((a, b) => a - b).map((i) => session.plan[i]);
+  if (runs.length <= 1) {
+    const r = runs[0] ?? page.lastEvent;
+    return `Training ${optimizerName(r.optimizer)} (seed ${r.seed}) on the ${where}.`;
+  }
+  return `Training ${runs.length} runs at once on the ${where}: ${runs.map((r) => `${optimizerName(r.optimizer)} seed ${r.seed}`).join(", ")}.`;
 }
 
 // ---------- progress rows ----------
@@ -297,69 +410,66 @@ function onEvent(ev) {
   page.lastEvent = ev;
   if (ev.kind === "done" || !ev.optimizer) return;
   const li = runRow(ev);
-  li.dataset.kind = ev.kind;
-  const bar = li.querySelector("progress");
-  const detail = li.querySelector(".run-detail");
-  const all = session.allRuns();
-  const at = all.findIndex((r) => r.optimizer === ev.optimizer && r.seed === ev.seed);
-  const runOf = at >= 0 ? `run ${at + 1} of ${all.length} · ` : "";
+  const runOf = typeof ev.run === "number" && ev.runs ? `run ${ev.run + 1} of ${ev.runs} · ` : "";
   const live = session.status === "running"; // a step that ends after Pause or Cancel says nothing more
-  const key = `${ev.optimizer}/${ev.seed}`;
-  if (!liveRuns.has(key)) {
-    const k = [...liveRuns.values()].filter((r) => r.optimizer === ev.optimizer).length;
-    const many = session.config.seeds > 1;
-    liveRuns.set(key, { label: `${optimizerName(ev.optimizer)}${many ? ` seed ${ev.seed}` : ""}`, optimizer: ev.optimizer,
-      dash: DASHES[k % DASHES.length], curves: { step: [], loss: [], train_acc: [], reg: [], test_acc: [] } });
-  }
-  const c = liveRuns.get(key).curves;
+  page.pool = { size: session.limit(), active: session.active.size, maxActive: session.maxActive };
+  // The row, the status line and the charts change on the next frame (see queueLive).
+  const row = (patch) => rowUpdates.set(li, { ...rowUpdates.get(li), kind: ev.kind, ...patch });
+  const c = liveRun(ev).curves;
   switch (ev.kind) {
     case "compile":
-      detail.textContent = `${runOf}compiling kernels…`;
-      if (live) setStatus("Compiling the GPU kernels…");
+      row({ text: `${runOf}compiling kernels…` });
+      if (live) statusSoon(session.active.size > 1 ? trainingSentence() : "Compiling the GPU kernels…");
       break;
     case "train":
     case "eval": {
       if (page.timing.firstStep === null) page.timing.firstStep = performance.now();
-      bar.value = ev.steps ? ev.step / ev.steps : 0;
       const parts = [`step ${ev.step}/${ev.steps}`, `epoch ${ev.epoch + 1}/${ev.epochs}`];
       if (typeof ev.images_per_s === "number") parts.push(`${Math.round(ev.images_per_s)} images/s`);
       if (typeof ev.eta_s === "number") parts.push(`ETA ${fmtSec(ev.eta_s)}`);
       if (typeof ev.loss === "number") parts.push(`loss ${ev.loss.toFixed(3)}`);
-      if (live) setStatus(`Training ${optimizerName(ev.optimizer)} (seed ${ev.seed}) on the ${session.executor === "gpu" ? "GPU" : "CPU"}.`);
+      if (live) statusSoon(trainingSentence());
       if (typeof ev.test_acc === "number") parts.push(`test accuracy ${(ev.test_acc * 100).toFixed(2)}%`);
-      detail.textContent = runOf + parts.join(" · ");
+      row({ value: ev.steps ? ev.step / ev.steps : 0, text: runOf + parts.join(" · ") });
       c.step.push(ev.step);
       c.loss.push(ev.loss);
       c.train_acc.push(ev.train_acc);
       c.reg.push(ev.reg);
       c.test_acc.push(ev.test_acc ?? null); // "eval": the step that ended an epoch
-      queueLive();
+      for (const n of LIVE) liveDirty.add(n);
       break;
     }
     case "error":
       // A run that diverged; the experiment goes on with the next one.
-      detail.textContent = `${runOf}stopped: ${ev.message ?? "it diverged"}`;
-      li.classList.add("failed");
+      row({ text: `${runOf}stopped: ${ev.message ?? "it diverged"}`, failed: true });
       showMessages([`${optimizerName(ev.optimizer)} seed ${ev.seed}: ${ev.message ?? "the run diverged"}; the next run goes on.`]);
       break;
     case "prune":
-      bar.value = 1;
-      detail.textContent = `${runOf}pruned to ${+(ev.sparsity * 100).toFixed(1)}%` +
-        (typeof ev.accuracy === "number" ? `: accuracy ${(ev.accuracy * 100).toFixed(2)}%` : "");
-      if (live) setStatus(`Pruning sweep of ${optimizerName(ev.optimizer)} (seed ${ev.seed}).`);
+      row({ value: 1, text: `${runOf}pruned to ${+(ev.sparsity * 100).toFixed(1)}%` +
+        (typeof ev.accuracy === "number" ? `: accuracy ${(ev.accuracy * 100).toFixed(2)}%` : "") });
+      if (live) statusSoon(session.active.size > 1 ? trainingSentence() : `Pruning sweep of ${optimizerName(ev.optimizer)} (seed ${ev.seed}).`);
       break;
     case "run_done":
       page.runsDone += 1;
-      bar.value = 1;
-      detail.textContent = `${runOf}done`;
-      if (live) {
+      row({ value: 1, text: `${runOf}done` });
+      if (live && session.active.size === 0 && session.queue.length > 0) {
         markNextCompiling();
-        setStatus("Compiling the kernels of the next run…");
+        statusSoon("Compiling the kernels of the next run…");
+      } else if (live && session.active.size > 0) {
+        statusSoon(trainingSentence());
       }
       break;
     default:
       break;
   }
+  queueLive();
+}
+
+/** The executor the engine will choose for the settings: "gpu" or "cpu". */
+function expectedExecutor(config = state.config) {
+  const x = config.executor;
+  const software = browserAdapter && (/fallback adapter/.test(browserAdapter) || wasm.is_software_adapter_name?.(browserAdapter));
+  return x === "cpu" || page.reason || (x === "auto" && software) ? "cpu" : "gpu";
 }
 
 /** The ready sentence, naming the executor Run will use (as the engine will choose it). */
@@ -374,17 +484,38 @@ function readyMessage() {
   return `Ready: press Run to train on your GPU${browserAdapter ? ` (${browserAdapter})` : ""}.`;
 }
 
-async function onRunDone(result, s) {
-  if (s !== session) return;
-  view = { result, source: "live" };
-  redraw();
-  if (result.runs.length === 0) return;
-  try {
-    await saveResult(s.id, describe(result), result);
-    await refreshSaved();
-  } catch (e) {
-    showMessages([`Finished runs could not be saved in this browser: ${sentence(e)}`]);
+/**
+ * A run ended: merges the finished runs (in a task of its own), draws them and saves them.
+ * Runs that end meanwhile are taken along by the pass under way (s.drawn: its promise).
+ */
+function onRunDone(s) {
+  if (s.finishing) {
+    s.finishAgain = true;
+    return;
   }
+  s.finishing = true;
+  s.drawn = (async () => {
+    try {
+      do {
+        s.finishAgain = false;
+        await nextTask();
+        if (s !== session) return;
+        const result = s.result();
+        view = { result, source: "live" };
+        await redrawSoon();
+        if (result.runs.length === 0) continue;
+        try {
+          await saveResult(s.id, describe(result), result);
+          await nextTask();
+          await refreshSaved();
+        } catch (e) {
+          showMessages([`Finished runs could not be saved in this browser: ${sentence(e)}`]);
+        }
+      } while (s.finishAgain);
+    } finally {
+      s.finishing = false;
+    }
+  })();
 }
 
 function onSessionStatus(status, message) {
@@ -394,7 +525,16 @@ function onSessionStatus(status, message) {
     session.pause();
     return;
   }
-  page.run = status;
+  if (["done", "cancelled", "error"].includes(status)) {
+    page.timing.finished = performance.now();
+    // For the tests: the end is reported once the finished runs are drawn and saved.
+    const s = session;
+    Promise.resolve(s.drawn).then(() => {
+      if (s === session && s.status === status) page.run = status;
+    });
+  } else {
+    page.run = status;
+  }
   const busy = ["loading", "running", "paused"].includes(status);
   $("run-btn").disabled = busy || !page.ready;
   $("pause-btn").disabled = !["running", "paused"].includes(status);
@@ -402,8 +542,9 @@ function onSessionStatus(status, message) {
   $("cancel-btn").disabled = !busy && status !== "error";
   $("form").querySelector("fieldset").disabled = busy;
   $("preset").disabled = busy;
-  $("recover").hidden = status !== "error" || !session?.exp;
-  const where = session?.executor ? ` on the ${session.executor === "gpu" ? `GPU (${session.adapter})` : "CPU executor"}` : "";
+  $("recover").hidden = status !== "error" || !session?.recoverable;
+  const many = session && session.executor === "cpu" && session.limit() > 1 ? `, up to ${session.limit()} runs at once` : "";
+  const where = session?.executor ? ` on the ${session.executor === "gpu" ? `GPU (${session.adapter})` : `CPU executor${many}`}` : "";
   const text = {
     idle: "", loading: message ?? "Preparing…", running: `running${where}`,
     paused: autoPaused ? "paused while off-screen" : "paused", cancelled: "cancelled", done: "finished", error: "stopped",
@@ -427,6 +568,7 @@ function onSessionStatus(status, message) {
     setStatus(`Finished: ${session.result().runs.length} runs on the ${session.executor === "gpu" ? "GPU" : "CPU executor"}.`, "ok");
   } else if (status === "cancelled") {
     setStatus("Cancelled. Finished runs are kept.");
+    refreshSaved().catch(() => null); // the saved record now reads "cut short"
   } else if (status === "loading") {
     setStatus(message ?? "Preparing…");
   } else if (status === "running" && page.timing.firstStep === null) {
@@ -436,6 +578,23 @@ function onSessionStatus(status, message) {
 }
 
 // ---------- running ----------
+
+/**
+ * Runs at once on the CPU executor when the setting is automatic: one fewer than the cores,
+ * and no more than a quarter of the device's memory holds (navigator.deviceMemory, 4 GB where
+ * the browser does not say): each worker keeps the data files and the engine's decoded copy
+ * of them (CIFAR-10: about 0.5 GB a worker).
+ */
+function autoWorkers(config) {
+  const cifarData = config.dataset === "cifar10";
+  const set = MNIST_SETS[state.ui.mnist_files] ?? MNIST_SETS.full;
+  const images = cifarData ? (cifar?.info ? cifar.info.train + cifar.info.test : 60000) : set.train + set.test;
+  const decoded = images * (cifarData ? 3073 : 785);
+  const files = cifarData && cifar ? cifar.files.reduce((a, f) => a + f.bytes.length, 0) : decoded / 4;
+  const perWorker = files + 2 * decoded + 48 * 2 ** 20;
+  const budget = ((navigator.deviceMemory || 4) * 2 ** 30) / 4;
+  return Math.max(1, Math.min(autoPoolSize(), Math.floor(budget / perWorker)));
+}
 
 async function loadData(config) {
   if (config.dataset === "cifar10") {
@@ -459,6 +618,7 @@ async function run() {
   if (!page.ready || (session && ["loading", "running", "paused"].includes(session.status))) return;
   page.timing.runClicked = performance.now();
   page.timing.firstStep = null;
+  page.timing.finished = null;
   page.runsDone = 0;
   showMessages([]);
   let config;
@@ -469,14 +629,33 @@ async function run() {
     return;
   }
   session?.free();
-  const s = new Session(wasm, config, [], { event: onEvent, runDone: onRunDone, status: onSessionStatus });
+  const s = new Session(wasm, config, [], { event: onEvent, runDone: onRunDone, status: onSessionStatus }, {
+    engine: engineFiles(), pool: state.ui.workers ?? autoWorkers(config), executor: expectedExecutor(config),
+    debug: window.__varlabDebug ?? null,
+  });
   session = s;
-  liveRuns = new Map();
-  $("run-list").replaceChildren();
-  for (const r of s.allRuns()) runRow(r);
-  view = { result: null, source: "live" };
-  redraw();
+  page.pool = { size: s.limit(), active: 0, maxActive: 0 };
   s.setStatus("loading", "Loading the data…");
+  await nextTask(); // the rows in a task of their own
+  if (s !== session) return;
+  liveRuns = new Map();
+  rowUpdates.clear();
+  liveDirty.clear();
+  $("run-list").replaceChildren();
+  for (const r of s.plan) {
+    runRow(r);
+    liveRun(r);
+  }
+  view = { result: null, source: "live" };
+  // The charts are cleared and the live charts get their series (every planned run), a piece
+  // a frame, while the data loads and before the workers start: training then only adds points.
+  const drawn = redrawSoon().then(async () => {
+    const runs = [...liveRuns.values()].sort((a, b) => a.order - b.order);
+    for (const n of LIVE) {
+      await afterFrame();
+      if (s === session) drawLive(charts, runs, n);
+    }
+  });
   try {
     s.files = await loadData(config);
   } catch (e) {
@@ -484,6 +663,7 @@ async function run() {
     setStatus(sentence(e), "error");
     return;
   }
+  await drawn;
   if (s === session) await s.start();
 }
 
@@ -571,7 +751,7 @@ async function exportWeights() {
   const sparsity = at === "dense" ? null : Number(at);
   const r = view.result.runs[i];
   try {
-    const bytes = await session.withRun(i, (exp, j) => exp.weights(j, sparsity));
+    const bytes = await session.weights(i, sparsity);
     const tag = sparsity === null ? "dense" : `pruned${+(sparsity * 100).toFixed(1)}`;
     download(new Blob([bytes], { type: "application/octet-stream" }), `varlab-${r.optimizer.replace("+", "-")}-seed${r.seed}-${tag}.safetensors`);
   } catch (e) {
@@ -724,8 +904,14 @@ async function main() {
     $("engine-info").textContent = browserAdapter ? `· WebGPU adapter: ${browserAdapter}` : "";
     if (engineError) throw engineError;
     if (wasm.version) $("version").textContent = wasm.version();
-    const missing = ["default_config", "validate_config", "parse_dataset", "WebExperiment"].filter((k) => !(k in wasm));
+    const missing = ["default_config", "validate_config", "parse_dataset", "WebExperiment", "run_plan", "merge_results"]
+      .filter((k) => !(k in wasm));
     if (missing.length) throw new Error(`This build of the engine lacks ${missing.join(", ")}; rebuild the page.`);
+    // Training runs in workers (engine-worker.js); none here means no training at all.
+    if (typeof Worker === "undefined") throw new Error("This browser cannot run Web Workers, in which varlab trains; use a current Chrome, Edge, Safari or Firefox.");
+    const files = engineFiles();
+    if (!files) throw new Error("The page cannot find its engine files (the wasm module trunk builds); rebuild the page.");
+    engineModule(files.wasm); // compiled once, ahead of Run, for every worker
     page.ready = true;
     $("run-btn").disabled = false;
     setStatus(readyMessage(), "ok");

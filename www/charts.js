@@ -67,11 +67,17 @@ export class Chart {
     this.u = null;
     this.signature = "";
     this.lastLegend = [];
-    new ResizeObserver(() => this.resize()).observe(host);
+    this.width = null; // the host's width as last laid out (read where layout is fresh)
+    new ResizeObserver(() => {
+      this.width = host.clientWidth;
+      this.resize();
+    }).observe(host);
   }
 
   size() {
-    const w = Math.max(240, Math.floor(this.host.clientWidth || 480));
+    // The observed width: reading clientWidth here would force a layout of the whole page
+    // (for every chart drawn while runs report in).
+    const w = Math.max(240, Math.floor((this.width ?? this.host.clientWidth) || 480));
     return { width: w, height: this.opts.height ?? Math.round(Math.min(320, Math.max(180, w * 0.5))) };
   }
 
@@ -138,7 +144,12 @@ export class Chart {
   }
 
   renderLegend(series) {
-    this.lastLegend = series.filter((s) => s.legend !== false);
+    const shown = series.filter((s) => s.legend !== false);
+    // Unchanged (live charts, many times a second): the DOM stays as it is.
+    const sig = JSON.stringify(shown.map((s) => [s.label, s.color, s.dash]));
+    if (sig === this.legendSig) return;
+    this.legendSig = sig;
+    this.lastLegend = shown;
     this.legend.replaceChildren(...this.lastLegend.map((s) => {
       const li = el("li");
       const sw = el("span", "swatch");

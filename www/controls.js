@@ -30,6 +30,10 @@ const HINTS = {
   bn_recal: "0 = off",
   lambda: "used as given only while λψ₀ is blank",
   lambda_psi0: "λ = λψ₀ / ψ of the initial weights; blank = use λ",
+  get workers() {
+    const cores = (typeof navigator !== "undefined" && navigator.hardwareConcurrency) || 2;
+    return `each in its own worker; blank = automatic (one fewer than the ${cores} cores here). The GPU trains one at a time.`;
+  },
 };
 
 const el = (tag, props = {}, ...kids) => {

@@ -73,7 +73,7 @@ export async function readFiles(fileList, onProgress) {
   for (const f of list) {
     const bytes = await readBody({ body: f.stream() }, (n) => onProgress(before + n, total));
     before += f.size;
-    out.push({ name: f.name, bytes });
+    out.push({ name: f.name, bytes, file: f }); // file: the engine's workers read it without a copy here
   }
   onProgress(total, total);
   return out;

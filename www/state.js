@@ -61,6 +61,10 @@ export const FIELDS = [
 /** Page-only fields, mirrored in the URL like the config. */
 export const UI_FIELDS = [
   { key: "mnist_files", short: "mf", type: "enum", options: ["subset", "full"], def: "subset", group: "data", label: "Built-in MNIST files" },
+  // Runs trained at once, each in its own worker, on the CPU executor (the GPU's trains one
+  // at a time). null (blank in the form, "auto" in the URL): one fewer than the CPU's cores.
+  { key: "workers", short: "wk", type: "int", nullable: true, blank: "auto", min: 1, max: 64, def: null, group: "engine",
+    label: "Runs at once (CPU executor)" },
 ];
 
 /** Parts of the page that `?hide=` may name, besides any field key or short key. */
@@ -72,10 +76,11 @@ export const field = (key) => byKey.get(key);
 
 const clone = (v) => (Array.isArray(v) ? [...v] : v);
 const limit = (v, c) => (typeof v === "function" ? v(c) : v);
-/** A value as the URL writes it; null (a nullable number left blank) is "off". */
-const show = (v) => (v === null ? "off" : Array.isArray(v) ? v.join(",") : String(v));
+/** A value as the URL writes it; null (a nullable number left blank) is "off", or the
+ * field's own word for it (`blank`). */
+const show = (v, f) => (v === null ? f?.blank ?? "off" : Array.isArray(v) ? v.join(",") : String(v));
 /** Words that leave a nullable number blank (from the URL, a form or a file). */
-const isBlank = (raw) => raw === null || ["", "off", "null", "none"].includes(String(raw).trim().toLowerCase());
+const isBlank = (raw, f) => raw === null || ["", "off", "null", "none", f?.blank].includes(String(raw).trim().toLowerCase());
 
 /**
  * Makes the engine's default config (`default_config()`) the page's defaults, field by field
@@ -139,14 +144,14 @@ export function setField(state, key, raw) {
   switch (f.type) {
     case "int":
     case "float": {
-      if (f.nullable && isBlank(raw)) {
+      if (f.nullable && isBlank(raw, f)) {
         obj[name] = null;
         return null;
       }
       const x = typeof raw === "number" ? raw : Number(String(raw).trim());
       if (String(raw).trim() === "" || !Number.isFinite(x)) {
-        const or = f.nullable ? " (leave it blank, or “off”, to do without)" : "";
-        return `${name}: “${String(raw).slice(0, 40)}” is not a number${or}; kept ${show(obj[name])}.`;
+        const or = f.nullable ? ` (leave it blank, or “${f.blank ?? "off"}”, ${f.blank ? "for automatic" : "to do without"})` : "";
+        return `${name}: “${String(raw).slice(0, 40)}” is not a number${or}; kept ${show(obj[name], f)}.`;
       }
       const lo = limit(f.min, c);
       const hi = limit(f.max, c);
@@ -273,7 +278,7 @@ export function toQuery(state) {
   if (id && presetById(id) && id !== PRESETS[0].id) params.set("preset", id);
   for (const f of ALL) {
     const v = holder(state, f)[f.key];
-    if (show(v) !== show(holder(base, f)[f.key])) params.set(f.short, typeof v === "boolean" ? (v ? "1" : "0") : show(v));
+    if (show(v, f) !== show(holder(base, f)[f.key], f)) params.set(f.short, typeof v === "boolean" ? (v ? "1" : "0") : show(v, f));
   }
   if (state.ui.embed) params.set("embed", "1");
   if (state.ui.hide.length) params.set("hide", state.ui.hide.join(","));

@@ -223,17 +223,25 @@ export function drawTable(table, result, overlays, notes) {
     : "No results yet.";
 }
 
-/** Live curves: `runs` is [{label, optimizer, dash, curves: {step, loss, train_acc, reg, test_acc}}]. */
-export function drawLive(charts, runs) {
-  const line = (metric) => runs.map((r) => [r.curves.step, r.curves[metric] ?? []]);
+/** The live charts' names, for drawLive's `only`. */
+export const LIVE = ["loss", "acc", "reg"];
+
+/** Live curves: `runs` is [{label, optimizer, dash, curves: {step, loss, train_acc, reg, test_acc}}];
+ * `only`: one of LIVE, to draw that chart alone (the page spreads them over frames). */
+export function drawLive(charts, runs, only = null) {
+  // Runs that have not started yet: empty axes and the legend, not the empty-chart note.
+  const none = runs.length > 0 && runs.every((r) => r.curves.step.length === 0);
+  const line = (metric) => runs.map((r) => (none ? [[0], [null]] : [r.curves.step, r.curves[metric] ?? []]));
   const style = (r, extra = {}) => ({ label: r.label, color: colorOf(r.optimizer), dash: r.dash, width: 1.5, ...extra });
-  charts.loss.set(runs.length ? align(line("loss")) : [[]], runs.map((r) => style(r)));
-  charts.reg.set(runs.length ? align(line("reg")) : [[]], runs.map((r) => style(r)));
-  const accPairs = [...line("train_acc"), ...line("test_acc")];
-  charts.acc.set(runs.length ? align(accPairs) : [[]], [
-    ...runs.map((r) => style(r)),
-    ...runs.map((r) => style(r, { label: `${r.label} test`, points: true, line: false, legend: false })),
-  ]);
+  if (!only || only === "loss") charts.loss.set(runs.length ? align(line("loss")) : [[]], runs.map((r) => style(r)));
+  if (!only || only === "reg") charts.reg.set(runs.length ? align(line("reg")) : [[]], runs.map((r) => style(r)));
+  if (!only || only === "acc") {
+    const accPairs = [...line("train_acc"), ...line("test_acc")];
+    charts.acc.set(runs.length ? align(accPairs) : [[]], [
+      ...runs.map((r) => style(r)),
+      ...runs.map((r) => style(r, { label: `${r.label} test`, points: true, line: false, legend: false })),
+    ]);
+  }
 }
 
 /** The finished runs of a result as live-chart entries. */
@@ -249,10 +257,17 @@ export function layerNames(result) {
 
 const centers = (t) => t.hist.map((_, i) => t.hist_min + ((i + 0.5) * (t.hist_max - t.hist_min)) / t.hist.length);
 
-/** Histograms (dense solid, pruned dashed; first seed of each optimizer) and Var |w| curves. */
-export function drawLayer(charts, statsTable, result, layer) {
+/** Histograms (dense solid, pruned dashed; first seed of each optimizer), Var |w| curves and
+ * the layer's statistics; `only`: "hist", "var" or "stats", to draw one of them. */
+export function drawLayer(charts, statsTable, result, layer, only = null) {
   const runs = result ? labelled(result) : [];
   const firstSeed = runs.filter((x, i) => runs.findIndex((y) => y.run.optimizer === x.run.optimizer) === i);
+  if (!only || only === "hist") drawHistograms(charts, firstSeed, layer);
+  if (!only || only === "var") drawVarCurves(charts, runs, layer);
+  if (!only || only === "stats") drawLayerStats(statsTable, firstSeed, layer);
+}
+
+function drawHistograms(charts, firstSeed, layer) {
   const pairs = [];
   const series = [];
   let prunedAt = null;
@@ -274,7 +289,9 @@ export function drawLayer(charts, statsTable, result, layer) {
   charts.hist.caption.textContent = `Weights of ${layer ?? "—"} (log counts)${prunedAt !== null ? `: dense solid, pruned to ${pct(1)(prunedAt)} dashed` : ""}`;
   charts.hist.opts.title = charts.hist.caption.textContent;
   charts.hist.set(pairs.length ? align(pairs) : [[]], series);
+}
 
+function drawVarCurves(charts, runs, layer) {
   const vpairs = [];
   const vseries = [];
   for (const x of runs) {
@@ -286,7 +303,9 @@ export function drawLayer(charts, statsTable, result, layer) {
   charts.var.caption.textContent = `Variance of |w| in ${layer ?? "—"} over training`;
   charts.var.opts.title = charts.var.caption.textContent;
   charts.var.set(vpairs.length ? align(vpairs) : [[]], vseries);
+}
 
+function drawLayerStats(statsTable, firstSeed, layer) {
   const body = statsTable.querySelector("tbody");
   body.replaceChildren();
   for (const { run } of firstSeed) {

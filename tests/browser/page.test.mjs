@@ -312,16 +312,10 @@ test("7. a device lost mid-experiment keeps the finished run, says so, and the r
   const page = await context.newPage();
   const logs = [];
   page.on("console", (m) => logs.push(`${m.type()}: ${m.text()}`));
-  // Keep a handle on every GPUDevice the engine opens, so the test can destroy it: a real loss.
+  // The engine's workers keep a handle on every GPUDevice they open (a debug setting the page
+  // passes on to them), so the test can destroy it there: a real loss.
   await page.addInitScript(() => {
-    window.__devices = [];
-    if (!self.GPUAdapter) return;
-    const request = GPUAdapter.prototype.requestDevice;
-    GPUAdapter.prototype.requestDevice = async function (...args) {
-      const device = await request.apply(this, args);
-      window.__devices.push(device);
-      return device;
-    };
+    window.__varlabDebug = { keepDevices: true };
   });
   // x=gpu: on a software adapter (SwiftShader) the engine's "auto" picks its CPU executor.
   await page.goto(`${server.url}?${TINY}&sp=0.5&x=gpu`);
@@ -334,7 +328,9 @@ test("7. a device lost mid-experiment keeps the finished run, says so, and the r
     await page.close();
     return;
   }
-  await page.evaluate(() => window.__devices.forEach((d) => d.destroy()));
+  let destroyed = 0;
+  for (const w of page.workers()) destroyed += await w.evaluate(() => (self.__devices ?? []).map((d) => d.destroy()).length);
+  assert.ok(destroyed >= 1, "no GPU device was found in the engine's workers");
   await page.waitForFunction(() => ["error", "done"].includes(window.__varlab.run), null, { timeout: RUN_TIMEOUT });
   const v = await vl(page);
   assert.equal(v.run, "error", `the run went on after its device was destroyed (${v.events} events)`);

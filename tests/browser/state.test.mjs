@@ -259,3 +259,24 @@ test("results: paired statistics input, rows and cells; λ and λψ₀; one part
   assert.equal(hasStats(two), false); // several parts: the page asks the engine again
   assert.match(toCSV(r).split("\n")[0], /,psi,psi_init,lambda_psi0,model,/);
 });
+
+test("runs at once (wk): a page-only setting, automatic (null, “auto”) by default, kept out of the engine's config", () => {
+  const s = defaults();
+  assert.equal(s.ui.workers, null);
+  assert.equal("workers" in configOf(s), false);
+  const a = fromQuery("wk=2");
+  assert.deepEqual(a.messages, []);
+  assert.equal(a.state.ui.workers, 2);
+  assert.equal(toQuery(a.state), "wk=2");
+  assert.deepEqual(fromQuery(toQuery(a.state)).state, a.state);
+  for (const q of ["wk=auto", "wk=", "workers=AUTO"]) {
+    const b = fromQuery(q);
+    assert.deepEqual(b.messages, [], q);
+    assert.equal(b.state.ui.workers, null, q);
+    assert.equal(toQuery(b.state), "", q);
+  }
+  const c = fromQuery("wk=0&x=cpu");
+  assert.equal(c.state.ui.workers, 1);
+  assert.match(c.messages.join("\n"), /workers 0 is below the minimum 1; using 1\./);
+  assert.match(setField(defaults(), "workers", "many"), /not a number \(leave it blank, or “auto”, for automatic\); kept auto\./);
+});
