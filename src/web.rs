@@ -101,6 +101,23 @@ pub fn parse_dataset(files: js_sys::Array) -> Result<String, JsError> {
     .to_string())
 }
 
+/// The config schema (`varlab config --schema`): every field's type, default, limits,
+/// choices, URL key, label and help; the optimizers with their display names and fields; the
+/// models; the built-in datasets' sizes. The page builds its form, URL keys and corrections
+/// from it.
+#[wasm_bindgen]
+pub fn config_schema() -> String {
+    crate::experiment::schema::schema().to_string()
+}
+
+/// The CSV of a result JSON: the engine's one CSV writer (the CLI's `--csv` writes the
+/// same bytes for the same result).
+#[wasm_bindgen]
+pub fn results_csv(result_json: &str) -> Result<String, JsError> {
+    let result: crate::experiment::ExperimentResult = serde_json::from_str(result_json)?;
+    Ok(result.to_csv())
+}
+
 /// The runs of a config in the engine's one order: a JSON array of `{optimizer, seed}`;
 /// run `i` of events, results and [`WebExperiment::create`]'s `runs` is entry `i`.
 #[wasm_bindgen]
