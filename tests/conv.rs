@@ -161,6 +161,13 @@ gpu_test!(
             (3, 5, 7),
             (2, 3, 300),
         ];
+        // Split into pieces of rows (column sums) or of terms (channel sums): odd sizes,
+        // the last piece shorter, plus sizes just around the split.
+        let rows_cols = [1usize, 7, 127, 128, 1000, 4099]
+            .into_iter()
+            .flat_map(|r| [1usize, 3, 65].map(|c| (r, c, 1usize)));
+        let split_shapes = rows_cols.chain([(3, 2, 1000), (5, 3, 999), (2, 1, 1024)]);
+        let shapes: Vec<_> = shapes.into_iter().chain(split_shapes).collect();
         for (seed, (outer, channels, inner)) in shapes.into_iter().enumerate() {
             let len = outer * channels * inner;
             let mut rng = Rng::new(300 + seed as u64);
@@ -177,7 +184,14 @@ gpu_test!(
             let sum = ChannelSum::new(&ctx, outer, channels, inner, &gy, &gdb)
                 .await
                 .unwrap();
-            ctx.submit(&[&add.dispatch, &sum.dispatch]).unwrap();
+            let list: Vec<&Dispatch> = std::iter::once(&add.dispatch)
+                .chain(&sum.dispatches)
+                .collect();
+            ctx.submit(&list).unwrap();
+            let (chunk, splits) = sum.split;
+            let count = if inner == 1 { outer } else { outer * inner };
+            assert!(chunk * splits >= count && (splits == 1 || chunk * (splits - 1) < count));
+            assert_eq!(sum.dispatches.len(), 1 + (splits > 1) as usize);
             let mut y = y0.clone();
             bias_add_cpu(outer, channels, inner, &bias, &mut y);
             assert_close("bias_add", &read(&ctx, &gy, len).await, &y, |_| 0.0);

@@ -72,6 +72,28 @@ fn split_k_only_for_few_tiles_and_long_k() {
     }
 }
 
+#[test]
+fn split_reductions_fill_the_device_in_fixed_pieces() {
+    use varlab::ops::linear::channel_sum_split;
+    use varlab::ops::split_reduction;
+    // ViT-tiny's bias gradients at batch 128: 8 320 rows of 64 or 192 columns (2 or 6
+    // column blocks of 32).
+    assert_eq!(channel_sum_split(8320, 64, 1), (136, 62));
+    assert_eq!(channel_sum_split(8320, 192, 1), (200, 42));
+    // LeNet-5's first conv bias at batch 128: 6 channels of 128·28·28 terms.
+    assert_eq!(channel_sum_split(128, 6, 784), (2560, 40));
+    // Enough workgroups already, or too few terms: unsplit.
+    assert_eq!(split_reduction(256, 100_000, 64, 8), (100_000, 1));
+    assert_eq!(split_reduction(1, 127, 64, 8), (127, 1));
+    assert_eq!(split_reduction(1, 0, 64, 8), (1, 1));
+    for (groups, len, min, align) in [(1, 128, 64, 8), (3, 4099, 64, 8), (2, 100_003, 1024, 256)] {
+        let (chunk, splits) = split_reduction(groups, len, min, align);
+        assert!(splits > 1 && splits <= 64, "{groups} {len}");
+        assert!(chunk % align == 0 && chunk >= min);
+        assert!(chunk * splits >= len && chunk * (splits - 1) < len);
+    }
+}
+
 gpu_test!(
     async fn matmul_1x1x1() {
         check_matmul(MatmulShape::new(1, 1, 1), 1.0, 0.0, 1).await;

@@ -65,7 +65,9 @@ fn group(values: &[f32], dys: &[f32], eps: f32) -> Group {
     }
 }
 
-async fn check_batch_norm(n: usize, c: usize, h: usize, w: usize, seed: u64) {
+/// Checks the training forward (twice) and backward as the executor encodes them; returns
+/// how many pieces each channel's values were cut into (1: one workgroup per channel).
+async fn check_batch_norm(n: usize, c: usize, h: usize, w: usize, seed: u64) -> usize {
     let ctx = context().await;
     let cfg = BatchNorm2dConfig::new(n, c, h, w);
     let (len, m) = (cfg.len(), cfg.m());
@@ -122,7 +124,13 @@ async fn check_batch_norm(n: usize, c: usize, h: usize, w: usize, seed: u64) {
     .await
     .unwrap();
     // Two training steps (the running statistics compound), then the backward.
-    ctx.submit(&[&bn.train, &bn.train, &back.dispatch]).unwrap();
+    let list: Vec<&varlab::gpu::Dispatch> = bn
+        .train_list
+        .iter()
+        .chain(&bn.train_list)
+        .chain(&back.dispatches)
+        .collect();
+    ctx.submit(&list).unwrap();
     let y: Vec<f32> = ctx.read(&gy).await.unwrap();
     let saved: Vec<f32> = ctx.read(&gsaved).await.unwrap();
     let rm: Vec<f32> = ctx.read(&grm).await.unwrap();
@@ -212,6 +220,7 @@ async fn check_batch_norm(n: usize, c: usize, h: usize, w: usize, seed: u64) {
         let s = gamma[ch].abs() / (rv[ch] + cfg.eps).sqrt();
         8.0 * E * (s * (x[i].abs() + rm[ch].abs()) + beta[ch].abs())
     });
+    bn.split.1
 }
 
 gpu_test!(
@@ -230,6 +239,44 @@ gpu_test!(
     async fn batch_norm_more_values_per_channel_than_threads() {
         // M = 2·13·13 = 338 > 256: threads loop over several values each.
         check_batch_norm(2, 3, 13, 13, 5).await;
+    }
+);
+
+#[test]
+fn batch_norm_splits_only_few_channels_with_many_values() {
+    use varlab::ops::norm::batch_norm_split;
+    // ResNet-8's first stage at batch 128: 16 channels of 131 072 values, 16 pieces each.
+    assert_eq!(
+        batch_norm_split(&BatchNorm2dConfig::new(128, 16, 32, 32)),
+        (8192, 16)
+    );
+    // Enough channels, or too few values: one workgroup per channel.
+    assert_eq!(batch_norm_split(&BatchNorm2dConfig::new(8, 256, 8, 8)).1, 1);
+    assert_eq!(batch_norm_split(&BatchNorm2dConfig::new(3, 5, 7, 7)).1, 1);
+    for (n, c, h, w) in [
+        (5, 2, 23, 23),
+        (3, 1, 64, 64),
+        (128, 64, 8, 8),
+        (1, 3, 45, 46),
+    ] {
+        let cfg = BatchNorm2dConfig::new(n, c, h, w);
+        let (chunk, splits) = batch_norm_split(&cfg);
+        assert!(splits > 1 && chunk % 256 == 0 && chunk >= 1024, "{cfg:?}");
+        assert!(
+            chunk * splits >= cfg.m() && chunk * (splits - 1) < cfg.m(),
+            "{cfg:?}"
+        );
+    }
+}
+
+gpu_test!(
+    async fn batch_norm_split_into_pieces_matches_cpu() {
+        // Few channels, many values each: the statistics and the backward sums are cut into
+        // pieces (the last one shorter) merged in a fixed order. M = 2645 (2 pieces),
+        // 2070 (2 pieces), 12 288 (12 pieces).
+        assert_eq!(check_batch_norm(5, 2, 23, 23, 7).await, 2);
+        assert_eq!(check_batch_norm(1, 3, 45, 46, 8).await, 2);
+        assert_eq!(check_batch_norm(3, 1, 64, 64, 9).await, 12);
     }
 );
 
@@ -271,8 +318,10 @@ async fn check_layer_norm(rows: usize, c: usize, seed: u64) {
     )
     .await
     .unwrap();
-    let [b1, b2] = &back.dispatches;
-    ctx.submit(&[&fwd.dispatch, b1, b2]).unwrap();
+    let list: Vec<&varlab::gpu::Dispatch> = std::iter::once(&fwd.dispatch)
+        .chain(&back.dispatches)
+        .collect();
+    ctx.submit(&list).unwrap();
     let y: Vec<f32> = ctx.read(&gy).await.unwrap();
     let saved: Vec<f32> = ctx.read(&gsaved).await.unwrap();
     let dx: Vec<f32> = ctx.read(&gdx).await.unwrap();
@@ -359,6 +408,41 @@ gpu_test!(
         check_layer_norm(37, 130, 6).await;
     }
 );
+
+gpu_test!(
+    async fn layer_norm_odd_row_lengths_match_cpu() {
+        // Rows of 1 and 3 values (64 and 16 rows per workgroup, the last group partly
+        // empty), 64 (16 lanes × 4 rows, ViT-tiny's width), 192 and 200 (64 lanes, several
+        // values per lane).
+        for (seed, (rows, c)) in [(7, 1), (9, 3), (5, 64), (3, 192), (4, 200)]
+            .into_iter()
+            .enumerate()
+        {
+            check_layer_norm(rows, c, 20 + seed as u64).await;
+        }
+    }
+);
+
+gpu_test!(
+    async fn layer_norm_params_split_over_rows_match_cpu() {
+        use varlab::ops::norm::layer_norm_params_split;
+        // Many rows, few columns: dgamma/dbeta are summed in pieces of rows, then added.
+        for (seed, (rows, c)) in [(1000, 3), (333, 64)].into_iter().enumerate() {
+            let (chunk, splits) = layer_norm_params_split(&LayerNormConfig::new(rows, c));
+            assert!(splits > 1 && chunk % 16 == 0 && chunk * (splits - 1) < rows);
+            check_layer_norm(rows, c, 30 + seed as u64).await;
+        }
+    }
+);
+
+#[test]
+fn layer_norm_lanes_shrink_for_short_rows() {
+    use varlab::ops::norm::layer_norm_lanes;
+    let lanes: Vec<usize> = [1, 3, 5, 33, 64, 130, 192, 200]
+        .map(layer_norm_lanes)
+        .to_vec();
+    assert_eq!(lanes, [1, 1, 2, 16, 16, 64, 64, 64]);
+}
 
 gpu_test!(
     async fn short_buffers_are_refused() {

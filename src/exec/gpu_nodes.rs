@@ -215,10 +215,10 @@ impl Build<'_> {
                 let (mean, var) = (self.st(i, 0), self.st(i, 1));
                 let eval_back = BatchNorm2dEvalBackward::new(ctx, cfg, &grads, mean, var).await?;
                 bwd_eval = Some(vec![eval_back.dispatch.clone()]);
-                self.fwd_train.push(live.train.clone());
+                self.fwd_train.extend_from_slice(&live.train_list);
                 self.fwd_eval.push(live.eval.clone());
-                self.fwd_frozen.push(frozen.train.clone());
-                bwd.push(back.dispatch.clone());
+                self.fwd_frozen.extend_from_slice(&frozen.train_list);
+                bwd.extend_from_slice(&back.dispatches);
                 self.keep
                     .push(Box::new((live, frozen, back, eval_back, saved)));
             }

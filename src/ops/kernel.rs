@@ -50,6 +50,36 @@ pub(crate) fn grid_items(ctx: &Context, items: usize) -> u32 {
     items.min(cap) as u32
 }
 
+/// Workgroups a split reduction aims for: enough to fill a large GPU (an H200 has 132
+/// multiprocessors), few enough that the final pass stays small.
+const SPLIT_TARGET_WORKGROUPS: usize = 256;
+/// The most pieces one reduction is cut into (the final pass adds at most this many
+/// partial sums per output, in ascending order).
+pub(crate) const MAX_SPLITS: usize = 64;
+
+/// How to cut a reduction of `len` terms per output, run by `groups` workgroups when not
+/// split, into pieces for more workgroups: `(chunk, splits)` with `chunk` a multiple of
+/// `align`, at least `min_chunk` terms per piece (else no split) and
+/// `splits = ⌈len / chunk⌉ ≤ MAX_SPLITS`. `(len, 1)` (no split) when `groups` already fills
+/// the device or `len < 2·min_chunk`. The pieces are fixed by the shape alone, so the
+/// partial sums, added in ascending order, give the same result on every run.
+pub fn split_reduction(
+    groups: usize,
+    len: usize,
+    min_chunk: usize,
+    align: usize,
+) -> (usize, usize) {
+    if groups >= SPLIT_TARGET_WORKGROUPS || len < 2 * min_chunk.max(1) {
+        return (len.max(1), 1);
+    }
+    let wanted = SPLIT_TARGET_WORKGROUPS
+        .div_ceil(groups.max(1))
+        .min(len / min_chunk.max(1))
+        .clamp(1, MAX_SPLITS);
+    let chunk = len.div_ceil(wanted).div_ceil(align.max(1)) * align.max(1);
+    (chunk, len.div_ceil(chunk))
+}
+
 /// Workgroups `[x, y, 1]` for `count` one-per-workgroup items of a kernel that cannot loop,
 /// folded into two dimensions when `count` exceeds the per-dimension limit (the shader
 /// recovers `y·nx + x`); a count beyond the limit squared is a typed `LimitExceeded` error.

@@ -5,10 +5,11 @@
 //!
 //! Shapes: `x` [N, in], `W` [out, in], `b` [out], `y` [N, out], all row-major f32.
 //! Forward: one [`Matmul`] (`trans_b`), then `bias_add`. Backward: `dX = dY·W`,
-//! `dW = dYᵀ·X` (two Matmuls) and `db = Σ_n dY[n, :]` (`channel_sum`, workgroup trees, no
-//! atomics). Gradients are written, not accumulated.
+//! `dW = dYᵀ·X` (two Matmuls) and `db = Σ_n dY[n, :]` (`column_sum`, split into pieces
+//! over the rows when there are few columns, no atomics). Gradients are written, not
+//! accumulated.
 
-use super::kernel::{check_sizes, grid_1d, grid_items, Encode, Kernel};
+use super::kernel::{check_sizes, grid_1d, grid_items, prepare, split_reduction, Encode, Kernel};
 use super::matmul::{Matmul, MatmulShape};
 use crate::gpu::{Context, Dispatch, Result, Shader, Slice};
 
@@ -142,6 +143,9 @@ struct BiasParams {
     channels: u32,
     inner: u32,
     total: u32,
+    chunk: u32,
+    splits: u32,
+    _pad: [u32; 2],
 }
 
 fn bias_params(outer: usize, channels: usize, inner: usize) -> BiasParams {
@@ -150,6 +154,9 @@ fn bias_params(outer: usize, channels: usize, inner: usize) -> BiasParams {
         channels: channels as u32,
         inner: inner as u32,
         total: (outer * channels * inner) as u32,
+        chunk: (outer * inner) as u32,
+        splits: 1,
+        _pad: [0; 2],
     }
 }
 
@@ -198,14 +205,39 @@ impl BiasAdd {
     }
 }
 
+/// Column sums of a `[rows, cols]` matrix (`column_sum`) need at least this many rows per
+/// piece before they are split (8 row lanes, 8 rows each).
+const COLUMN_MIN_CHUNK: usize = 64;
+/// Channel sums (`channel_sum`, 256 threads per piece) need at least this many terms per
+/// piece before they are split.
+const CHANNEL_MIN_CHUNK: usize = 1024;
+
+/// How [`ChannelSum`] cuts the sum over `[outer, channels, inner]`: `(chunk, splits)` —
+/// rows per piece for `inner = 1`, terms (of the `outer·inner` per channel) otherwise.
+/// Unsplit (`splits = 1`) when the channels alone give enough workgroups or there are
+/// few terms.
+pub fn channel_sum_split(outer: usize, channels: usize, inner: usize) -> (usize, usize) {
+    if inner == 1 {
+        split_reduction(channels.div_ceil(32), outer, COLUMN_MIN_CHUNK, 8)
+    } else {
+        split_reduction(channels, outer * inner, CHANNEL_MIN_CHUNK, 256)
+    }
+}
+
 /// `out[c] = Σ_{o, i} x[o, c, i]` (a bias gradient), prepared once. Written, not accumulated.
 /// For `inner = 1` (column sums of `[rows, cols]`) the `column_sum` entry runs: 8 row lanes
-/// per column, added in a fixed order; otherwise `channel_sum`, a tree per channel. Either
-/// way the result is within `outer·inner·ε·Σ|x|` of [`channel_sum_cpu`].
-pub type ChannelSum = Kernel<ChannelSumOp>;
-
-/// Marker of [`ChannelSum`].
-pub enum ChannelSumOp {}
+/// per column, added in a fixed order; otherwise `channel_sum`, a tree per channel. When
+/// there are few channels and many terms ([`channel_sum_split`]), the terms are cut into
+/// pieces summed by their own workgroups into a scratch `[splits, channels]`, then a second
+/// (unsplit) `column_sum` adds the pieces in ascending order: two dispatches, same result
+/// on every run. Either way the result is within `outer·inner·ε·Σ|x|` of
+/// [`channel_sum_cpu`]. Encode `dispatches` in order.
+pub struct ChannelSum {
+    pub dispatches: Vec<Dispatch>,
+    /// `(chunk, splits)` as chosen by [`channel_sum_split`].
+    pub split: (usize, usize),
+    _buffers: Vec<wgpu::Buffer>,
+}
 
 impl ChannelSum {
     pub async fn new<'a>(
@@ -221,6 +253,8 @@ impl ChannelSum {
             &format!("a channel sum over [{outer}, {channels}, {inner}]"),
             &[("x", x, outer * channels * inner), ("out", out, channels)],
         )?;
+        let what = format!("a channel sum over [{outer}, {channels}, {inner}]");
+        let (chunk, splits) = channel_sum_split(outer, channels, inner);
         // Rows of a matrix (inner = 1): 32 adjacent columns per workgroup, so that reads
         // are contiguous; otherwise one workgroup per channel, reading along `inner`.
         let (entry, groups) = if inner == 1 {
@@ -228,10 +262,62 @@ impl ChannelSum {
         } else {
             ("channel_sum", channels)
         };
-        let workgroups = [grid_items(ctx, groups).max(1), 1, 1];
-        let params = bias_params(outer, channels, inner);
-        let buffers = [(1, x), (2, out)];
-        Self::prepare(ctx, &SHADER, entry, &params, workgroups, &buffers).await
+        let wy = ctx.check_workgroups(&what, splits as u64)?;
+        let workgroups = [grid_items(ctx, groups).max(1), wy, 1];
+        let params = BiasParams {
+            chunk: chunk as u32,
+            splits: splits as u32,
+            ..bias_params(outer, channels, inner)
+        };
+        if splits == 1 {
+            let (dispatch, params) = prepare(
+                ctx,
+                &SHADER,
+                entry,
+                &params,
+                workgroups,
+                &[(1, x), (2, out)],
+            )
+            .await?;
+            return Ok(ChannelSum {
+                dispatches: vec![dispatch],
+                split: (chunk, splits),
+                _buffers: vec![params],
+            });
+        }
+        let parts = ctx.zeros("channel sum pieces", splits * channels)?;
+        let (pieces, p1) = prepare(
+            ctx,
+            &SHADER,
+            entry,
+            &params,
+            workgroups,
+            &[(1, x), (2, Slice::from(&parts))],
+        )
+        .await?;
+        // The pieces are a [splits, channels] matrix: its column sums, unsplit.
+        let final_params = bias_params(splits, channels, 1);
+        let final_groups = [grid_items(ctx, channels.div_ceil(32)).max(1), 1, 1];
+        let (total, p2) = prepare(
+            ctx,
+            &SHADER,
+            "column_sum",
+            &final_params,
+            final_groups,
+            &[(1, Slice::from(&parts)), (2, out)],
+        )
+        .await?;
+        Ok(ChannelSum {
+            dispatches: vec![pieces, total],
+            split: (chunk, splits),
+            _buffers: vec![p1, p2, parts],
+        })
+    }
+}
+
+impl Encode for ChannelSum {
+    fn list(&self) -> Vec<Dispatch> {
+        self.dispatches.clone()
     }
 }
 

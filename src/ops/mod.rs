@@ -20,6 +20,6 @@ pub mod stats;
 pub mod vit;
 
 pub use elementwise::Elementwise;
-pub use kernel::Kernel;
+pub use kernel::{split_reduction, Kernel};
 pub use matmul::{Matmul, MatmulShape};
 pub use reduce::Sum;

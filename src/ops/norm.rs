@@ -12,7 +12,7 @@
 //! `r`, rstd at `rows + r`. eps defaults to 1e-5 and momentum to 0.1, as in PyTorch.
 //! Gradients are written, not accumulated.
 
-use super::kernel::{check_sizes, dispatch, grid_1d, grid_items, prepare, Kernel};
+use super::kernel::{check_sizes, dispatch, grid_1d, grid_items, prepare, split_reduction, Kernel};
 use crate::gpu::{Context, Dispatch, Result, Shader, Slice};
 
 const SHADER: Shader = Shader {
@@ -280,7 +280,34 @@ struct Params {
     m: u32,
     eps: f32,
     momentum: f32,
-    _pad: [u32; 2],
+    splits: u32,
+    chunk: u32,
+    lanes: u32,
+    _pad: [u32; 3],
+}
+
+/// BatchNorm's per-channel sums need at least this many values per piece (4 per thread)
+/// before they are split.
+const BN_MIN_CHUNK: usize = 1024;
+
+/// How the BatchNorm2d statistics (training forward and backward) cut each channel's
+/// `M = N·H·W` values into pieces, each its own workgroup: `(chunk, splits)`, unsplit
+/// (`(M, 1)`: one workgroup per channel, `bn_train` / `bn_backward`) when the channels fill
+/// the device or `M` is short.
+pub fn batch_norm_split(cfg: &BatchNorm2dConfig) -> (usize, usize) {
+    split_reduction(cfg.c, cfg.m(), BN_MIN_CHUNK, 256)
+}
+
+/// LayerNorm's threads per row (a power of two, at most the workgroup's 64): about 4 values
+/// each, so that short rows share a workgroup (16 lanes × 4 rows for C = 64).
+pub fn layer_norm_lanes(c: usize) -> usize {
+    c.div_ceil(4).next_power_of_two().clamp(1, 64)
+}
+
+/// How LayerNorm's dgamma/dbeta (column sums over the rows, 16 columns per workgroup) cut
+/// the rows into pieces: `(rows per piece, splits)`.
+pub fn layer_norm_params_split(cfg: &LayerNormConfig) -> (usize, usize) {
+    split_reduction(cfg.c.div_ceil(16), cfg.rows, 64, 16)
 }
 
 /// The buffers of a BatchNorm2d forward. `x`, `y`: `[N,C,H,W]`; `gamma`, `beta`,
@@ -295,13 +322,20 @@ pub struct BatchNormBuffers<'a> {
     pub running_var: Slice<'a>,
 }
 
-/// A prepared BatchNorm2d forward: encode `train` (batch statistics, writes `y` and
+/// A prepared BatchNorm2d forward: encode `train_list` (batch statistics, writes `y` and
 /// `saved`, updates the running statistics) or `eval` (running statistics, writes `y`).
+/// `train_list` is `[train]` (`bn_train`, one workgroup per channel) when
+/// [`batch_norm_split`] does not split, else `bn_stats` then `bn_apply` (pieces of each
+/// channel in workgroups of their own). `train` alone is always a complete training
+/// forward too (the one-workgroup-per-channel kernel).
 pub struct BatchNorm2d {
     pub cfg: BatchNorm2dConfig,
     pub train: Dispatch,
+    pub train_list: Vec<Dispatch>,
     pub eval: Dispatch,
-    _params: wgpu::Buffer,
+    /// `(chunk, splits)` of [`batch_norm_split`].
+    pub split: (usize, usize),
+    _buffers: Vec<wgpu::Buffer>,
 }
 
 fn bn_params(cfg: &BatchNorm2dConfig) -> Params {
@@ -312,7 +346,10 @@ fn bn_params(cfg: &BatchNorm2dConfig) -> Params {
         m: cfg.m() as u32,
         eps: cfg.eps,
         momentum: cfg.momentum,
-        _pad: [0; 2],
+        splits: 1,
+        chunk: cfg.m() as u32,
+        lanes: 1,
+        _pad: [0; 3],
     }
 }
 
@@ -369,11 +406,60 @@ impl BatchNorm2d {
             ],
         )
         .await?;
+        let (chunk, splits) = batch_norm_split(&cfg);
+        let mut buffers = vec![params];
+        let train_list = if splits == 1 {
+            vec![train.clone()]
+        } else {
+            let pieces = ctx.zeros("batch norm pieces", 2 * cfg.c * splits)?;
+            let params = Params {
+                splits: splits as u32,
+                chunk: chunk as u32,
+                ..bn_params(&cfg)
+            };
+            let what = format!("a split BatchNorm2d over {cfg:?}");
+            let groups = [
+                ctx.check_workgroups(&what, splits as u64)?,
+                grid_items(ctx, channels),
+                1,
+            ];
+            let (stats, split_params) = prepare(
+                ctx,
+                &SHADER,
+                "bn_stats",
+                &params,
+                groups,
+                &[(1, b.x), (15, Slice::from(&pieces))],
+            )
+            .await?;
+            let apply = dispatch(
+                ctx,
+                &SHADER,
+                "bn_apply",
+                groups,
+                &[
+                    (0, Slice::from(&split_params)),
+                    (1, b.x),
+                    (2, b.gamma),
+                    (3, b.beta),
+                    (4, b.y),
+                    (5, b.saved),
+                    (6, b.running_mean),
+                    (7, b.running_var),
+                    (15, Slice::from(&pieces)),
+                ],
+            )
+            .await?;
+            buffers.extend([split_params, pieces]);
+            vec![stats, apply]
+        };
         Ok(BatchNorm2d {
             cfg,
             train,
+            train_list,
             eval,
-            _params: params,
+            split: (chunk, splits),
+            _buffers: buffers,
         })
     }
 }
@@ -408,38 +494,79 @@ impl NormGrads<'_> {
     }
 }
 
-/// Marker of [`BatchNorm2dBackward`].
-pub enum BatchNorm2dBackwardOp {}
-
-/// A prepared BatchNorm2d training-mode backward: encode `dispatch`.
-pub type BatchNorm2dBackward = Kernel<BatchNorm2dBackwardOp>;
+/// A prepared BatchNorm2d training-mode backward: encode `dispatches` in order —
+/// `bn_backward` (one workgroup per channel) when [`batch_norm_split`] does not split, else
+/// `bn_backward_sums` then `bn_backward_apply` (pieces of each channel in workgroups of
+/// their own, their sums added in ascending order).
+pub struct BatchNorm2dBackward {
+    pub dispatches: Vec<Dispatch>,
+    _buffers: Vec<wgpu::Buffer>,
+}
 
 impl BatchNorm2dBackward {
     pub async fn new(ctx: &Context, cfg: BatchNorm2dConfig, g: &NormGrads<'_>) -> Result<Self> {
-        g.check(
-            &format!("a BatchNorm2d backward over {cfg:?}"),
-            cfg.len(),
-            cfg.c,
-            2 * cfg.c,
-        )?;
+        let what = format!("a BatchNorm2d backward over {cfg:?}");
+        g.check(&what, cfg.len(), cfg.c, 2 * cfg.c)?;
         let channels = if cfg.is_empty() { 0 } else { cfg.c };
-        Self::prepare(
+        let (chunk, splits) = batch_norm_split(&cfg);
+        let bindings = [
+            (1, g.x),
+            (2, g.gamma),
+            (8, g.dy),
+            (9, g.saved),
+            (10, g.dx),
+            (11, g.dgamma),
+            (12, g.dbeta),
+        ];
+        if splits == 1 {
+            let groups = [grid_items(ctx, channels), 1, 1];
+            let (d, params) = prepare(
+                ctx,
+                &SHADER,
+                "bn_backward",
+                &bn_params(&cfg),
+                groups,
+                &bindings,
+            )
+            .await?;
+            return Ok(BatchNorm2dBackward {
+                dispatches: vec![d],
+                _buffers: vec![params],
+            });
+        }
+        let pieces = ctx.zeros("batch norm backward pieces", 2 * cfg.c * splits)?;
+        let params = Params {
+            splits: splits as u32,
+            chunk: chunk as u32,
+            ..bn_params(&cfg)
+        };
+        let groups = [
+            ctx.check_workgroups(&what, splits as u64)?,
+            grid_items(ctx, channels),
+            1,
+        ];
+        let (sums, params) = prepare(
             ctx,
             &SHADER,
-            "bn_backward",
-            &bn_params(&cfg),
-            [grid_items(ctx, channels), 1, 1],
+            "bn_backward_sums",
+            &params,
+            groups,
             &[
                 (1, g.x),
-                (2, g.gamma),
                 (8, g.dy),
                 (9, g.saved),
-                (10, g.dx),
-                (11, g.dgamma),
-                (12, g.dbeta),
+                (15, Slice::from(&pieces)),
             ],
         )
-        .await
+        .await?;
+        let mut all: Vec<(u32, Slice)> = vec![(0, Slice::from(&params))];
+        all.extend(bindings);
+        all.push((15, Slice::from(&pieces)));
+        let apply = dispatch(ctx, &SHADER, "bn_backward_apply", groups, &all).await?;
+        Ok(BatchNorm2dBackward {
+            dispatches: vec![sums, apply],
+            _buffers: vec![params, pieces],
+        })
     }
 }
 
@@ -490,6 +617,14 @@ impl BatchNorm2dEvalBackward {
     }
 }
 
+/// Workgroups of 64 threads that hold every row of a LayerNorm, 64 / lanes rows each.
+fn ln_row_groups(cfg: &LayerNormConfig) -> usize {
+    if cfg.is_empty() {
+        return 0;
+    }
+    cfg.rows.div_ceil(64 / layer_norm_lanes(cfg.c))
+}
+
 fn ln_params(cfg: &LayerNormConfig) -> Params {
     Params {
         n: cfg.rows as u32,
@@ -498,12 +633,16 @@ fn ln_params(cfg: &LayerNormConfig) -> Params {
         m: cfg.c as u32,
         eps: cfg.eps,
         momentum: 0.0,
-        _pad: [0; 2],
+        splits: 1,
+        chunk: cfg.rows as u32,
+        lanes: layer_norm_lanes(cfg.c) as u32,
+        _pad: [0; 3],
     }
 }
 
 /// A prepared LayerNorm forward over `x [rows, C]`: writes `y [rows, C]` and
-/// `saved [2·rows]`. Encode `dispatch`.
+/// `saved [2·rows]`, [`layer_norm_lanes`] threads per row (several rows per workgroup when
+/// rows are short). Encode `dispatch`.
 pub struct LayerNorm {
     pub cfg: LayerNormConfig,
     pub dispatch: Dispatch,
@@ -534,13 +673,13 @@ impl LayerNorm {
                 ("saved", saved, 2 * cfg.rows),
             ],
         )?;
-        let rows = if cfg.is_empty() { 0 } else { cfg.rows };
+        let groups = ln_row_groups(&cfg);
         let (dispatch, params) = prepare(
             ctx,
             &SHADER,
             "ln_forward",
             &ln_params(&cfg),
-            [grid_items(ctx, rows), 1, 1],
+            [grid_items(ctx, groups), 1, 1],
             &[(1, x), (2, gamma), (3, beta), (4, y), (5, saved)],
         )
         .await?;
@@ -552,36 +691,47 @@ impl LayerNorm {
     }
 }
 
-/// A prepared LayerNorm backward: encode both `dispatches` (dx per row, then dgamma/dbeta
-/// reduced over the rows), in either order.
+/// A prepared LayerNorm backward: encode `dispatches` in order — dx per row (rows sharing
+/// workgroups as in the forward), then dgamma/dbeta reduced over the rows: one dispatch, or
+/// when [`layer_norm_params_split`] cuts the rows into pieces, the pieces then
+/// `ln_params_finish` adding them in ascending order.
 pub struct LayerNormBackward {
-    pub dispatches: [Dispatch; 2],
-    _params: wgpu::Buffer,
+    pub dispatches: Vec<Dispatch>,
+    _buffers: Vec<wgpu::Buffer>,
 }
 
 impl LayerNormBackward {
     pub async fn new(ctx: &Context, cfg: LayerNormConfig, g: &NormGrads<'_>) -> Result<Self> {
-        g.check(
-            &format!("a LayerNorm backward over {cfg:?}"),
-            cfg.len(),
-            cfg.c,
-            2 * cfg.rows,
-        )?;
-        let rows = if cfg.is_empty() { 0 } else { cfg.rows };
+        let what = format!("a LayerNorm backward over {cfg:?}");
+        g.check(&what, cfg.len(), cfg.c, 2 * cfg.rows)?;
+        let (chunk, splits) = layer_norm_params_split(&cfg);
+        let params = Params {
+            splits: splits as u32,
+            chunk: chunk as u32,
+            ..ln_params(&cfg)
+        };
         let (dx_pass, params) = prepare(
             ctx,
             &SHADER,
             "ln_backward_dx",
-            &ln_params(&cfg),
-            [grid_items(ctx, rows), 1, 1],
+            &params,
+            [grid_items(ctx, ln_row_groups(&cfg)), 1, 1],
             &[(1, g.x), (2, g.gamma), (8, g.dy), (9, g.saved), (10, g.dx)],
         )
         .await?;
+        // Unsplit, the pieces are not written (a word-sized stand-in is bound).
+        let pieces = ctx.zeros("layer norm pieces", (2 * cfg.c * splits).max(1))?;
+        let tiles = if cfg.is_empty() {
+            0
+        } else {
+            cfg.c.div_ceil(16)
+        };
+        let wy = ctx.check_workgroups(&what, splits as u64)?;
         let params_pass = dispatch(
             ctx,
             &SHADER,
             "ln_backward_params",
-            [grid_items(ctx, cfg.c.div_ceil(16)), 1, 1],
+            [grid_items(ctx, tiles), wy, 1],
             &[
                 (0, Slice::from(&params)),
                 (1, g.x),
@@ -589,12 +739,30 @@ impl LayerNormBackward {
                 (9, g.saved),
                 (11, g.dgamma),
                 (12, g.dbeta),
+                (15, Slice::from(&pieces)),
             ],
         )
         .await?;
+        let mut dispatches = vec![dx_pass, params_pass];
+        if splits > 1 {
+            let finish = dispatch(
+                ctx,
+                &SHADER,
+                "ln_params_finish",
+                [grid_1d(ctx, cfg.c), 1, 1],
+                &[
+                    (0, Slice::from(&params)),
+                    (11, g.dgamma),
+                    (12, g.dbeta),
+                    (15, Slice::from(&pieces)),
+                ],
+            )
+            .await?;
+            dispatches.push(finish);
+        }
         Ok(LayerNormBackward {
-            dispatches: [dx_pass, params_pass],
-            _params: params,
+            dispatches,
+            _buffers: vec![params, pieces],
         })
     }
 }
@@ -629,7 +797,10 @@ impl CountBatches {
             m: 0,
             eps: 0.0,
             momentum: 0.0,
-            _pad: [0; 2],
+            splits: 1,
+            chunk: 0,
+            lanes: 1,
+            _pad: [0; 3],
         };
         let workgroups = [grid_items(ctx, offsets.len().div_ceil(64)), 1, 1];
         let (dispatch, params) = prepare(

@@ -576,10 +576,11 @@ pub struct ClsPos {
     /// `dtokens`, then `dpos = Σ_n dout[n]` (the column sums of `dout` seen as
     /// `[N, (T+1)·E]`) into a private buffer, then `dcls = Σ_n dout[n, 0]`, which is row 0
     /// of it (a one-row column sum, i.e. a copy), then its copy into `dpos`; encode all four
-    /// in this order. (The private buffer keeps one dispatch from reading and writing the
+    /// in this order (the column sums are two dispatches each when split). (The private
+    /// buffer keeps one dispatch from reading and writing the
     /// same buffer when `dcls` and `dpos` are slices of one flat gradient buffer, which
     /// WebGPU forbids.)
-    pub backward: [Dispatch; 4],
+    pub backward: Vec<Dispatch>,
     _dtokens: VitKernel,
     _sums: [ChannelSum; 2],
     _copy: Elementwise,
@@ -611,12 +612,7 @@ impl ClsPos {
         let copy = Elementwise::scale(ctx, per, 1.0, &dpos_sum, dpos).await?;
         Ok(ClsPos {
             forward,
-            backward: [
-                k_dtokens.dispatch.clone(),
-                k_dpos.dispatch.clone(),
-                k_dcls.dispatch.clone(),
-                copy.dispatch.clone(),
-            ],
+            backward: [k_dtokens.list(), k_dpos.list(), k_dcls.list(), copy.list()].concat(),
             _dtokens: k_dtokens,
             _sums: [k_dpos, k_dcls],
             _copy: copy,
