@@ -4,10 +4,11 @@
 //   subset/  the first 10 000 training and 2 000 test images (≈ 2 MB, the default)
 //   full/    all 60 000 training and 10 000 test images (≈ 11 MB)
 //   manifest.json  image counts and byte sizes, read by the page before it downloads.
-// Also copies uPlot's ES module and CSS into www/vendor/ (bundled, no CDN).
+// Also writes uPlot's minified build, as an ES module, and its CSS into www/vendor/
+// (bundled, no CDN; the minified build is half the gzipped size of its plain ES module).
 // Idempotent: files already written are kept, so `trunk serve` does not rebuild in a loop.
 import { createRequire } from "node:module";
-import { existsSync, mkdirSync, readFileSync, writeFileSync, renameSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, renameSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
 
@@ -67,9 +68,11 @@ function mnist() {
 function vendor() {
   const dist = join(dirname(require.resolve("uplot/package.json")), "dist");
   let wrote = false;
-  for (const [from, to] of [["uPlot.esm.js", "uPlot.esm.js"], ["uPlot.min.css", "uPlot.min.css"]]) {
-    wrote = writeOnce(join(VENDOR, to), () => readFileSync(join(dist, from))) || wrote;
-  }
+  // The IIFE assigns `var uPlot`; one appended line makes the file an ES module.
+  const module = () => Buffer.concat([readFileSync(join(dist, "uPlot.iife.min.js")), Buffer.from("\nexport default uPlot;\n")]);
+  wrote = writeOnce(join(VENDOR, "uPlot.min.js"), module) || wrote;
+  wrote = writeOnce(join(VENDOR, "uPlot.min.css"), () => readFileSync(join(dist, "uPlot.min.css"))) || wrote;
+  rmSync(join(VENDOR, "uPlot.esm.js"), { force: true }); // the unminified module of earlier builds
   return wrote;
 }
 

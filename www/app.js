@@ -3,12 +3,12 @@
 // experiments through runner.js and draws what comes back. Everything shown goes in through
 // textContent — nothing from the engine, the URL or a file is ever inserted as HTML.
 
-import { fromQuery, toQuery, setField, normalise, configOf, applyConfig, adoptDefaults, adoptPresets, PRESETS, presetById,
-  presetState, MNIST_SETS } from "./state.js";
+import { fromQuery, toQuery, setField, normalise, configOf, applyConfig, adoptSchema, adoptDefaults, adoptPresets, PRESETS,
+  presetById, presetState, MNIST_SETS, DATASETS } from "./state.js";
 import { buildControls, syncControls } from "./controls.js";
 import { mnistFiles, readFiles } from "./data.js";
 import { Session, autoPoolSize, engineFiles, engineModule } from "./runner.js";
-import { checkResult, toCSV, describe, optimizerName, hasStats, statsInput } from "./results.js";
+import { checkResult, describe, optimizerName, hasStats, statsInput } from "./results.js";
 import { makeCharts, drawHero, drawDiff, drawTable, drawVerdicts, drawLive, drawLayer, curvesOf, layerNames, LIVE } from "./views.js";
 import { DASHES, download } from "./charts.js";
 import { listResults, saveResult, deleteResult, clearResults } from "./store.js";
@@ -587,8 +587,8 @@ function onSessionStatus(status, message) {
  */
 function autoWorkers(config) {
   const cifarData = config.dataset === "cifar10";
-  const set = MNIST_SETS[state.ui.mnist_files] ?? MNIST_SETS.full;
-  const images = cifarData ? (cifar?.info ? cifar.info.train + cifar.info.test : 60000) : set.train + set.test;
+  const set = (cifarData ? cifar?.info ?? DATASETS.cifar10 : MNIST_SETS[state.ui.mnist_files]) ?? MNIST_SETS.subset;
+  const images = set.train + set.test;
   const decoded = images * (cifarData ? 3073 : 785);
   const files = cifarData && cifar ? cifar.files.reduce((a, f) => a + f.bytes.length, 0) : decoded / 4;
   const perWorker = files + 2 * decoded + 48 * 2 ** 20;
@@ -745,6 +745,15 @@ async function exportAllPNG() {
   c.toBlob((b) => download(b, "varlab-charts.png"), "image/png");
 }
 
+/** The engine's CSV of the result shown (the bytes the CLI's --csv writes for it). */
+function exportCSV() {
+  try {
+    download(new Blob([wasm.results_csv(JSON.stringify(view.result))], { type: "text/csv" }), "varlab-results.csv");
+  } catch (e) {
+    showMessages([`The CSV cannot be written: ${sentence(e)}`]);
+  }
+}
+
 async function exportWeights() {
   const i = Number($("weights-run").value);
   const at = $("weights-at").value;
@@ -843,7 +852,7 @@ function wire() {
   $("layer").addEventListener("change", () => drawLayer(charts, $("layer-stats"), view.result, $("layer").value));
   $("export-json").addEventListener("click", () =>
     download(new Blob([JSON.stringify(view.result, null, 1)], { type: "application/json" }), "varlab-results.json"));
-  $("export-csv").addEventListener("click", () => download(new Blob([toCSV(view.result)], { type: "text/csv" }), "varlab-results.csv"));
+  $("export-csv").addEventListener("click", exportCSV);
   $("export-png").addEventListener("click", exportAllPNG);
   $("export-weights").addEventListener("click", exportWeights);
   $("import-file").addEventListener("change", (e) => {
@@ -866,10 +875,13 @@ function wire() {
 }
 
 async function main() {
-  // The engine's default config is the page's: load the engine before reading the URL.
+  // The engine's schema and default config are the page's: load the engine before reading
+  // the URL.
   let engineError = null;
   try {
     wasm = await wasmBindings();
+    if (!wasm.config_schema) throw new Error("This build of the engine lacks config_schema; rebuild the page.");
+    adoptSchema(JSON.parse(wasm.config_schema()));
     // The page opens on the engine's first preset; an older engine has only its defaults.
     if (wasm.presets) adoptPresets(JSON.parse(wasm.presets()));
     else if (wasm.default_config) adoptDefaults(JSON.parse(wasm.default_config()));
@@ -904,7 +916,7 @@ async function main() {
     $("engine-info").textContent = browserAdapter ? `· WebGPU adapter: ${browserAdapter}` : "";
     if (engineError) throw engineError;
     if (wasm.version) $("version").textContent = wasm.version();
-    const missing = ["default_config", "validate_config", "parse_dataset", "WebExperiment", "run_plan", "merge_results"]
+    const missing = ["default_config", "validate_config", "parse_dataset", "WebExperiment", "run_plan", "merge_results", "results_csv"]
       .filter((k) => !(k in wasm));
     if (missing.length) throw new Error(`This build of the engine lacks ${missing.join(", ")}; rebuild the page.`);
     // Training runs in workers (engine-worker.js); none here means no training at all.

@@ -2,14 +2,17 @@
 // title, a plot, an HTML legend (textContent only) and a PNG export, plus the colour-blind
 // safe Okabe–Ito palette. uPlot wants every series on one x array: `align` builds it.
 
-import uPlot from "./vendor/uPlot.esm.js";
+import uPlot from "./vendor/uPlot.min.js";
+import { OPTIMIZERS } from "./state.js";
 
-/** Okabe & Ito (2008) colours, one per optimizer. */
-export const COLORS = {
-  sgd: "#000000", var: "#D55E00", sam: "#0072B2", cram: "#009E73", "sam+var": "#CC79A7",
-  "cram+var": "#E69F00", l1: "#56B4E9", hoyer: "#8C7A00", // Okabe–Ito yellow, darkened to be seen on white
+/** Okabe & Ito (2008) colours, the i-th for the engine's i-th optimizer (schema order; past
+ * the last, the colours again but black, the baseline's). */
+export const PALETTE = ["#000000", "#D55E00", "#0072B2", "#009E73", "#CC79A7", "#E69F00", "#56B4E9",
+  "#8C7A00"]; // the last: Okabe–Ito yellow, darkened to be seen on white
+export const colorOf = (opt) => {
+  const i = OPTIMIZERS.findIndex((o) => o.name === opt);
+  return i < 0 ? "#666666" : PALETTE[i < PALETTE.length ? i : 1 + ((i - 1) % (PALETTE.length - 1))];
 };
-export const colorOf = (opt) => COLORS[opt] ?? "#666666";
 /** Dash patterns told apart without colour: seeds, overlays, pruned vs dense. */
 export const DASHES = [[], [6, 3], [2, 3], [8, 3, 2, 3]];
 

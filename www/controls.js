@@ -3,7 +3,7 @@
 // data-key so that embed mode can hide it (`?hide=lambda,rho`). Values go in and out through
 // state.js only; nothing here parses or validates.
 
-import { FIELDS, UI_FIELDS, OPTIMIZER_NAMES } from "./state.js";
+import { FIELDS, UI_FIELDS, OPTIMIZER_NAMES, MNIST_SETS } from "./state.js";
 
 const GROUPS = [
   ["data", "Data"],
@@ -14,27 +14,32 @@ const GROUPS = [
   ["engine", "Engine"],
 ];
 
-const OPTION_NAMES = {
+/** Friendlier words for some of the engine's options (any other shows as the engine names it). */
+const WORDS = {
   mnist: "MNIST (built in)", cifar10: "CIFAR-10 (drop the files)",
-  subset: "subset: 10 000 / 2 000 images (≈ 1.9 MB)", full: "full: 60 000 / 10 000 images (≈ 11 MB)",
   mlp: "MLP", lenet5: "LeNet-5", cnn: "CNN (plain, VGG-like)", resnet8: "ResNet-8", resnet20: "ResNet-20", "vit-tiny": "ViT-tiny",
-  cosine: "cosine", step: "step", constant: "constant", global: "global", layer: "per layer",
-  pytorch: "PyTorch default", "kaiming-normal": "Kaiming normal",
+  layer: "per layer", pytorch: "PyTorch default", "kaiming-normal": "Kaiming normal",
   auto: "auto (GPU when WebGPU works)", gpu: "GPU (WebGPU)", cpu: "CPU (WebAssembly)",
-  ...OPTIMIZER_NAMES,
 };
+const MB = { subset: "≈ 1.9 MB", full: "≈ 11 MB" }; // the built-in MNIST files' download
+const n = (x) => x.toLocaleString("en").replaceAll(",", " ");
 
+/** The words an option of field `f` shows. */
+function optionName(f, o) {
+  if (f.key === "optimizers") return OPTIMIZER_NAMES[o] ?? o;
+  const set = f.key === "mnist_files" && MNIST_SETS[o];
+  if (set) return `${o}: ${n(set.train)} / ${n(set.test)} images (${MB[o]})`;
+  return WORDS[o] ?? o;
+}
+
+/** The sentence under a control: the engine's help for its fields; the page's for its own. */
 const HINTS = {
-  sparsities: "fractions of weights removed, e.g. 0.5, 0.9, 0.99",
-  cram_sparsity: "CrAM's training sparsities",
-  bn_recal: "0 = off",
-  lambda: "used as given only while λψ₀ is blank",
-  lambda_psi0: "λ = λψ₀ / ψ of the initial weights; blank = use λ",
   get workers() {
     const cores = (typeof navigator !== "undefined" && navigator.hardwareConcurrency) || 2;
     return `each in its own worker; blank = automatic (one fewer than the ${cores} cores here). The GPU trains one at a time.`;
   },
 };
+const hintOf = (f) => f.help || HINTS[f.key];
 
 const el = (tag, props = {}, ...kids) => {
   const e = document.createElement(tag);
@@ -55,20 +60,20 @@ function control(f) {
     const fs = el("fieldset", { className: "checks" }, el("legend", { text: f.label }));
     for (const o of f.options) {
       const box = el("input", { type: "checkbox", id: `${id}-${o.replace("+", "-")}`, name: f.key, value: o });
-      fs.append(el("label", {}, box, ` ${OPTION_NAMES[o] ?? o}`));
+      fs.append(el("label", {}, box, ` ${optionName(f, o)}`));
     }
     wrap.append(fs);
-    return wrap;
+    return hinted(wrap, fs, f);
   }
   let input;
   if (f.type === "bool") {
     input = el("input", { type: "checkbox", id, name: f.key });
     wrap.append(el("label", { htmlFor: id }, input, ` ${f.label}`));
-    return wrap;
+    return hinted(wrap, input, f);
   }
   if (f.type === "enum") {
     input = el("select", { id, name: f.key });
-    for (const o of f.options) input.append(el("option", { value: o, text: OPTION_NAMES[o] ?? o }));
+    for (const o of f.options) input.append(el("option", { value: o, text: optionName(f, o) }));
   } else if (f.type === "list") {
     input = el("input", { type: "text", id, name: f.key, inputMode: "decimal", spellcheck: false, autocomplete: "off" });
   } else {
@@ -77,9 +82,15 @@ function control(f) {
     if (typeof f.max === "number") input.max = String(f.max);
   }
   wrap.append(el("label", { htmlFor: id, text: f.label }), input);
-  if (HINTS[f.key]) {
-    const hint = el("small", { id: `${id}-hint`, text: HINTS[f.key] });
-    input.setAttribute("aria-describedby", hint.id);
+  return hinted(wrap, input, f);
+}
+
+/** Adds field `f`'s hint under its control, described by it for assistive technology. */
+function hinted(wrap, described, f) {
+  const text = hintOf(f);
+  if (text) {
+    const hint = el("small", { id: `f-${f.key}-hint`, text });
+    described.setAttribute("aria-describedby", hint.id);
     wrap.append(hint);
   }
   return wrap;

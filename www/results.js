@@ -1,9 +1,10 @@
 // Pure functions over the result JSON (version 1, see README): checking an imported file,
 // summarising runs per optimizer (mean ± std over seeds), the paired statistics against the
-// baseline (computed by the engine; here only shaped for the table), the CSV export and
-// merging the runs of an experiment that was continued on another executor. No DOM here.
+// baseline (computed by the engine; here only shaped for the table) and merging the runs of
+// an experiment that was continued on another executor. The CSV is the engine's
+// (`results_csv`). No DOM here.
 
-import { OPTIMIZER_NAMES } from "./state.js";
+import { OPTIMIZERS, OPTIMIZER_NAMES } from "./state.js";
 
 export const optimizerName = (o) => OPTIMIZER_NAMES[o] ?? String(o);
 
@@ -65,27 +66,6 @@ export function formatCell(cell) {
   if (!cell) return "—";
   const pct = (x) => (x * 100).toFixed(2);
   return cell.n > 1 ? `${pct(cell.mean)} ± ${pct(cell.std)}` : pct(cell.mean);
-}
-
-const csvCell = (v) => {
-  if (v === null || v === undefined) return "";
-  const s = String(v);
-  return /[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
-};
-
-/** One row per optimizer × seed × sparsity. */
-export function toCSV(result) {
-  const head = ["optimizer", "seed", "sparsity", "actual_sparsity", "accuracy", "accuracy_bn_recal", "dense_accuracy", "psi",
-    "psi_init", "lambda_psi0", "model", "dataset", "epochs"];
-  const c = result.config ?? {};
-  const lines = [head.join(",")];
-  for (const r of result.runs) {
-    for (const p of r.sweep) {
-      lines.push([r.optimizer, r.seed, p.sparsity, p.actual_sparsity, p.accuracy, p.accuracy_bn_recal, r.dense_accuracy, r.psi,
-        r.psi_init, r.lambda_psi0, c.model, c.dataset, c.epochs].map(csvCell).join(","));
-    }
-  }
-  return lines.join("\n") + "\n";
 }
 
 /** The result of runs done in parts (after a device loss): the first part's config (the
@@ -177,7 +157,7 @@ export const formatPaired = (p) => pairedParts(p).filter(Boolean).join(" · ");
  */
 export function lambdaSummary(result) {
   const runs = result?.runs ?? [];
-  const usesVar = (o) => ["var", "sam+var", "cram+var"].includes(o);
+  const usesVar = (o) => OPTIMIZERS.some((x) => x.name === o && x.params.includes("lambda"));
   if (!runs.some((r) => usesVar(r.optimizer))) return null;
   const lam = typeof result.config?.lambda === "number" ? `λ = ${result.config.lambda.toExponential(1)}` : "λ = ?";
   const lp = runs.filter((r) => usesVar(r.optimizer) && typeof r.lambda_psi0 === "number" && r.lambda_psi0 > 0)

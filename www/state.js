@@ -9,54 +9,45 @@
 // of range are clamped, unknown words refused (the old value kept), and each correction comes
 // back as one sentence for the page to show. Nothing here touches the DOM.
 
-export const MODELS = ["mlp", "lenet5", "cnn", "resnet8", "resnet20", "vit-tiny"];
-export const INITS = ["pytorch", "kaiming-normal"];
-export const OPTIMIZERS = ["sgd", "var", "sam", "cram", "sam+var", "cram+var", "l1", "hoyer"];
-export const OPTIMIZER_NAMES = {
-  sgd: "SGD", var: "VAR", sam: "SAM", cram: "CrAM", "sam+var": "SAM+VAR", "cram+var": "CrAM+VAR",
-  l1: "ℓ1", hoyer: "Hoyer",
-};
-/** Images each built-in MNIST file set holds (see scripts/mnist-asset.mjs). */
-export const MNIST_SETS = { subset: { train: 10000, test: 2000 }, full: { train: 60000, test: 10000 } };
-
-const maxTrain = (c) => (c.dataset === "cifar10" ? 50000 : 60000);
+/** The built-in MNIST file sets (see scripts/mnist-asset.mjs): the subset's sizes; the full
+ * set is the data set, its sizes from the engine's schema. */
+export const MNIST_SETS = { subset: { train: 10000, test: 2000 } };
 
 /**
- * The fields in validation order (a field's limits may depend on those before it).
- * type: int | float | bool | enum | set (subset of options) | list (numbers in [min, max]).
+ * The config fields, from the engine's schema (`config_schema()`, as `varlab config --schema`
+ * prints it) by `adoptSchema`, in its order, which is the order of validation: {key, short,
+ * type: int | float | bool | enum | set (subset of options) | list (numbers in [min, max]),
+ * min, max, max_items, nullable, options, default, group, label, help}. The page adds `def`
+ * (its default: the engine's, then its first preset's) and `cap` (page-only: a limit that
+ * depends on other fields). Every limit, option, key and sentence here is the engine's.
  */
-export const FIELDS = [
-  { key: "dataset", short: "ds", type: "enum", options: ["mnist", "cifar10"], def: "mnist", group: "data", label: "Data set" },
-  { key: "train_size", short: "tr", type: "int", min: 1, max: maxTrain, def: 10000, group: "data", label: "Training images" },
-  { key: "test_size", short: "te", type: "int", min: 1, max: 10000, def: 2000, group: "data", label: "Test images" },
-  { key: "augment", short: "au", type: "bool", def: false, group: "data", label: "Augment (random crop and flip)" },
-  { key: "model", short: "m", type: "enum", options: MODELS, def: "lenet5", group: "model", label: "Model" },
-  { key: "init", short: "in", type: "enum", options: INITS, def: "pytorch", group: "model", label: "Initialisation" },
-  { key: "optimizers", short: "o", type: "set", options: OPTIMIZERS, def: ["sgd", "var"], group: "model", label: "Optimizers to compare" },
-  { key: "lr", short: "lr", type: "float", min: 1e-6, max: 10, def: 0.05, group: "hyper", label: "Learning rate" },
-  { key: "momentum", short: "mo", type: "float", min: 0, max: 0.999, def: 0.9, group: "hyper", label: "Momentum" },
-  { key: "weight_decay", short: "wd", type: "float", min: 0, max: 0.1, def: 0.0005, group: "hyper", label: "Weight decay" },
-  { key: "nesterov", short: "ne", type: "bool", def: false, group: "hyper", label: "Nesterov momentum" },
-  { key: "schedule", short: "sc", type: "enum", options: ["cosine", "step", "constant"], def: "cosine", group: "hyper", label: "Learning-rate schedule" },
-  { key: "lambda", short: "l", type: "float", min: 0, max: 1, def: 1e-4, group: "hyper", label: "λ (VAR strength)" },
-  // null (blank in the form, "off" in the URL): use λ as given; a number: λ = λψ₀ / ψ₀.
-  { key: "lambda_psi0", short: "lp", type: "float", nullable: true, min: 0, max: 100, def: 1.4, group: "hyper", label: "λψ₀ (λ × ψ at init)" },
-  { key: "lambda_l1", short: "l1", type: "float", min: 0, max: 1, def: 1e-5, group: "hyper", label: "λ ℓ1" },
-  { key: "lambda_hoyer", short: "lh", type: "float", min: 0, max: 1, def: 1e-4, group: "hyper", label: "λ Hoyer" },
-  { key: "rho", short: "r", type: "float", min: 0, max: 2, def: 0.05, group: "hyper", label: "ρ (SAM/CrAM radius)" },
-  { key: "cram_sparsity", short: "cs", type: "list", min: 0.001, max: 0.999, maxItems: 8, def: [0.5, 0.7, 0.9], group: "hyper", label: "CrAM sparsity set" },
-  { key: "epochs", short: "e", type: "int", min: 1, max: 100, def: 2, group: "train", label: "Epochs" },
-  { key: "warmup_epochs", short: "wu", type: "float", min: 0, max: (c) => c.epochs, def: 0, group: "train", label: "Warm-up epochs" },
-  { key: "batch", short: "b", type: "int", min: 1, max: 1024, def: 64, group: "train", label: "Batch size" },
-  { key: "seed", short: "s", type: "int", min: 0, max: 2147483647, def: 0, group: "train", label: "Seed" },
-  { key: "seeds", short: "n", type: "int", min: 1, max: 10, def: 1, group: "train", label: "Seeds per optimizer" },
-  { key: "sparsities", short: "sp", type: "list", min: 0.001, max: 0.999, maxItems: 20, def: [0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99], group: "prune", label: "Sparsities to test" },
-  { key: "scope", short: "sco", type: "enum", options: ["global", "layer"], def: "global", group: "prune", label: "Pruning scope" },
-  { key: "keep_first", short: "kf", type: "bool", def: false, group: "prune", label: "Keep the first layer dense" },
-  { key: "keep_last", short: "kl", type: "bool", def: false, group: "prune", label: "Keep the last layer dense" },
-  { key: "bn_recal", short: "bn", type: "int", min: 0, max: 60000, def: 0, group: "prune", label: "BN re-calibration images" },
-  { key: "executor", short: "x", type: "enum", options: ["auto", "gpu", "cpu"], def: "auto", group: "engine", label: "Executor" },
-];
+export const FIELDS = [];
+/** The engine's optimizers in its order: [{name, display, params: [field keys]}]. */
+export const OPTIMIZERS = [];
+/** Display names of the optimizers by name (cram+var → CrAM+VAR). */
+export const OPTIMIZER_NAMES = {};
+/** The built-in data sets' sizes: {mnist: {train, test}, cifar10: {train, test}}. */
+export const DATASETS = {};
+let version = null; // the config version the engine reads
+
+/** Page-only limits the schema cannot express: the images the chosen data set holds. */
+const CAPS = {
+  train_size: (c) => DATASETS[c.dataset]?.train,
+  test_size: (c) => DATASETS[c.dataset]?.test,
+};
+
+/** Takes the engine's config schema; call it before anything reads FIELDS. */
+export function adoptSchema(schema) {
+  if (!Array.isArray(schema?.fields)) throw new Error("The engine's config schema lists no fields; rebuild the page.");
+  FIELDS.splice(0, FIELDS.length, ...schema.fields.map((f) => ({ ...f, def: clone(f.default), cap: CAPS[f.key] })));
+  OPTIMIZERS.splice(0, OPTIMIZERS.length, ...(schema.optimizers ?? []));
+  for (const k of Object.keys(OPTIMIZER_NAMES)) delete OPTIMIZER_NAMES[k];
+  for (const o of OPTIMIZERS) OPTIMIZER_NAMES[o.name] = o.display;
+  Object.assign(DATASETS, schema.datasets);
+  if (DATASETS.mnist) MNIST_SETS.full = { ...DATASETS.mnist };
+  version = schema.version;
+  index();
+}
 
 /** Page-only fields, mirrored in the URL like the config. */
 export const UI_FIELDS = [
@@ -70,12 +61,18 @@ export const UI_FIELDS = [
 /** Parts of the page that `?hide=` may name, besides any field key or short key. */
 export const SECTIONS = ["header", "presets", "controls", "run", "progress", "live", "hero", "diff", "table", "layers", "saved", "export", "notices", "footer"];
 
-const ALL = [...FIELDS, ...UI_FIELDS];
-const byKey = new Map(ALL.flatMap((f) => [[f.key, f], [f.short, f]]));
+let ALL = [...UI_FIELDS];
+let byKey = new Map();
+function index() {
+  ALL = [...FIELDS, ...UI_FIELDS];
+  byKey = new Map(ALL.flatMap((f) => [[f.key, f], [f.short, f]]));
+}
+index();
 export const field = (key) => byKey.get(key);
 
 const clone = (v) => (Array.isArray(v) ? [...v] : v);
-const limit = (v, c) => (typeof v === "function" ? v(c) : v);
+/** A field's upper limit for config `c`: the engine's, or less where a page cap says so. */
+const maxOf = (f, c) => Math.min(f.max, f.cap?.(c) ?? Infinity);
 /** A value as the URL writes it; null (a nullable number left blank) is "off", or the
  * field's own word for it (`blank`). */
 const show = (v, f) => (v === null ? f?.blank ?? "off" : Array.isArray(v) ? v.join(",") : String(v));
@@ -122,7 +119,7 @@ export function presetState(id) {
 
 /** A fresh state with every default. */
 export function defaults() {
-  const config = { version: 1 };
+  const config = { version };
   for (const f of FIELDS) config[f.key] = clone(f.def);
   const ui = { embed: false, autoplay: false, hide: [], preset: PRESETS[0]?.id ?? null };
   for (const f of UI_FIELDS) ui[f.key] = clone(f.def);
@@ -153,8 +150,8 @@ export function setField(state, key, raw) {
         const or = f.nullable ? ` (leave it blank, or “${f.blank ?? "off"}”, ${f.blank ? "for automatic" : "to do without"})` : "";
         return `${name}: “${String(raw).slice(0, 40)}” is not a number${or}; kept ${show(obj[name], f)}.`;
       }
-      const lo = limit(f.min, c);
-      const hi = limit(f.max, c);
+      const lo = f.min;
+      const hi = maxOf(f, c);
       let v = f.type === "int" ? Math.round(x) : x;
       let msg = f.type === "int" && v !== x ? `${name} must be a whole number; using ${v}.` : null;
       if (v < lo) [v, msg] = [lo, `${name} ${x} is below the minimum ${lo}; using ${lo}.`];
@@ -178,14 +175,15 @@ export function setField(state, key, raw) {
       return null;
     }
     case "set": {
-      // A "+" typed into a URL arrives as a space ("sam var"): read it back as "sam+var".
+      // A "+" typed into a URL arrives as a space ("a b"): read it back as "a+b".
       const items = (Array.isArray(raw) ? raw : String(raw).split(","))
         .map((s) => String(s).trim().toLowerCase().replace(/\s+/g, "+")).filter(Boolean);
       const bad = items.filter((s) => !f.options.includes(s));
       const good = f.options.filter((o) => items.includes(o));
       if (good.length === 0) return `${name}: choose at least one of ${f.options.join(", ")}; kept ${show(obj[name])}.`;
-      obj[name] = good;
-      return bad.length ? `${name}: ignored unknown ${bad.map((s) => s.slice(0, 20)).join(", ")}.` : null;
+      obj[name] = good.slice(0, f.max_items);
+      if (bad.length) return `${name}: ignored unknown ${bad.map((s) => s.slice(0, 20)).join(", ")}.`;
+      return good.length > f.max_items ? `${name}: at most ${f.max_items}; kept the first ${f.max_items}.` : null;
     }
     case "list": {
       const items = (Array.isArray(raw) ? raw : String(raw).split(",")).map((s) => String(s).trim()).filter((s) => s !== "");
@@ -200,9 +198,9 @@ export function setField(state, key, raw) {
       if (uniq.length === 0) {
         return `${name}: give numbers between ${f.min} and ${f.max}, separated by commas; kept ${show(obj[name])}.`;
       }
-      obj[name] = uniq.slice(0, f.maxItems);
+      obj[name] = uniq.slice(0, f.max_items);
       if (bad.length) return `${name}: dropped ${bad.join(", ")} (each must be between ${f.min} and ${f.max}).`;
-      if (uniq.length > f.maxItems) return `${name}: at most ${f.maxItems} values; kept the first ${f.maxItems}.`;
+      if (uniq.length > f.max_items) return `${name}: at most ${f.max_items} values; kept the first ${f.max_items}.`;
       return uniq.length !== items.length ? `${name}: sorted, duplicates removed.` : null;
     }
     default:
@@ -217,11 +215,11 @@ export function setField(state, key, raw) {
 export function normalise(state) {
   const msgs = [];
   const c = state.config;
-  for (const key of ["train_size", "warmup_epochs"]) {
-    const hi = limit(field(key).max, c);
-    if (c[key] > hi) {
-      msgs.push(`${key} ${c[key]} is above the maximum ${hi}; using ${hi}.`);
-      c[key] = hi;
+  for (const f of FIELDS.filter((x) => x.cap)) {
+    const hi = maxOf(f, c);
+    if (c[f.key] > hi) {
+      msgs.push(`${f.key} ${c[f.key]} is above the maximum ${hi}; using ${hi}.`);
+      c[f.key] = hi;
     }
   }
   const sub = MNIST_SETS.subset;
@@ -253,7 +251,7 @@ export function fromQuery(search) {
       if (bad.length) messages.push(`hide: ignored unknown ${bad.map((s) => s.slice(0, 20)).join(", ")}.`);
     } else if (field(k)) {
       // Fields are applied in FIELDS order below, so that dependent limits see their inputs.
-    } else {
+    } else if (FIELDS.length) { // without the engine's schema every key is unknown: say nothing
       messages.push(`Unknown URL parameter “${k.slice(0, 30)}” ignored.`);
     }
   }

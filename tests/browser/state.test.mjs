@@ -1,28 +1,99 @@
-// Unit tests of the page's DOM-free modules (www/state.js, www/results.js) under node.
+// Unit tests of the page's DOM-free modules (www/state.js, www/results.js) under node. No
+// wasm here: the engine's config schema comes from the CLI (`varlab config --schema`, the same
+// JSON as the wasm's `config_schema()`), adopted as the page adopts it.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import { defaults, fromQuery, toQuery, setField, applyConfig, configOf, adoptDefaults, adoptPresets, presetState, PRESETS, FIELDS }
-  from "../../www/state.js";
-import { checkResult, summarise, formatCell, toCSV, mergeParts, meanStd, statsInput, pairedRows, formatPaired, lambdaSummary, hasStats }
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { defaults, fromQuery, toQuery, setField, normalise, applyConfig, configOf, adoptSchema, adoptDefaults, adoptPresets, presetState,
+  PRESETS, FIELDS, UI_FIELDS, OPTIMIZERS, OPTIMIZER_NAMES, DATASETS, MNIST_SETS, field } from "../../www/state.js";
+import { checkResult, summarise, formatCell, mergeParts, meanStd, statsInput, pairedRows, formatPaired, lambdaSummary, hasStats }
   from "../../www/results.js";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+const VARLAB = join(ROOT, "target/debug/varlab");
+if (!existsSync(VARLAB)) execFileSync("cargo", ["build", "--quiet", "--bin", "varlab"], { cwd: ROOT, stdio: "inherit" });
+const SCHEMA = JSON.parse(execFileSync(VARLAB, ["config", "--schema"], { encoding: "utf8" }));
+adoptSchema(SCHEMA);
+/** The engine's entry for field `key`. */
+const spec = (key) => SCHEMA.fields.find((f) => f.key === key);
 
 const fixture = () => JSON.parse(readFileSync(join(import.meta.dirname, "fixtures/results-small.json"), "utf8"));
 
-test("the fallback defaults (before the engine loads) are a version-1 config and make an empty query", () => {
+test("the defaults before the presets are the schema's: a version-1 config that makes an empty query", () => {
   const s = defaults();
+  assert.equal(s.config.version, SCHEMA.version);
   assert.equal(s.config.version, 1);
-  assert.deepEqual(s.config.optimizers, ["sgd", "var"]);
-  assert.equal(s.config.lambda, 1e-4);
-  assert.equal(s.config.lambda_psi0, 1.4);
-  assert.equal(s.config.init, "pytorch");
-  assert.equal(s.config.lr, 0.05);
-  assert.equal(s.config.warmup_epochs, 0);
-  assert.deepEqual(s.config.sparsities, [0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99]);
-  assert.equal(s.ui.preset, null); // no presets before the engine loads
+  for (const f of SCHEMA.fields) assert.deepEqual(s.config[f.key], f.default, f.key);
+  assert.equal(s.ui.preset, null); // no presets before the engine's are adopted
   assert.equal(toQuery(s), "");
-  assert.equal(Object.keys(configOf(s)).length, 30);
+  assert.equal(Object.keys(configOf(s)).length, SCHEMA.fields.length + 1);
+});
+
+test("the page's fields are the engine's schema: same keys, limits, options and defaults; only UI_FIELDS besides", () => {
+  assert.deepEqual(FIELDS.map((f) => f.key), SCHEMA.fields.map((f) => f.key));
+  for (const s of SCHEMA.fields) {
+    const f = field(s.key);
+    assert.ok(FIELDS.includes(f), s.key);
+    assert.equal(field(s.short), f, s.short);
+    for (const k of ["short", "type", "min", "max", "max_items", "nullable", "options", "group", "label", "help"]) {
+      assert.deepEqual(f[k], s[k], `${s.key}.${k}`);
+    }
+    assert.deepEqual(f.def, s.default, `${s.key} default`);
+  }
+  // Page-only fields are UI_FIELDS alone, with URL keys of their own, and stay out of the config.
+  const keys = [...FIELDS, ...UI_FIELDS].flatMap((f) => [...new Set([f.key, f.short])]);
+  assert.equal(new Set(keys).size, keys.length, "URL keys are unique");
+  for (const u of UI_FIELDS) assert.equal(u.key in configOf(defaults()), false, u.key);
+  assert.deepEqual(Object.keys(configOf(defaults())).sort(), ["version", ...SCHEMA.fields.map((f) => f.key)].sort());
+  // The optimizers, their display names, the models and the data sets' sizes are the engine's.
+  assert.deepEqual(OPTIMIZERS, SCHEMA.optimizers);
+  assert.deepEqual(OPTIMIZER_NAMES, Object.fromEntries(SCHEMA.optimizers.map((o) => [o.name, o.display])));
+  assert.deepEqual(field("optimizers").options, SCHEMA.optimizers.map((o) => o.name));
+  assert.deepEqual(field("model").options, SCHEMA.models);
+  assert.deepEqual(DATASETS, SCHEMA.datasets);
+  assert.deepEqual(MNIST_SETS.full, SCHEMA.datasets.mnist);
+  // setField applies exactly those limits (and, for the image counts, the data set's size).
+  const cap = { train_size: DATASETS.mnist.train, test_size: DATASETS.mnist.test };
+  for (const s of SCHEMA.fields) {
+    const st = defaults();
+    if (s.type === "int" || s.type === "float") {
+      const hi = Math.min(s.max, cap[s.key] ?? Infinity);
+      assert.equal(setField(st, s.key, s.max + 1), `${s.key} ${s.max + 1} is above the maximum ${hi}; using ${hi}.`);
+      assert.equal(st.config[s.key], hi, s.key);
+      assert.equal(setField(st, s.key, s.min), null, s.key);
+      assert.match(setField(st, s.key, s.min - 1), new RegExp(`below the minimum ${s.min};`), s.key);
+      assert.equal(st.config[s.key], s.min, s.key);
+    } else if (s.type === "list") {
+      assert.equal(setField(st, s.key, [s.min, s.max]), null, s.key);
+      assert.deepEqual(st.config[s.key], [s.min, s.max]);
+      assert.match(setField(st, s.key, [s.max + 0.01, s.min]), /dropped/, s.key);
+      const many = Array.from({ length: s.max_items + 1 }, (_, i) => s.min + ((s.max - s.min) * i) / s.max_items);
+      assert.match(setField(st, s.key, many), new RegExp(`at most ${s.max_items} values`), s.key);
+      assert.equal(st.config[s.key].length, s.max_items);
+    } else if (s.type === "enum" || s.type === "set") {
+      for (const o of s.options) assert.equal(setField(st, s.key, s.type === "set" ? [o] : o), null, `${s.key}=${o}`);
+      assert.match(setField(st, s.key, "no-such-thing"), s.type === "set" ? /choose at least one/ : /is not one of/, s.key);
+      if (s.type === "set") {
+        assert.equal(setField(st, s.key, s.options), null);
+        assert.deepEqual(st.config[s.key], s.options.slice(0, s.max_items));
+      }
+    }
+  }
+});
+
+test("no page module names an optimizer: the schema's list is the only one", () => {
+  const www = join(ROOT, "www");
+  // "var" is also the name of the Var |w| chart (views.js, app.js), not the optimizer.
+  const names = SCHEMA.optimizers.map((o) => o.name).filter((n) => n !== "var");
+  for (const file of readdirSync(www).filter((f) => f.endsWith(".js"))) {
+    const text = readFileSync(join(www, file), "utf8");
+    for (const n of names) {
+      for (const q of ['"', "'", "`"]) assert.ok(!text.includes(`${q}${n}${q}`), `${file} names the optimizer ${q}${n}${q}`);
+      assert.ok(!new RegExp(`[{,]\\s*${n.replace("+", "\\+")}:`).test(text), `${file} keys an object by ${n}`);
+    }
+  }
 });
 
 test("a query round-trips through the state with short keys", () => {
@@ -38,36 +109,55 @@ test("a query round-trips through the state with short keys", () => {
 });
 
 test("out-of-range values are clamped and bad ones refused, each with a sentence", () => {
-  const { state, messages } = fromQuery("lr=50&b=0&e=2.6&m=<img src=x>&o=nope&sp=0.9,2,abc,0.5,0.9&wu=9&zz=1&hide=bogus,table");
+  const { state, messages } = fromQuery("lr=50&b=0&e=2.6&m=<img src=x>&o=nope&sp=0.9,2,abc,0.5,0.9&wu=5000&zz=1&hide=bogus,table");
   assert.equal(state.config.lr, 10);
   assert.equal(state.config.batch, 1);
   assert.equal(state.config.epochs, 3);
-  assert.equal(state.config.model, "lenet5");
-  assert.deepEqual(state.config.optimizers, ["sgd", "var"]);
+  assert.equal(state.config.model, spec("model").default);
+  assert.deepEqual(state.config.optimizers, spec("optimizers").default);
   assert.deepEqual(state.config.sparsities, [0.5, 0.9]);
-  assert.equal(state.config.warmup_epochs, 3); // limited by epochs
+  const wu = spec("warmup_epochs").max;
+  assert.equal(state.config.warmup_epochs, wu); // the engine's limit, not the epochs
   assert.deepEqual(state.ui.hide, ["table"]);
   const text = messages.join("\n");
   for (const want of ["lr 50 is above the maximum 10", "batch 0 is below the minimum 1", "epochs must be a whole number",
     "model: “<img src=x>” is not one of", "optimizers: choose at least one", "sparsities: dropped 2, abc",
-    "warmup_epochs 9 is above the maximum 3", "Unknown URL parameter “zz”", "hide: ignored unknown bogus"]) {
+    `warmup_epochs 5000 is above the maximum ${wu}`, "Unknown URL parameter “zz”", "hide: ignored unknown bogus"]) {
     assert.ok(text.includes(want), `missing “${want}” in:\n${text}`);
   }
+  // The page's limits are the engine's: 500 epochs, a batch of 2000 and a warm-up longer than
+  // the training are accepted as the engine accepts them; past its maxima, clamped.
+  const big = fromQuery("e=500&b=2000&wu=600");
+  assert.deepEqual(big.messages, []);
+  assert.deepEqual([big.state.config.epochs, big.state.config.batch, big.state.config.warmup_epochs], [500, 2000, 600]);
+  const over = fromQuery(`e=${spec("epochs").max + 1}&n=${spec("seeds").max + 1}`);
+  assert.equal(over.state.config.epochs, spec("epochs").max);
+  assert.equal(over.state.config.seeds, spec("seeds").max);
+  assert.match(over.messages.join("\n"), new RegExp(`seeds ${spec("seeds").max + 1} is above the maximum ${spec("seeds").max}`));
 });
 
-test("large MNIST subsets switch to the full files; CIFAR-10 caps the training set", () => {
+test("large MNIST subsets switch to the full files; the data set's size caps the image counts", () => {
   const a = fromQuery("tr=20000");
   assert.equal(a.state.ui.mnist_files, "full");
   assert.match(a.messages.join(), /switched to the full MNIST files/);
-  const b = fromQuery("ds=cifar10&tr=60000");
-  assert.equal(b.state.config.train_size, 50000);
+  const b = fromQuery("ds=cifar10&tr=60000&te=20000");
+  assert.equal(b.state.config.train_size, DATASETS.cifar10.train);
+  assert.equal(b.state.config.test_size, DATASETS.cifar10.test);
+  assert.match(b.messages.join("\n"), new RegExp(`train_size 60000 is above the maximum ${DATASETS.cifar10.train}`));
+  const m = fromQuery("tr=70000");
+  assert.equal(m.state.config.train_size, DATASETS.mnist.train);
+  // Switching the data set re-checks the counts (normalise).
+  const c = fromQuery("tr=60000");
+  c.state.config.dataset = "cifar10";
+  assert.match(normalise(c.state).join(), /train_size 60000 is above the maximum 50000/);
+  assert.equal(c.state.config.train_size, DATASETS.cifar10.train);
   const s = defaults();
   assert.equal(setField(s, "seeds", "3"), null);
   assert.match(setField(s, "seeds", "x"), /not a number; kept 3/);
   assert.deepEqual(applyConfig(s, { model: "resnet8", lr: -1 }), ["lr -1 is below the minimum 0.000001; using 0.000001."]);
 });
 
-test("results: checking, mean ± std over seeds, CSV rows and merged parts", () => {
+test("results: checking, mean ± std over seeds and merged parts", () => {
   const r = checkResult(fixture());
   const { sparsities, rows } = summarise(r);
   assert.deepEqual(sparsities, [0.5, 0.9, 0.99]);
@@ -78,9 +168,6 @@ test("results: checking, mean ± std over seeds, CSV rows and merged parts", () 
   assert.ok(Math.abs(ms.std - Math.abs(sgd90[0] - sgd90[1]) / Math.SQRT2) < 1e-12);
   assert.equal(formatCell({ mean: 0.5, std: 0.01, n: 2 }), "50.00 ± 1.00");
   assert.equal(formatCell({ mean: 0.97125, std: 0, n: 1 }), "97.13");
-  const csv = toCSV(r).trim().split("\n");
-  assert.equal(csv.length, 1 + 4 * 3);
-  assert.match(csv[1], /^sgd,0,0.5,0.5,/);
   const merged = mergeParts(r.config, [{ environment: { executor: "gpu" }, runs: r.runs.slice(0, 1) },
     { environment: { executor: "cpu" }, runs: r.runs.slice(1) }]);
   assert.equal(merged.environment.executor, "gpu+cpu");
@@ -96,7 +183,7 @@ test("the engine's defaults become the page's, where the page accepts them", () 
     const s = defaults();
     assert.equal(s.config.lambda, 5e-4);
     assert.equal(s.config.model, "resnet8");
-    assert.equal(s.config.batch, 64); // out of the page's range: its own default stays
+    assert.equal(s.config.batch, spec("batch").default); // out of the engine's range: the schema's default stays
     assert.equal(toQuery(s), "");
   } finally {
     FIELDS.forEach((f, i) => (f.def = before[i]));
@@ -257,7 +344,6 @@ test("results: paired statistics input, rows and cells; λ and λψ₀; one part
   assert.deepEqual(one.verdicts, ["V."]);
   const two = mergeParts(r.config, [{ runs: r.runs.slice(0, 2), paired, verdicts: [] }, { runs: r.runs.slice(2), paired, verdicts: [] }]);
   assert.equal(hasStats(two), false); // several parts: the page asks the engine again
-  assert.match(toCSV(r).split("\n")[0], /,psi,psi_init,lambda_psi0,model,/);
 });
 
 test("runs at once (wk): a page-only setting, automatic (null, “auto”) by default, kept out of the engine's config", () => {
