@@ -392,32 +392,117 @@ async fn layers(ctx: &Context, scale: usize, reps: u32) -> Result<Vec<OpBench>> 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct StepBench {
     pub optimizer: String,
-    /// Median over the rounds of the mean time per step.
+    /// Median over the rounds of the mean time per step in the round.
     pub ms_per_step: f64,
-    /// `ms_per_step / ms_per_step(sgd)` from the same run (`None` without SGD in the list).
+    /// Median over the rounds of this optimizer's time per step divided by SGD's in the same
+    /// round (`None` without SGD in the list). Pairing by round cancels the machine's drifts
+    /// slower than a round.
     pub ratio_to_sgd: Option<f64>,
+    /// How those per-round ratios spread (`None` without SGD).
+    pub ratio_spread: Option<Spread>,
+    /// Rounds measured (after one warm-up round) and steps per optimizer in each.
+    pub rounds: usize,
+    pub steps: usize,
 }
 
-/// Fills in `ratio_to_sgd` from the SGD row.
-fn with_ratios(mut rows: Vec<StepBench>) -> Vec<StepBench> {
-    let sgd = rows
-        .iter()
-        .find(|r| r.optimizer == "sgd")
-        .map(|r| r.ms_per_step);
-    for r in &mut rows {
-        r.ratio_to_sgd = sgd.map(|s| r.ms_per_step / s);
+/// The spread of a sample: its extremes, quartiles and a 95 % confidence interval of its
+/// median.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct Spread {
+    pub min: f64,
+    /// First quartile (linear interpolation between order statistics).
+    pub q1: f64,
+    pub median: f64,
+    /// Third quartile.
+    pub q3: f64,
+    pub max: f64,
+    /// Distribution-free 95 % confidence interval of the median: the order statistics whose
+    /// ranks the binomial(n, ½) distribution puts 2.5 % outside on each side (coverage ≥ 95 %);
+    /// `None` below 6 values, where no such pair exists. A ratio whose interval lies below
+    /// 1.05 is resolved below the 5 % target.
+    pub median_ci95: Option<[f64; 2]>,
+}
+
+impl Spread {
+    /// The spread of `values` (not empty; NaN-free).
+    pub fn of(values: &[f64]) -> Spread {
+        let mut v = values.to_vec();
+        v.sort_by(f64::total_cmp);
+        Spread {
+            min: v[0],
+            q1: quantile(&v, 0.25),
+            median: quantile(&v, 0.5),
+            q3: quantile(&v, 0.75),
+            max: v[v.len() - 1],
+            median_ci95: median_ci95_ranks(v.len()).map(|(lo, hi)| [v[lo], v[hi]]),
+        }
     }
-    rows
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+/// The `p`-quantile of `sorted` (ascending, not empty), interpolating linearly between
+/// neighbouring order statistics (R's type 7, NumPy's default).
+pub fn quantile(sorted: &[f64], p: f64) -> f64 {
+    let h = p.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+    let (i, frac) = (h.floor() as usize, h - h.floor());
+    match sorted.get(i + 1) {
+        Some(&next) => sorted[i] + frac * (next - sorted[i]),
+        None => sorted[i],
+    }
+}
+
+/// 0-based ranks `(lo, hi)` of a 95 % confidence interval for the median of `n` sorted
+/// values: with the largest `j` such that `P(Binomial(n, ½) < j) ≤ 2.5 %`, the `j`-th
+/// smallest and the `j`-th largest value, i.e. ranks `(j − 1, n − j)`. `None` for `n < 6`
+/// (even the extremes cover less than 95 %).
+pub fn median_ci95_ranks(n: usize) -> Option<(usize, usize)> {
+    // P(X = k) for X ~ Binomial(n, ½) from its logarithm, accumulated from k = 0 (terms too
+    // small for an f64 are negligible next to 2.5 %).
+    let mut ln_pmf = -(n as f64) * std::f64::consts::LN_2;
+    let mut below = 0.0; // P(X < j)
+    let mut j = 0;
+    while j < n / 2 && below + ln_pmf.exp() <= 0.025 {
+        below += ln_pmf.exp();
+        ln_pmf += ((n - j) as f64 / (j + 1) as f64).ln();
+        j += 1;
+    }
+    (j > 0).then(|| (j - 1, n - j))
+}
+
+/// The rows from `times[i][round]` (ms per step of optimizer `i` in each round): medians,
+/// and each optimizer's per-round ratio to SGD's time in the same round.
+fn summarise(names: &[String], times: &[Vec<f64>], steps: usize) -> Vec<StepBench> {
+    let sgd = names.iter().position(|n| n == "sgd");
+    names
+        .iter()
+        .zip(times)
+        .map(|(name, t)| {
+            let spread = sgd.map(|s| {
+                let ratios: Vec<f64> = t.iter().zip(&times[s]).map(|(a, b)| a / b).collect();
+                Spread::of(&ratios)
+            });
+            StepBench {
+                optimizer: name.clone(),
+                ms_per_step: Spread::of(t).median,
+                ratio_to_sgd: spread.map(|s| s.median),
+                ratio_spread: spread,
+                rounds: t.len(),
+                steps,
+            }
+        })
+        .collect()
+}
+
+/// The order in which round `round` runs `count` optimizers: rotated by one each round, so
+/// every optimizer runs in every position (after each of the others) equally often.
+fn rotation(round: usize, count: usize) -> impl Iterator<Item = usize> {
+    (0..count).map(move |j| (round + j) % count)
 }
 
 /// Training-step time of each optimizer on the CPU executor: synthetic batches of `batch`
-/// images for `model`, `steps` steps per round, the optimizers alternating round by round
-/// (so drifts in machine load hit them all alike); the median round is reported.
+/// images for `model`. The optimizers are interleaved finely: every round runs each of them
+/// for `steps` steps, in an order rotated by one per round ([`rotation`]), for `rounds`
+/// rounds after a warm-up round. Reports the median round per optimizer and the median and
+/// spread of its per-round ratio to SGD ([`Spread`]).
 pub fn step_cpu(
     model: &crate::nn::Model,
     optims: &[crate::optim::OptimConfig],
@@ -436,7 +521,8 @@ pub fn step_cpu(
         opt: CpuOptimizer,
         params: Vec<f32>,
         state: Vec<f32>,
-        times: Vec<f64>,
+        /// The BN state the second pass of SAM/CrAM writes (kept apart from `state`).
+        scratch: Vec<f32>,
     }
     let mut runs = optims
         .iter()
@@ -446,19 +532,21 @@ pub fn step_cpu(
                 exec: CpuExecutor::new(model, batch)?,
                 opt: CpuOptimizer::new(cfg, &table, 0)?,
                 params,
+                scratch: state.clone(),
                 state,
-                times: Vec::new(),
             })
         })
         .collect::<std::result::Result<Vec<Run>, crate::train::TrainError>>()?;
+    let mut times = vec![Vec::with_capacity(rounds); runs.len()];
     for round in 0..=rounds {
-        for run in &mut runs {
+        for i in rotation(round, runs.len()) {
+            let run = &mut runs[i];
             let t0 = crate::time::now();
             for _ in 0..steps {
-                let (exec, state) = (&mut run.exec, &mut run.state);
-                let mut scratch = state.clone();
+                let (exec, state, scratch) = (&mut run.exec, &mut run.state, &mut run.scratch);
+                scratch.copy_from_slice(state);
                 let mut grad = |p: &[f32], first: bool, g: &mut [f32]| {
-                    let st = if first { &mut *state } else { &mut scratch };
+                    let st = if first { &mut *state } else { &mut *scratch };
                     exec.forward(p, st, &images, true);
                     exec.loss_and_backward(p, &labels, g)
                 };
@@ -466,22 +554,15 @@ pub fn step_cpu(
             }
             // Round 0 warms caches and allocations up and is not counted.
             if round > 0 {
-                run.times
-                    .push(1e3 * (crate::time::now() - t0) / steps as f64);
+                times[i].push(1e3 * (crate::time::now() - t0) / steps as f64);
             }
         }
     }
-    Ok(with_ratios(
-        optims
-            .iter()
-            .zip(runs)
-            .map(|(cfg, run)| StepBench {
-                optimizer: cfg.kind.to_string(),
-                ms_per_step: median(run.times),
-                ratio_to_sgd: None,
-            })
-            .collect(),
-    ))
+    Ok(summarise(&kind_names(optims), &times, steps))
+}
+
+fn kind_names(optims: &[crate::optim::OptimConfig]) -> Vec<String> {
+    optims.iter().map(|c| c.kind.to_string()).collect()
 }
 
 /// A GPU executor and optimizer for `model` with `cfg`, initialised (seed 0) and holding a
@@ -511,8 +592,9 @@ async fn synthetic_gpu_step(
 /// (the step's gather is left out: it is the same for every optimizer), the whole step's
 /// dispatch list — forward, loss, backward (twice for SAM/CrAM) and the optimizer — timed
 /// with GPU timestamps over `steps` repetitions (best of them), or by the wall clock of
-/// `steps` submits and a read-back where the adapter has no timestamps. The optimizers
-/// alternate round by round; the median round is reported.
+/// `steps` submits and a read-back where the adapter has no timestamps. The optimizers are
+/// interleaved as in [`step_cpu`] (rotating order, one warm-up round), and reported the same
+/// way.
 pub async fn step_gpu(
     ctx: &Context,
     model: &crate::nn::Model,
@@ -523,11 +605,12 @@ pub async fn step_gpu(
 ) -> Result<Vec<StepBench>> {
     let mut runs = Vec::new();
     for cfg in optims {
-        let (exec, opt) = synthetic_gpu_step(ctx, model, cfg, batch).await?;
-        runs.push((exec, opt, Vec::new()));
+        runs.push(synthetic_gpu_step(ctx, model, cfg, batch).await?);
     }
+    let mut times = vec![Vec::with_capacity(rounds); runs.len()];
     for round in 0..=rounds {
-        for (exec, opt, times) in &mut runs {
+        for i in rotation(round, runs.len()) {
+            let (exec, opt) = &mut runs[i];
             let first = exec.forward_backward(true);
             let second = exec.forward_backward(false);
             let mut list = vec![exec.reset_metrics()];
@@ -545,21 +628,11 @@ pub async fn step_gpu(
             };
             // Round 0 compiles and warms up and is not counted.
             if round > 0 {
-                times.push(1e3 * secs);
+                times[i].push(1e3 * secs);
             }
         }
     }
-    Ok(with_ratios(
-        optims
-            .iter()
-            .zip(runs)
-            .map(|(cfg, (_, _, times))| StepBench {
-                optimizer: cfg.kind.to_string(),
-                ms_per_step: median(times),
-                ratio_to_sgd: None,
-            })
-            .collect(),
-    ))
+    Ok(summarise(&kind_names(optims), &times, steps))
 }
 
 /// One dispatch of a profiled training step.
@@ -607,4 +680,55 @@ pub async fn profile_step(
         })
         .collect();
     Ok(Some((1e3 * step, kernels)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_interpolate_like_numpy() {
+        let v = [1.0, 2.0, 4.0, 8.0];
+        assert_eq!(quantile(&v, 0.0), 1.0);
+        assert_eq!(quantile(&v, 0.5), 3.0);
+        assert_eq!(quantile(&v, 0.25), 1.75);
+        assert_eq!(quantile(&v, 1.0), 8.0);
+        assert_eq!(quantile(&[5.0], 0.75), 5.0);
+    }
+
+    #[test]
+    fn median_interval_ranks_follow_the_binomial_table() {
+        // The classic table: n = 6 → extremes; n = 10 → 2nd and 9th; n = 30 → 10th and 21st;
+        // n = 100 → 40th and 61st (1-based).
+        assert_eq!(median_ci95_ranks(5), None);
+        assert_eq!(median_ci95_ranks(6), Some((0, 5)));
+        assert_eq!(median_ci95_ranks(10), Some((1, 8)));
+        assert_eq!(median_ci95_ranks(30), Some((9, 20)));
+        assert_eq!(median_ci95_ranks(100), Some((39, 60)));
+        // Large counts do not underflow into a collapsed interval.
+        let (lo, hi) = median_ci95_ranks(5000).unwrap();
+        assert!(lo > 2300 && lo < 2500 && hi == 4999 - lo, "{lo} {hi}");
+    }
+
+    #[test]
+    fn ratios_are_paired_by_round() {
+        let names = ["var".to_string(), "sgd".to_string()];
+        // SGD drifts by 2× over the rounds; VAR is 1.1× SGD in every round.
+        let sgd: Vec<f64> = (0..8).map(|r| 1.0 + r as f64 / 7.0).collect();
+        let var: Vec<f64> = sgd.iter().map(|t| 1.1 * t).collect();
+        let rows = summarise(&names, &[var, sgd], 3);
+        let spread = rows[0].ratio_spread.unwrap();
+        assert!((rows[0].ratio_to_sgd.unwrap() - 1.1).abs() < 1e-12);
+        assert!(spread.max - spread.min < 1e-12, "{spread:?}");
+        assert_eq!(rows[1].ratio_to_sgd, Some(1.0));
+        assert_eq!((rows[0].rounds, rows[0].steps), (8, 3));
+        let alone = summarise(&names[..1], &[vec![1.0]], 1);
+        assert_eq!(alone[0].ratio_to_sgd, None);
+    }
+
+    #[test]
+    fn rotation_puts_every_optimizer_in_every_position() {
+        let orders: Vec<Vec<usize>> = (0..3).map(|r| rotation(r, 3).collect()).collect();
+        assert_eq!(orders, [[0, 1, 2], [1, 2, 0], [2, 0, 1]]);
+    }
 }

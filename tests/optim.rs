@@ -366,8 +366,11 @@ gpu_test!(
 #[cfg(not(target_arch = "wasm32"))]
 mod cpu {
     use super::*;
-    use varlab::optim::reg::{psi_tensor, psi_tensor_grad, Penalty, R};
-    use varlab::optim::{psi, psi_grad, var_stats, OptimError};
+    use varlab::optim::reg::{
+        abs_sq_sums, blocked_sum, psi_tensor, psi_tensor_grad, regularised, sign, smooth_sq_sums,
+        Penalty, Term, R,
+    };
+    use varlab::optim::{psi, psi_grad, sgd_step, var_stats, OptimError, Sgd};
 
     /// ψ_ℓ in f64 exactly as METHODS.md defines it.
     fn psi64(w: &[f64]) -> f64 {
@@ -514,6 +517,142 @@ mod cpu {
                     assert!(
                         (a - b).abs() <= 1e-5 * scale.max(1e-30),
                         "{penalty:?}: {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The blocked f32 sums of the optimizer's statistics pass stay within 1e-6 relative of
+    /// f64 sums per element (their documented bound is 8·2⁻²⁴ ≈ 4.8e-7 plus each term's own
+    /// rounding), at lengths around the block and lane sizes and at a layer's size, for
+    /// weights of mixed magnitudes; ℓ1's sum inside the update is the same sum, bit for bit.
+    #[test]
+    fn blocked_sums_match_f64_sums() {
+        let mut rng = Rng::new(12);
+        for n in [1usize, 7, 16, 63, 64, 65, 129, 4099, 235_200] {
+            let w: Vec<f32> = (0..n)
+                .map(|i| rng.normal() * if i % 3 == 0 { 1e-3 } else { 0.05 })
+                .collect();
+            let f64_sum = |f: fn(f64) -> f64| w.iter().map(|&x| f(x as f64)).sum::<f64>();
+            let smooth64 = f64_sum(|x| (x * x + R as f64).sqrt());
+            let sq64 = f64_sum(|x| x * x);
+            let abs64 = f64_sum(f64::abs);
+            let (s, q) = smooth_sq_sums(&w);
+            let (a, q2) = abs_sq_sums(&w);
+            let blocked = blocked_sum(&w, f32::abs);
+            for (what, got, want) in [
+                ("Σw̃", s, smooth64),
+                ("Σw²", q, sq64),
+                ("Σw² (abs_sq)", q2, sq64),
+                ("Σ|w|", a, abs64),
+                ("blocked Σ|w|", blocked, abs64),
+            ] {
+                assert!(
+                    (got - want).abs() <= 1e-6 * want,
+                    "{what} (n = {n}): {got} vs {want}"
+                );
+            }
+            let sgd = Sgd {
+                lr: 0.1,
+                momentum: 0.9,
+                weight_decay: 0.0,
+                nesterov: false,
+            };
+            let (mut p, mut g, mut v) = (w.clone(), vec![0.01f32; n], vec![0.0f32; n]);
+            let inside = sgd.update_summing(&mut p, &mut g, &mut v, Term::l1_of(0.1), f32::abs);
+            assert_eq!(inside, blocked, "n = {n}");
+        }
+    }
+
+    #[test]
+    fn branch_free_sign_is_wgsl_sign() {
+        for (x, want) in [
+            (2.5f32, 1.0f32),
+            (1e-40, 1.0),
+            (-3.0, -1.0),
+            (-1e-40, -1.0),
+            (0.0, 0.0),
+            (-0.0, 0.0),
+            (f32::INFINITY, 1.0),
+            (f32::NEG_INFINITY, -1.0),
+            (f32::NAN, 0.0),
+        ] {
+            assert_eq!(sign(x).to_bits(), want.to_bits(), "sign({x})");
+        }
+    }
+
+    /// The optimizer's fused update (regulariser term inside the SGD loop, VAR's w̃ from the
+    /// statistics pass) is bitwise the two-pass reference: the term added to the gradients
+    /// by `Penalty::apply`, then `sgd_step` over the whole array. For every penalty, every
+    /// momentum rule, with and without weight decay, over tensors with gaps between them.
+    #[test]
+    fn fused_update_is_bitwise_apply_then_sgd_step() {
+        let t = model_table();
+        let w0 = fill(&t, 21, 0.05, false);
+        let g0 = fill(&t, 22, 0.01, false);
+        for kind in [
+            OptimKind::Sgd,
+            OptimKind::Var,
+            OptimKind::L1,
+            OptimKind::Hoyer,
+        ] {
+            for (momentum, nesterov, weight_decay) in [
+                (0.0, false, 0.0),
+                (0.9, false, 5e-4),
+                (0.9, true, 5e-4),
+                (0.5, true, 0.0),
+            ] {
+                let cfg = OptimConfig {
+                    momentum,
+                    nesterov,
+                    weight_decay,
+                    ..config(kind)
+                };
+                let penalty = match kind {
+                    OptimKind::Var => Penalty::Var(cfg.lambda),
+                    OptimKind::L1 => Penalty::L1(cfg.lambda_l1),
+                    OptimKind::Hoyer => Penalty::Hoyer(cfg.lambda_hoyer),
+                    _ => Penalty::None,
+                };
+                let mut opt = CpuOptimizer::new(&cfg, &t, 0).unwrap();
+                let (mut w, mut w_ref) = (w0.clone(), w0.clone());
+                let mut v_ref = vec![0.0f32; t.buffer_len];
+                for step in 0..3 {
+                    // A gradient that depends on the step, the same for both.
+                    let grad_at = |g: &mut [f32]| {
+                        for (o, &x) in g.iter_mut().zip(&g0) {
+                            *o = x * (1.0 + step as f32);
+                        }
+                    };
+                    let mut grad = |_: &[f32], _: bool, g: &mut [f32]| {
+                        grad_at(g);
+                        (0.0, 0)
+                    };
+                    let report = opt.step(&mut w, 0.1, &mut grad);
+                    let mut g = vec![0.0f32; t.buffer_len];
+                    grad_at(&mut g);
+                    let mut reg = 0.0f64;
+                    for p in regularised(&t, false) {
+                        reg += penalty.apply(&w_ref[p.range()], &mut g[p.range()]) as f64;
+                    }
+                    sgd_step(
+                        &mut w_ref,
+                        &g,
+                        &mut v_ref,
+                        0.1,
+                        momentum,
+                        weight_decay,
+                        nesterov,
+                    );
+                    let what = format!("{kind} μ {momentum} nesterov {nesterov} step {step}");
+                    assert_eq!(w, w_ref, "{what}: weights");
+                    assert_eq!(opt.momentum(), v_ref, "{what}: momentum");
+                    assert_eq!(opt.last_grads(), g, "{what}: gradients");
+                    let reg = reg as f32;
+                    assert!(
+                        (report.reg - reg).abs() <= 1e-6 * reg,
+                        "{what}: {report:?} vs {reg}"
                     );
                 }
             }

@@ -1,10 +1,19 @@
 //! The CPU optimizer: the reference the GPU step is tested against, and the optimizer of
 //! the CPU executor. One [`CpuOptimizer::step`] = the configured number of
-//! forward+backward passes through a caller's closure, then [`sgd_step`].
+//! forward+backward passes through a caller's closure, then the SGD update
+//! ([`sgd_step`](super::sgd_step)'s arithmetic) with the regulariser's gradient inside it:
+//! per regularised tensor one statistics pass (VAR, Hoyer; ℓ1 sums |w| inside the update),
+//! then one read-modify-write of every weight ([`Penalty::update`]).
+//!
+//! Taking the next step's statistics inside the update pass (the new weights are at hand
+//! there, so the statistics pass would disappear) was considered and left out: statistics
+//! kept from one step to the next go stale, silently, whenever a caller changes the weights
+//! between steps (a checkpoint loaded, a pruned copy, a test's fresh weights), and checking
+//! that they did not costs the read it would save.
 
 use super::config::{OptimConfig, OptimError, Scope};
 use super::reg::{regularised, telemetry, Penalty, TensorVar};
-use super::sgd::sgd_step;
+use super::sgd::Sgd;
 use crate::nn::ParamTable;
 use crate::ops::select::{count_for_sparsity, select_abs_cpu, zero_at_or_below_cpu};
 use crate::ops::stats::global_norm_cpu;
@@ -77,12 +86,35 @@ pub fn cram_ranks(segments: &[Vec<(usize, usize)>], s: f32) -> Vec<usize> {
         .collect()
 }
 
+/// The element ranges of the tensors `penalty` regularises, sorted by offset (none for
+/// [`Penalty::None`]). Tensors of a [`ParamTable`] do not overlap.
+fn penalised_ranges(
+    table: &ParamTable,
+    regularize_all: bool,
+    penalty: Penalty,
+) -> Vec<std::ops::Range<usize>> {
+    if penalty == Penalty::None {
+        return Vec::new();
+    }
+    let mut ranges: Vec<_> = regularised(table, regularize_all)
+        .iter()
+        .map(|p| p.range())
+        .collect();
+    ranges.sort_by_key(|r| r.start);
+    debug_assert!(ranges.windows(2).all(|w| w[0].end <= w[1].start));
+    ranges
+}
+
 /// An optimizer over one flat parameter array laid out by a [`ParamTable`].
 pub struct CpuOptimizer {
     cfg: OptimConfig,
     table: ParamTable,
     penalty: Penalty,
     segments: Vec<Vec<(usize, usize)>>,
+    /// The regularised tensors' element ranges in offset order (empty without a penalty).
+    penalised: Vec<std::ops::Range<usize>>,
+    /// Every tensor as `(offset, len)`: SAM's gradient norm.
+    all_tensors: Vec<(usize, usize)>,
     sampler: SparsitySampler,
     momentum: Vec<f32>,
     grads: Vec<f32>,
@@ -95,11 +127,15 @@ impl CpuOptimizer {
     pub fn new(cfg: &OptimConfig, table: &ParamTable, seed: u64) -> Result<Self, OptimError> {
         cfg.validate()?;
         let n = table.buffer_len;
+        let penalty = Penalty::from_config(cfg);
+        let penalised = penalised_ranges(table, cfg.regularize_all, penalty);
         Ok(CpuOptimizer {
             cfg: cfg.clone(),
             table: table.clone(),
-            penalty: Penalty::from_config(cfg),
+            penalty,
             segments: cram_segments(table, cfg.cram_scope),
+            penalised,
+            all_tensors: table.entries.iter().map(|p| (p.offset, p.len)).collect(),
             sampler: SparsitySampler::new(&cfg.cram_sparsity, seed),
             momentum: vec![0.0; n],
             grads: vec![0.0; n],
@@ -126,13 +162,7 @@ impl CpuOptimizer {
             self.saved_w.clear();
             self.saved_w.extend_from_slice(params);
             let scale = if kind.is_sam() {
-                let all: Vec<(usize, usize)> = self
-                    .table
-                    .entries
-                    .iter()
-                    .map(|p| (p.offset, p.len))
-                    .collect();
-                let norm = global_norm_cpu(&self.grads, &all);
+                let norm = global_norm_cpu(&self.grads, &self.all_tensors);
                 if norm > 0.0 {
                     self.cfg.rho / norm
                 } else {
@@ -163,22 +193,7 @@ impl CpuOptimizer {
                 }
             }
         }
-        let mut reg = 0.0f64;
-        if self.penalty != Penalty::None {
-            for p in regularised(&self.table, self.cfg.regularize_all) {
-                let w = &params[p.range()];
-                reg += self.penalty.apply(w, &mut self.grads[p.range()]) as f64;
-            }
-        }
-        sgd_step(
-            params,
-            &self.grads,
-            &mut self.momentum,
-            lr,
-            self.cfg.momentum,
-            self.cfg.weight_decay,
-            self.cfg.nesterov,
-        );
+        let reg = self.update(params, lr);
         if let Some(mask) = &self.mask {
             for (w, &m) in params.iter_mut().zip(mask) {
                 *w *= m;
@@ -190,6 +205,44 @@ impl CpuOptimizer {
             reg: reg as f32,
             sparsity_used,
         }
+    }
+
+    /// The SGD update of every weight with the regulariser's gradient inside it on the
+    /// regularised tensors; returns the penalty at the weights before the update. The same
+    /// arithmetic, element by element, as adding the gradient of [`Penalty::apply`] to the
+    /// gradients and then calling [`sgd_step`](super::sgd_step) on the whole array.
+    fn update(&mut self, params: &mut [f32], lr: f32) -> f64 {
+        let sgd = Sgd {
+            lr,
+            momentum: self.cfg.momentum,
+            weight_decay: self.cfg.weight_decay,
+            nesterov: self.cfg.nesterov,
+        };
+        let (grads, momentum) = (&mut self.grads, &mut self.momentum);
+        let mut reg = 0.0f64;
+        let mut at = 0;
+        for r in &self.penalised {
+            let gap = at..r.start;
+            sgd.update(
+                &mut params[gap.clone()],
+                &grads[gap.clone()],
+                &mut momentum[gap],
+            );
+            reg += self.penalty.update(
+                &sgd,
+                &mut params[r.clone()],
+                &mut grads[r.clone()],
+                &mut momentum[r.clone()],
+            ) as f64;
+            at = r.end;
+        }
+        let rest = at..params.len();
+        sgd.update(
+            &mut params[rest.clone()],
+            &grads[rest.clone()],
+            &mut momentum[rest],
+        );
+        reg
     }
 
     /// The momentum buffer (flat layout).

@@ -16,4 +16,4 @@ pub use config::{OptimConfig, OptimError, OptimKind, Scope};
 pub use cpu::{CpuOptimizer, StepReport};
 pub use gpu::GpuOptimizer;
 pub use reg::{psi, psi_grad, var_stats, TensorVar};
-pub use sgd::sgd_step;
+pub use sgd::{sgd_step, Sgd};

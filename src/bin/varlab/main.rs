@@ -112,11 +112,13 @@ enum Bench {
         /// cpu or gpu.
         #[arg(long, default_value = "gpu", value_parser = ["cpu", "gpu"])]
         executor: String,
-        /// Steps per round.
-        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100000))]
+        /// Steps of each optimizer per round.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=100000))]
         steps: u32,
-        /// Rounds (the optimizers alternate each round; the median round is reported).
-        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        /// Rounds, after one warm-up round: each runs every optimizer for --steps steps, in
+        /// an order rotated by one per round. Reported: the median round, and the median and
+        /// spread of each optimizer's per-round ratio to SGD.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=1000))]
         rounds: u32,
         /// Also write the rows as JSON to this file.
         #[arg(long)]
@@ -370,14 +372,7 @@ async fn run(cli: Cli) -> Result<(), Fail> {
                     serde_json::json!({"executor": "gpu", "adapter": ctx.report, "timing": if ctx.report.timestamps { "gpu timestamps, best of the steps" } else { "wall clock" }}),
                 )
             };
-            println!("{} batch {batch}, {} executor", model.name, executor);
-            println!("{:<10} {:>12} {:>12}", "optimizer", "ms/step", "× SGD");
-            for r in &rows {
-                let ratio = r
-                    .ratio_to_sgd
-                    .map_or("—".to_string(), |x| format!("{x:.3}"));
-                println!("{:<10} {:>12.3} {:>12}", r.optimizer, r.ms_per_step, ratio);
-            }
+            print_step_bench(&model.name, batch, &executor, &rows);
             write_json(
                 json,
                 serde_json::json!({ "rows": rows, "environment": environment }),
@@ -504,6 +499,38 @@ fn write_json(path: Option<std::path::PathBuf>, doc: serde_json::Value) -> Resul
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(())
+}
+
+/// `varlab bench step`'s table: per optimizer the median ms/step and the per-round ratio to
+/// SGD with its spread (95 % interval of the median, interquartile range, extremes).
+fn print_step_bench(model: &str, batch: u32, executor: &str, rows: &[varlab::bench::StepBench]) {
+    let (rounds, steps) = rows.first().map_or((0, 0), |r| (r.rounds, r.steps));
+    println!(
+        "{model} batch {batch}, {executor} executor: {rounds} rounds × {steps} steps per optimizer, in rotating order"
+    );
+    println!(
+        "{:<10} {:>10} {:>8}   {:<17} {:<17} min–max of ×SGD",
+        "optimizer", "ms/step", "× SGD", "95% CI of ×SGD", "IQR of ×SGD"
+    );
+    let pair = |a: f64, b: f64| format!("{a:.3}–{b:.3}");
+    for r in rows {
+        let ratio = r
+            .ratio_to_sgd
+            .map_or("—".to_string(), |x| format!("{x:.3}"));
+        let (ci, iqr, range) = match (r.optimizer.as_str(), r.ratio_spread) {
+            ("sgd", _) | (_, None) => Default::default(),
+            (_, Some(s)) => (
+                s.median_ci95.map_or("—".to_string(), |[a, b]| pair(a, b)),
+                pair(s.q1, s.q3),
+                pair(s.min, s.max),
+            ),
+        };
+        let line = format!(
+            "{:<10} {:>10.3} {:>8}   {:<17} {:<17} {}",
+            r.optimizer, r.ms_per_step, ratio, ci, iqr, range
+        );
+        println!("{}", line.trim_end());
+    }
 }
 
 /// The profile of one step: per kernel (entry point) the dispatches, their summed time alone
