@@ -301,7 +301,8 @@ async fn layers(ctx: &Context, scale: usize, reps: u32) -> Result<Vec<OpBench>> 
         running_var: (&rv).into(),
     };
     let bn = BatchNorm2d::new(ctx, cfg, &bufs).await?;
-    let (s, method) = time(ctx, &[&bn.train], &y, reps).await?;
+    let list: Vec<&Dispatch> = bn.train_list.iter().collect();
+    let (s, method) = time(ctx, &list, &y, reps).await?;
     rows.push(row(
         "batch norm (train)",
         format!("{n}×16×32×32"),
@@ -584,7 +585,7 @@ async fn synthetic_gpu_step(
     let table = model.params();
     let mut opt =
         crate::optim::GpuOptimizer::new(ctx, cfg, &table, &exec.params, &exec.grads, 0).await?;
-    opt.set_step(ctx, 0.01);
+    opt.set_step(ctx, 0.01)?;
     Ok((exec, opt))
 }
 

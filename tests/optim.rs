@@ -128,7 +128,7 @@ async fn gpu_run(
         .unwrap();
     let mut used = Vec::new();
     for _ in 0..steps {
-        opt.set_step(ctx, 0.1);
+        opt.set_step(ctx, 0.1).unwrap();
         used.push(opt.sparsity());
         let list = opt.step_dispatches(&[&grad.dispatch], &[&grad.dispatch]);
         ctx.submit(&list).unwrap();
@@ -316,7 +316,7 @@ gpu_test!(
         let mut cw = w0.clone();
         let mut closure = quadratic(&neg_t);
         for _ in 0..2 {
-            gpu.set_step(&ctx, 0.1);
+            gpu.set_step(&ctx, 0.1).unwrap();
             ctx.submit(&gpu.step_dispatches(&[&grad.dispatch], &[]))
                 .unwrap();
             cpu.step(&mut cw, 0.1, &mut closure);

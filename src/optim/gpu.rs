@@ -10,7 +10,7 @@
 //!   `update` — 11 (+2 CrAM+VAR); CrAM+ saves ∇L(w) inside `perturb` and adds it in `update`.
 
 use super::config::OptimConfig;
-use super::cpu::{cram_ranks, cram_segments, SparsitySampler};
+use super::cram::{cram_ranks, cram_segments, SparsitySampler};
 use super::reg::{regularised, Penalty, TensorVar, EPS, R};
 use crate::gpu::{Context, Dispatch, GpuError, Result, Shader};
 use crate::nn::ParamTable;
@@ -262,16 +262,16 @@ impl GpuOptimizer {
     /// Written with ctx.write before the step's submit: learning rate, and (CrAM-Multi)
     /// the sparsity sampled for this step (the same sequence as [`super::CpuOptimizer`]'s
     /// for the same seed).
-    pub fn set_step(&mut self, ctx: &Context, lr: f32) {
+    pub fn set_step(&mut self, ctx: &Context, lr: f32) -> Result<()> {
         self.step.lr = lr;
         ctx.write(&self.step_uniform, &[self.step]);
         if let Some(select) = self.perturbation.as_ref().and_then(|p| p.select.as_ref()) {
             let s = self.sampler.draw();
             self.sparsity = Some(s);
             let segments = &self.perturbation.as_ref().unwrap().segments;
-            // The ranks come from the segments' own sizes: never above them.
-            let _ = select.set_k(ctx, &cram_ranks(segments, s));
+            select.set_k(ctx, &cram_ranks(segments, s))?;
         }
+        Ok(())
     }
 
     /// CrAM's sparsity of the step last set up by [`Self::set_step`].

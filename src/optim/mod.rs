@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod cpu;
+pub mod cram;
 pub mod gpu;
 pub mod reg;
 pub mod sgd;

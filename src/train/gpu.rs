@@ -115,7 +115,7 @@ impl Engine for GpuEngine {
             self.exec.set_epoch_order(&ctx, s.order, crops)?;
         }
         self.exec.set_train_batch(&ctx, s.in_epoch)?;
-        self.opt.set_step(&ctx, s.lr);
+        self.opt.set_step(&ctx, s.lr)?;
         {
             let first = self.exec.train_pass(true);
             let second = self.exec.forward_backward(false);
