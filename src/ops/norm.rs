@@ -324,18 +324,39 @@ pub struct BatchNormBuffers<'a> {
 
 /// A prepared BatchNorm2d forward: encode `train_list` (batch statistics, writes `y` and
 /// `saved`, updates the running statistics) or `eval` (running statistics, writes `y`).
-/// `train_list` is `[train]` (`bn_train`, one workgroup per channel) when
-/// [`batch_norm_split`] does not split, else `bn_stats` then `bn_apply` (pieces of each
-/// channel in workgroups of their own). `train` alone is always a complete training
-/// forward too (the one-workgroup-per-channel kernel).
+/// `train_list` is `[bn_train]` (one workgroup per channel) when [`batch_norm_split`] does
+/// not split, else `bn_stats` then `bn_apply` (pieces of each channel in workgroups of
+/// their own).
 pub struct BatchNorm2d {
     pub cfg: BatchNorm2dConfig,
-    pub train: Dispatch,
     pub train_list: Vec<Dispatch>,
     pub eval: Dispatch,
     /// `(chunk, splits)` of [`batch_norm_split`].
     pub split: (usize, usize),
     _buffers: Vec<wgpu::Buffer>,
+}
+
+/// What a split BatchNorm pass (forward or backward) needs besides its kernels: a buffer of
+/// `2·C·splits` partial sums, the parameters with the split, and the grid (pieces × channels).
+fn split_pass(
+    ctx: &Context,
+    cfg: &BatchNorm2dConfig,
+    (chunk, splits): (usize, usize),
+    what: &str,
+) -> Result<(wgpu::Buffer, Params, [u32; 3])> {
+    let pieces = ctx.zeros("batch norm pieces", 2 * cfg.c * splits)?;
+    let params = Params {
+        splits: splits as u32,
+        chunk: chunk as u32,
+        ..bn_params(cfg)
+    };
+    let channels = if cfg.is_empty() { 0 } else { cfg.c };
+    let groups = [
+        ctx.check_workgroups(what, splits as u64)?,
+        grid_items(ctx, channels),
+        1,
+    ];
+    Ok((pieces, params, groups))
 }
 
 fn bn_params(cfg: &BatchNorm2dConfig) -> Params {
@@ -409,20 +430,9 @@ impl BatchNorm2d {
         let (chunk, splits) = batch_norm_split(&cfg);
         let mut buffers = vec![params];
         let train_list = if splits == 1 {
-            vec![train.clone()]
+            vec![train]
         } else {
-            let pieces = ctx.zeros("batch norm pieces", 2 * cfg.c * splits)?;
-            let params = Params {
-                splits: splits as u32,
-                chunk: chunk as u32,
-                ..bn_params(&cfg)
-            };
-            let what = format!("a split BatchNorm2d over {cfg:?}");
-            let groups = [
-                ctx.check_workgroups(&what, splits as u64)?,
-                grid_items(ctx, channels),
-                1,
-            ];
+            let (pieces, params, groups) = split_pass(ctx, &cfg, (chunk, splits), &what)?;
             let (stats, split_params) = prepare(
                 ctx,
                 &SHADER,
@@ -455,7 +465,6 @@ impl BatchNorm2d {
         };
         Ok(BatchNorm2d {
             cfg,
-            train,
             train_list,
             eval,
             split: (chunk, splits),
@@ -534,17 +543,7 @@ impl BatchNorm2dBackward {
                 _buffers: vec![params],
             });
         }
-        let pieces = ctx.zeros("batch norm backward pieces", 2 * cfg.c * splits)?;
-        let params = Params {
-            splits: splits as u32,
-            chunk: chunk as u32,
-            ..bn_params(&cfg)
-        };
-        let groups = [
-            ctx.check_workgroups(&what, splits as u64)?,
-            grid_items(ctx, channels),
-            1,
-        ];
+        let (pieces, params, groups) = split_pass(ctx, &cfg, (chunk, splits), &what)?;
         let (sums, params) = prepare(
             ctx,
             &SHADER,

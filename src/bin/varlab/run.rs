@@ -356,7 +356,7 @@ fn drive_pool(
     let runs = exp.run_count();
     let next = AtomicUsize::new(0);
     let cfg = exp.config.clone();
-    let (tx, rx) = mpsc::channel::<(usize, Result<Event, String>)>();
+    let (tx, rx) = mpsc::channel::<(usize, Event)>();
     let finished = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..jobs)
             .map(|w| {
@@ -378,12 +378,8 @@ fn drive_pool(
                             if interrupted() {
                                 return Ok(done);
                             }
-                            let ev = pollster::block_on(one.step()).map_err(|e| e.to_string());
-                            let failed = ev.is_err();
-                            let _ = tx.send((w, ev.clone()));
-                            if failed {
-                                return Err(ev.err().unwrap_or_default());
-                            }
+                            let ev = pollster::block_on(one.step()).map_err(|e| e.to_string())?;
+                            let _ = tx.send((w, ev));
                         }
                         done.extend(one.take_finished());
                     }
@@ -395,7 +391,6 @@ fn drive_pool(
         let mut bars: Vec<(Option<ProgressBar>, usize)> =
             (0..jobs).map(|_| (None, usize::MAX)).collect();
         for (w, ev) in rx {
-            let Ok(ev) = ev else { continue };
             if ev.kind != EventKind::Done {
                 let (bar, current) = &mut bars[w];
                 show(&multi, bar, current, &ev);
