@@ -5,14 +5,20 @@
 //     result, and the ratio.
 //  2. `varlab bench step` on the GPU executor (the page's wasm `bench_step`, WebGPU on the
 //     browser's adapter: SwiftShader on a machine without a GPU).
+//  3. With --tfjs (and model lenet5), instead of 2: varlab's first optimizer side by side with
+//     LeNet-5 in TensorFlow.js (WebGPU, and WebGL for reference), rounds alternating, and the
+//     ratios (scripts/bench-tfjs.mjs says how to install TF.js; it is not in the repository).
 // Usage: node scripts/bench-browser.mjs [model] [optimizers] [batch] [steps] [rounds] [--key=value …]
 //   positional: the step benchmark (default lenet5 sgd,var,sam 128 2 2)
 //   --pool=N        workers of the pooled compare (default 2)
 //   --rounds=N      serial/pooled pairs, alternating (default 2; the best of each is reported)
 //   --query=…       the compare's page settings (default: LeNet-5, SGD and VAR × 2 seeds,
 //                   2000 training and 1000 test images, 1 epoch, batch 128, CPU executor)
-//   --skip-pool | --skip-gpu   leave out part 1 or 2
+//   --skip-pool | --skip-gpu   leave out part 1, or 2 and 3
+//   --tfjs=DIR      a node_modules folder holding @tensorflow/tfjs and tfjs-backend-webgpu
+//                   4.22.0 (or TFJS=DIR); absent: part 3 is skipped with one line
 import { chromium } from "playwright-core";
+import { tfjsBundles, tfjsLenet } from "./bench-tfjs.mjs";
 import { createServer } from "node:http";
 import { readFile } from "node:fs/promises";
 import { cpus, loadavg } from "node:os";
@@ -24,11 +30,14 @@ const [model = "lenet5", optims = "sgd,var,sam", batch = "128", steps = "2", rou
   process.argv.slice(2).filter((a) => !a.startsWith("--"));
 const pool = Number(flags.pool ?? 2);
 const pairs = Number(flags.rounds ?? 2);
+const tfjsDir = typeof flags.tfjs === "string" ? flags.tfjs : process.env.TFJS;
 const query = flags.query ?? "preset=lenet5&m=lenet5&o=sgd,var&n=2&tr=2000&te=1000&e=1&b=128&x=cpu";
 
 const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".css": "text/css", ".json": "application/json" };
 const server = createServer(async (req, res) => {
   const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname)).replace(/^([/\\])+/, "");
+  // An empty page for TF.js (WebGPU needs a secure context: about:blank is not one).
+  if (path === "blank.html") return res.writeHead(200, { "content-type": "text/html" }).end("<!doctype html>");
   try {
     const body = await readFile(join("dist", path || "index.html"));
     res.writeHead(200, { "content-type": types[extname(path)] ?? "application/octet-stream" });
@@ -90,18 +99,70 @@ try {
     const page = await browser.newPage();
     await page.goto(`${base}index.html`);
     await page.waitForFunction(() => window.wasmBindings, null, { timeout: 120000 });
-    const json = await page.evaluate(
+    const benchStep = async (optims, rounds) => JSON.parse(await page.evaluate(
       (a) => window.wasmBindings.bench_step(a.model, "mnist", a.optims, a.batch, a.steps, a.rounds),
       { model, optims, batch: Number(batch), steps: Number(steps), rounds: Number(rounds) },
-    );
-    const r = JSON.parse(json);
-    console.log(`${model} batch ${batch}, GPU executor in headless Chromium (${r.environment.adapter.name || "unnamed adapter"})`);
-    for (const row of r.rows) {
-      console.log(`${row.optimizer.padEnd(10)} ${row.ms_per_step.toFixed(1).padStart(10)} ms/step  ×SGD ${row.ratio_to_sgd?.toFixed(3) ?? "—"}`);
+    ));
+    const bundles = tfjsBundles(tfjsDir);
+    if (bundles && model === "lenet5") {
+      await sideBySide(benchStep, bundles, optims.split(",")[0]);
+    } else {
+      const r = await benchStep(optims, rounds);
+      console.log(`${model} batch ${batch}, GPU executor in headless Chromium (${r.environment.adapter.name || "unnamed adapter"})`);
+      for (const row of r.rows) {
+        console.log(`${row.optimizer.padEnd(10)} ${row.ms_per_step.toFixed(1).padStart(10)} ms/step  ×SGD ${row.ratio_to_sgd?.toFixed(3) ?? "—"}`);
+      }
+      console.log(bundles ? "TF.js: skipped (the side by side is for lenet5)"
+        : "TF.js: skipped (no --tfjs=DIR or TFJS=DIR holding @tensorflow/tfjs and tfjs-backend-webgpu; see scripts/bench-tfjs.mjs)");
     }
     await page.close();
   }
 } finally {
   await browser.close();
   server.close();
+}
+
+/** Part 3: per round, varlab's `bench_step` (one measured round after its warm-up), then
+ * TF.js WebGPU and WebGL, `steps` steps each; images/s medians with their range, and the
+ * ratios paired by round. varlab's time is the GPU timestamps' (best of the steps), TF.js's
+ * the wall clock of its steps up to the loss read back. */
+async function sideBySide(benchStep, bundles, optim) {
+  const n = Number(batch);
+  const engines = [];
+  for (const backend of ["webgpu", "webgl"]) {
+    try {
+      const t = await tfjsLenet(browser, `${base}blank.html`, bundles, backend, n);
+      console.log(`TF.js ${t.info.backend}: LeNet-5 with ${t.info.params} parameters, warmed up`);
+      engines.push({ name: `TF.js ${backend}`, run: async () => (await t.steps(Number(steps))).ms, close: t.close });
+    } catch (e) {
+      console.log(`TF.js ${backend}: not measured (${e.message.split("\n")[0]})`);
+    }
+  }
+  let adapter = "";
+  const varlab = async () => {
+    const r = await benchStep(optim, 1);
+    const a = r.environment.adapter;
+    adapter = `${a.name || "an unnamed adapter"} (${a.backend}, ${a.device_type}${a.is_software ? ", software" : ""})`;
+    return r.rows[0].ms_per_step;
+  };
+  const all = [{ name: `varlab ${optim}`, run: varlab }, ...engines];
+  const ms = all.map(() => []);
+  for (let round = 0; round < Number(rounds); round++) {
+    for (const [i, e] of all.entries()) ms[i].push(await e.run());
+    console.log(`  round ${round + 1}: ` + all.map((e, i) => `${e.name} ${(1000 * n / ms[i][round]).toFixed(1)} img/s`).join(", "));
+  }
+  const median = (xs) => { const v = [...xs].sort((a, b) => a - b); const h = v.length >> 1; return v.length % 2 ? v[h] : (v[h - 1] + v[h]) / 2; };
+  const range = (xs) => `${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}`;
+  console.log(`LeNet-5, batch ${n}, ${rounds} rounds × ${steps} steps, varlab's GPU executor on ${adapter} ` +
+    `(load average now ${loadavg().map((x) => x.toFixed(2)).join(" ")}):`);
+  for (const [i, e] of all.entries()) {
+    const ips = ms[i].map((t) => 1000 * n / t);
+    console.log(`  ${e.name.padEnd(14)} ${median(ips).toFixed(1).padStart(7)} img/s (range ${range(ips)})`);
+  }
+  for (const [i, e] of all.entries()) {
+    if (i === 0) continue;
+    const ratios = ms[i].map((t, r) => t / ms[0][r]);
+    console.log(`  varlab / ${e.name}: ${median(ratios).toFixed(2)}× (per round ${range(ratios)})`);
+  }
+  for (const e of engines) await e.close();
 }

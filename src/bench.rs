@@ -203,12 +203,12 @@ pub async fn ops(ctx: &Context, scale: usize, reps: u32) -> Result<Vec<OpBench>>
     Ok(rows)
 }
 
-/// The layer kernels at the shapes of the models (LeNet-5's second convolution, a ResNet
+/// The layer kernels at the shapes of the models (LeNet-5's convolutions, a ResNet
 /// block's batch norm, a ViT-tiny block), batch `32·scale`.
 async fn layers(ctx: &Context, scale: usize, reps: u32) -> Result<Vec<OpBench>> {
     use crate::ops::activation::{Act, Activation};
     use crate::ops::attention::{Attention, AttentionShape, AttentionWeights};
-    use crate::ops::conv::{Conv2d, Conv2dBackward, Conv2dShape};
+    use crate::ops::conv::{Conv2d, Conv2dBackward, Conv2dShape, ConvMethod};
     use crate::ops::loss::SoftmaxCrossEntropy;
     use crate::ops::norm::{
         BatchNorm2d, BatchNorm2dConfig, BatchNormBuffers, LayerNorm, LayerNormConfig,
@@ -220,53 +220,47 @@ async fn layers(ctx: &Context, scale: usize, reps: u32) -> Result<Vec<OpBench>> 
     let n = 32 * scale;
     let mut buf = |len: usize| ctx.storage("bench", &rng.vec(len));
 
-    // Convolution: LeNet-5's conv2, 6→16 channels, 14×14, 5×5 kernel.
-    let cs = Conv2dShape::new(n, 6, 14, 14, 16, 5);
-    let (x, w, b, y) = (
-        buf(cs.len_x())?,
-        buf(cs.len_w())?,
-        buf(16)?,
-        buf(cs.len_y())?,
-    );
-    let conv = Conv2d::new(ctx, cs, &x, &w, Some((&b).into()), &y).await?;
-    let d: Vec<&Dispatch> = conv.dispatches.iter().collect();
-    let (s, method) = time(ctx, &d, &y, reps).await?;
-    let shape = format!("{n}×6×14×14→16, k5");
-    rows.push(row(
-        "conv2d forward (im2col+mm)",
-        shape.clone(),
-        s,
-        cs.forward_product().flops(),
-        0.0,
-        method,
-    ));
-    let (dy, dx, dw, db) = (
-        buf(cs.len_y())?,
-        buf(cs.len_x())?,
-        buf(cs.len_w())?,
-        buf(16)?,
-    );
-    let back = Conv2dBackward::new(
-        ctx,
-        cs,
-        &conv.cols,
-        &w,
-        &dy,
-        Some((&dx).into()),
-        Some((&dw).into()),
-        Some((&db).into()),
-    )
-    .await?;
-    let d: Vec<&Dispatch> = back.dispatches.iter().collect();
-    let (s, method) = time(ctx, &d, &dx, reps).await?;
-    rows.push(row(
-        "conv2d backward",
-        shape,
-        s,
-        2.0 * cs.forward_product().flops(),
-        0.0,
-        method,
-    ));
+    // Convolution: LeNet-5's conv1 (1→6 channels, 28×28, pad 2) and conv2 (6→16, 14×14),
+    // 5×5 kernels, by both methods.
+    let conv1 = Conv2dShape::new(n, 1, 28, 28, 6, 5).padding(2, 2);
+    let conv2 = Conv2dShape::new(n, 6, 14, 14, 16, 5);
+    for (cs, name) in [(conv1, "conv1"), (conv2, "conv2")] {
+        for method in [ConvMethod::Im2col, ConvMethod::Direct] {
+            let m = format!("{method:?}").to_lowercase();
+            let shape = format!("{n}×{}×{}×{}→{}, k5", cs.cin, cs.h, cs.w, cs.cout);
+            let (x, w, b, y) = (
+                buf(cs.len_x())?,
+                buf(cs.len_w())?,
+                buf(cs.cout)?,
+                buf(cs.len_y())?,
+            );
+            let conv = Conv2d::with_method(ctx, method, cs, &x, &w, Some((&b).into()), &y).await?;
+            let d: Vec<&Dispatch> = conv.dispatches.iter().collect();
+            let (s, how) = time(ctx, &d, &y, reps).await?;
+            let flops = cs.forward_product().flops();
+            let label = format!("{name} forward ({m})");
+            rows.push(row(&label, shape.clone(), s, flops, 0.0, how));
+            let (dy, dw, db) = (buf(cs.len_y())?, buf(cs.len_w())?, buf(cs.cout)?);
+            // LeNet-5 wants no dx of its first layer.
+            let dx = (name != "conv1").then(|| buf(cs.len_x())).transpose()?;
+            let back = Conv2dBackward::new(
+                ctx,
+                &conv,
+                &x,
+                &w,
+                &dy,
+                dx.as_ref().map(Into::into),
+                Some((&dw).into()),
+                Some((&db).into()),
+            )
+            .await?;
+            let d: Vec<&Dispatch> = back.dispatches.iter().collect();
+            let (s, how) = time(ctx, &d, &dw, reps).await?;
+            let label = format!("{name} backward ({m})");
+            let flops = if dx.is_some() { 2.0 * flops } else { flops };
+            rows.push(row(&label, shape, s, flops, 0.0, how));
+        }
+    }
 
     // Max-pool 2×2 after LeNet-5's conv1: 6 channels, 28×28.
     let ps = PoolShape::new(n, 6, 28, 28, 2, 2);

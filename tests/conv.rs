@@ -25,7 +25,7 @@ mod common;
 use common::{assert_close, context, read};
 use varlab::gpu::{Context, Dispatch, GpuError};
 use varlab::ops::conv::{
-    conv2d_backward_cpu, conv2d_cpu, im2col_cpu, Conv2d, Conv2dBackward, Conv2dShape,
+    conv2d_backward_cpu, conv2d_cpu, im2col_cpu, Conv2d, Conv2dBackward, Conv2dShape, ConvMethod,
 };
 use varlab::ops::linear::{
     bias_add_cpu, channel_sum_cpu, linear_backward_cpu, linear_cpu, BiasAdd, ChannelSum, Linear,
@@ -208,7 +208,14 @@ gpu_test!(
 
 // ---------------------------------------------------------------- convolution
 
+/// Both methods on one shape.
 async fn check_conv(s: Conv2dShape, bias: bool, seed: u64) {
+    for method in [ConvMethod::Im2col, ConvMethod::Direct] {
+        check_conv_by(method, s, bias, seed).await;
+    }
+}
+
+async fn check_conv_by(method: ConvMethod, s: Conv2dShape, bias: bool, seed: u64) {
     let ctx = context().await;
     let mut rng = Rng::new(seed);
     let (x, w, b, dy) = (
@@ -222,15 +229,19 @@ async fn check_conv(s: Conv2dShape, bias: bool, seed: u64) {
     let gw = ctx.storage("w", &w).unwrap();
     let gb = b.as_ref().map(|b| ctx.storage("b", b).unwrap());
     let gy = ctx.zeros("y", s.len_y()).unwrap();
-    let fwd = Conv2d::new(&ctx, s, &gx, &gw, gb.as_ref().map(Into::into), &gy)
+    let fwd = Conv2d::with_method(&ctx, method, s, &gx, &gw, gb.as_ref().map(Into::into), &gy)
         .await
         .unwrap();
+    assert_eq!(fwd.method, method);
     run(&ctx, &fwd.dispatches);
 
-    let mut cols = vec![0.0; s.len_cols()];
-    im2col_cpu(&s, &x, &mut cols);
-    let gpu_cols = read(&ctx, &fwd.cols, s.len_cols()).await;
-    assert_close(&format!("im2col {s:?}"), &gpu_cols, &cols, |_| 0.0);
+    if let Some(gpu_cols) = &fwd.cols {
+        let mut cols = vec![0.0; s.len_cols()];
+        im2col_cpu(&s, &x, &mut cols);
+        let gpu_cols = read(&ctx, gpu_cols, s.len_cols()).await;
+        assert_close(&format!("im2col {s:?}"), &gpu_cols, &cols, |_| 0.0);
+    }
+    let s_name = format!("{method:?} {s:?}");
 
     let mut cpu = vec![0.0; s.len_y()];
     conv2d_cpu(&s, &x, &w, b.as_deref(), &mut cpu);
@@ -238,7 +249,13 @@ async fn check_conv(s: Conv2dShape, bias: bool, seed: u64) {
     let abs_b = b.as_deref().map(abs);
     conv2d_cpu(&s, &abs(&x), &abs(&w), abs_b.as_deref(), &mut mag);
     let gpu = read(&ctx, &gy, s.len_y()).await;
-    check(&format!("conv forward {s:?}"), &gpu, &cpu, &mag, s.k() + 1);
+    check(
+        &format!("conv forward {s_name}"),
+        &gpu,
+        &cpu,
+        &mag,
+        s.k() + 1,
+    );
 
     let gdy = ctx.storage("dy", &dy).unwrap();
     let (gdx, gdw, gdb) = (
@@ -249,8 +266,8 @@ async fn check_conv(s: Conv2dShape, bias: bool, seed: u64) {
     let db_out = bias.then(|| (&gdb).into());
     let bwd = Conv2dBackward::new(
         &ctx,
-        s,
-        &fwd.cols,
+        &fwd,
+        &gx,
         &gw,
         &gdy,
         Some((&gdx).into()),
@@ -277,16 +294,15 @@ async fn check_conv(s: Conv2dShape, bias: bool, seed: u64) {
         Some(&mut mdb),
     );
     let gpu_dx = read(&ctx, &gdx, s.len_x()).await;
-    check(
-        &format!("conv dx {s:?}"),
-        &gpu_dx,
-        &dx,
-        &mdx,
-        s.cout + s.kh * s.kw,
-    );
+    // The direct dx sums all Cout·kh·kw terms in one sequence.
+    let dx_terms = match method {
+        ConvMethod::Im2col => s.cout + s.kh * s.kw,
+        ConvMethod::Direct => s.cout * s.kh * s.kw,
+    };
+    check(&format!("conv dx {s_name}"), &gpu_dx, &dx, &mdx, dx_terms);
     let gpu_dw = read(&ctx, &gdw, s.len_w()).await;
     check(
-        &format!("conv dw {s:?}"),
+        &format!("conv dw {s_name}"),
         &gpu_dw,
         &dw,
         &mdw,
@@ -295,7 +311,7 @@ async fn check_conv(s: Conv2dShape, bias: bool, seed: u64) {
     if bias {
         let gpu_db = read(&ctx, &gdb, s.cout).await;
         check(
-            &format!("conv db {s:?}"),
+            &format!("conv db {s_name}"),
             &gpu_db,
             &db,
             &mdb,
@@ -328,6 +344,14 @@ gpu_test!(
         check_conv(s, false, 12).await;
         // Stride 2 without padding drops the last row and column of a 7×7 image.
         check_conv(Conv2dShape::new(3, 3, 7, 7, 5, 3).stride(2, 2), true, 13).await;
+    }
+);
+
+gpu_test!(
+    async fn conv_with_channels_past_one_group_of_eight_matches_cpu() {
+        // 9 input and 11 output channels: two channel groups each way, the last one partial.
+        let s = Conv2dShape::new(2, 9, 6, 5, 11, 3).padding(1, 1);
+        check_conv(s, true, 14).await;
     }
 );
 
@@ -442,6 +466,20 @@ gpu_test!(
         check_pool(PoolShape::global(2, 3, 17, 17), 27).await;
     }
 );
+
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn few_channels_go_direct_many_through_im2col() {
+    let lenet_conv1 = Conv2dShape::new(128, 1, 28, 28, 6, 5).padding(2, 2);
+    let lenet_conv2 = Conv2dShape::new(128, 6, 14, 14, 16, 5);
+    let wide = Conv2dShape::new(128, 16, 16, 16, 32, 3).padding(1, 1);
+    let deep_input = Conv2dShape::new(8, 64, 8, 8, 16, 5);
+    assert_eq!(ConvMethod::for_shape(&lenet_conv1), ConvMethod::Direct);
+    assert_eq!(ConvMethod::for_shape(&lenet_conv2), ConvMethod::Direct);
+    assert_eq!(ConvMethod::for_shape(&wide), ConvMethod::Im2col);
+    // 64·5·5 weight terms do not fit the direct kernels' workgroup memory.
+    assert_eq!(ConvMethod::for_shape(&deep_input), ConvMethod::Im2col);
+}
 
 // ---------------------------------------------------------------- finite differences
 

@@ -163,8 +163,8 @@ impl Build<'_> {
                 let db = bias.then(|| self.g(i, 1));
                 let back = Conv2dBackward::new(
                     ctx,
-                    s,
-                    &fwd.cols,
+                    &fwd,
+                    x,
                     self.p(i, 0),
                     dy,
                     want,

@@ -1,5 +1,6 @@
 //! 2-D convolution, NCHW, any kernel size, stride and (per-dimension, symmetric) zero
-//! padding, optional bias — forward and backward through im2col and [`Matmul`].
+//! padding, optional bias — forward and backward through im2col and [`Matmul`], or, for
+//! layers with few channels, directly ([`super::conv_direct`]; [`ConvMethod::for_shape`]).
 //!
 //! Layouts (PyTorch): `x` [N, Cin, H, W], `W` [Cout, Cin, kh, kw] (= [Cout, K] with
 //! `K = Cin·kh·kw`), `b` [Cout], `y` [N, Cout, Hout, Wout] with
@@ -279,7 +280,7 @@ pub fn conv2d_backward_cpu(
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub(super) struct Params {
     n: u32,
     cin: u32,
     h: u32,
@@ -294,10 +295,12 @@ struct Params {
     hout: u32,
     wout: u32,
     total: u32,
-    _pad: [u32; 2],
+    /// 1: the direct forward adds the bias.
+    pub(super) bias: u32,
+    _pad: u32,
 }
 
-fn params(s: &Conv2dShape, total: usize) -> Params {
+pub(super) fn params(s: &Conv2dShape, total: usize) -> Params {
     Params {
         n: s.n as u32,
         cin: s.cin as u32,
@@ -313,7 +316,8 @@ fn params(s: &Conv2dShape, total: usize) -> Params {
         hout: s.hout() as u32,
         wout: s.wout() as u32,
         total: total as u32,
-        _pad: [0; 2],
+        bias: 0,
+        _pad: 0,
     }
 }
 
@@ -331,7 +335,7 @@ fn check_shape(s: &Conv2dShape, what: &str) -> Result<()> {
 }
 
 /// One `conv.wgsl` kernel over `total` outputs: `src` → `dst`.
-async fn helper<'a>(
+pub(super) async fn helper<'a>(
     ctx: &Context,
     entry: &'static str,
     s: &Conv2dShape,
@@ -344,21 +348,65 @@ async fn helper<'a>(
     prepare(ctx, &SHADER, entry, &params(s, total), workgroups, &buffers).await
 }
 
-/// A prepared forward `y = conv(x, W) (+ b)`: encode `dispatches` in order. Owns `cols`
-/// [N, K, Hout·Wout], which the backward reads (keep this object alive until then).
+/// How a convolution runs on the GPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvMethod {
+    /// im2col, then one batched [`Matmul`] (and col2im for dx): for many channels.
+    Im2col,
+    /// [`super::conv_direct`]: one thread per pixel and eight channels.
+    Direct,
+}
+
+/// Output channels up to which [`ConvMethod::Direct`] is chosen: up to 16, a 64×64 matmul
+/// tile is at most a quarter used along Cout (LeNet-5: 6 and 16).
+const DIRECT_MAX_COUT: usize = 16;
+
+impl ConvMethod {
+    /// Direct for few output channels when the staged weights fit, im2col otherwise.
+    pub fn for_shape(s: &Conv2dShape) -> ConvMethod {
+        let khw = s.kh * s.kw;
+        let fits =
+            s.cin * khw <= super::conv_direct::KMAX && s.cout * khw <= super::conv_direct::KMAX;
+        if s.cout <= DIRECT_MAX_COUT && fits {
+            ConvMethod::Direct
+        } else {
+            ConvMethod::Im2col
+        }
+    }
+}
+
+/// A prepared forward `y = conv(x, W) (+ b)`: encode `dispatches` in order. With im2col it
+/// owns `cols` [N, K, Hout·Wout], which the backward reads (keep this object alive until
+/// then); the direct backward reads `x` instead.
 pub struct Conv2d {
     pub shape: Conv2dShape,
+    pub method: ConvMethod,
     pub dispatches: Vec<Dispatch>,
-    pub cols: wgpu::Buffer,
-    _matmul: Matmul,
+    pub cols: Option<wgpu::Buffer>,
+    _matmul: Option<Matmul>,
     _bias: Option<BiasAdd>,
     _params: wgpu::Buffer,
 }
 
 impl Conv2d {
-    /// `w`, `b`: whole buffers or slices of the flat parameters.
+    /// `w`, `b`: whole buffers or slices of the flat parameters. The method is
+    /// [`ConvMethod::for_shape`].
     pub async fn new<'a>(
         ctx: &Context,
+        shape: Conv2dShape,
+        x: impl Into<Slice<'a>>,
+        w: impl Into<Slice<'a>>,
+        b: Option<Slice<'a>>,
+        y: impl Into<Slice<'a>>,
+    ) -> Result<Conv2d> {
+        let method = ConvMethod::for_shape(&shape);
+        Conv2d::with_method(ctx, method, shape, x, w, b, y).await
+    }
+
+    /// [`Conv2d::new`] by a given method.
+    pub async fn with_method<'a>(
+        ctx: &Context,
+        method: ConvMethod,
         shape: Conv2dShape,
         x: impl Into<Slice<'a>>,
         w: impl Into<Slice<'a>>,
@@ -377,6 +425,18 @@ impl Conv2d {
             operands.push(("b", b, shape.cout));
         }
         check_sizes(&what, &operands)?;
+        if method == ConvMethod::Direct {
+            let (dispatch, params) = super::conv_direct::forward(ctx, &shape, x, w, b, y).await?;
+            return Ok(Conv2d {
+                shape,
+                method,
+                dispatches: vec![dispatch],
+                cols: None,
+                _matmul: None,
+                _bias: None,
+                _params: params,
+            });
+        }
         let cols = ctx.zeros("conv cols", shape.len_cols())?;
         let (im2col, params) = helper(ctx, "im2col", &shape, shape.len_cols(), x, &cols).await?;
         let matmul = Matmul::new(ctx, shape.forward_product(), 1.0, 0.0, w, &cols, y).await?;
@@ -385,20 +445,22 @@ impl Conv2d {
         let bias = BiasAdd::append(ctx, dims, b, y, &mut dispatches).await?;
         Ok(Conv2d {
             shape,
+            method,
             dispatches,
-            cols,
-            _matmul: matmul,
+            cols: Some(cols),
+            _matmul: Some(matmul),
             _bias: bias,
             _params: params,
         })
     }
 }
 
-/// A prepared backward: from the forward's `cols`, the weight `W` and the upstream
-/// gradient `dy` [N, Cout, Hout, Wout], writes whichever of `dx` [N, Cin, H, W],
-/// `dw` [Cout, Cin, kh, kw] and `db` [Cout] are given. Encode `dispatches` in order.
-/// Owns scratch buffers: `dcols` (N·K·HWout floats, when `dx` is wanted) and the per-item
-/// weight gradients (N·Cout·K floats, when `dw` is wanted and N > 1).
+/// A prepared backward of the forward `fwd`: from its input `x` (direct) or `cols` (im2col),
+/// the weight `W` and the upstream gradient `dy` [N, Cout, Hout, Wout], writes whichever of
+/// `dx` [N, Cin, H, W], `dw` [Cout, Cin, kh, kw] and `db` [Cout] are given. Encode
+/// `dispatches` in order. Owns scratch buffers: the per-item weight gradients (N·Cout·K
+/// floats, when `dw` is wanted and N > 1) and, with im2col, `dcols` (N·K·HWout floats, when
+/// `dx` is wanted).
 pub struct Conv2dBackward {
     pub shape: Conv2dShape,
     pub dispatches: Vec<Dispatch>,
@@ -411,19 +473,20 @@ impl Conv2dBackward {
     #[allow(clippy::too_many_arguments)]
     pub async fn new<'a>(
         ctx: &Context,
-        shape: Conv2dShape,
-        cols: &wgpu::Buffer,
+        fwd: &Conv2d,
+        x: impl Into<Slice<'a>>,
         w: impl Into<Slice<'a>>,
         dy: impl Into<Slice<'a>>,
         dx: Option<Slice<'a>>,
         dw: Option<Slice<'a>>,
         db: Option<Slice<'a>>,
     ) -> Result<Conv2dBackward> {
-        let (cols, w, dy): (Slice, Slice, Slice) = (cols.into(), w.into(), dy.into());
+        let shape = fwd.shape;
+        let (x, w, dy): (Slice, Slice, Slice) = (x.into(), w.into(), dy.into());
         check_shape(&shape, "a convolution backward")?;
         let what = format!("a convolution backward of shape {shape:?}");
         let mut operands = vec![
-            ("cols", cols, shape.len_cols()),
+            ("x", x, shape.len_x()),
             ("W", w, shape.len_w()),
             ("dy", dy, shape.len_y()),
         ];
@@ -433,46 +496,84 @@ impl Conv2dBackward {
             }
         }
         check_sizes(&what, &operands)?;
-        let mut dispatches = Vec::new();
-        let mut matmuls = Vec::new();
-        let mut buffers = Vec::new();
+        let mut back = Conv2dBackward {
+            shape,
+            dispatches: Vec::new(),
+            _matmuls: Vec::new(),
+            _bias: None,
+            _buffers: Vec::new(),
+        };
+        match &fwd.cols {
+            None => back.direct(ctx, x, w, dy, dx, dw).await?,
+            Some(cols) => back.im2col(ctx, cols.into(), w, dy, dx, dw).await?,
+        }
+        let dims = (shape.n, shape.cout, shape.hw_out());
+        back._bias = ChannelSum::append(ctx, dims, dy, db, &mut back.dispatches).await?;
+        Ok(back)
+    }
+
+    async fn direct<'a>(
+        &mut self,
+        ctx: &Context,
+        x: Slice<'a>,
+        w: Slice<'a>,
+        dy: Slice<'a>,
+        dx: Option<Slice<'a>>,
+        dw: Option<Slice<'a>>,
+    ) -> Result<()> {
+        use super::conv_direct::{input_grad, weight_grad};
+        if let Some(dw) = dw {
+            let (dispatches, buffers) = weight_grad(ctx, &self.shape, x, dy, dw).await?;
+            self.dispatches.extend(dispatches);
+            self._buffers.extend(buffers);
+        }
+        if let Some(dx) = dx {
+            let (dispatch, params) = input_grad(ctx, &self.shape, dy, w, dx).await?;
+            self.dispatches.push(dispatch);
+            self._buffers.push(params);
+        }
+        Ok(())
+    }
+
+    async fn im2col<'a>(
+        &mut self,
+        ctx: &Context,
+        cols: Slice<'a>,
+        w: Slice<'a>,
+        dy: Slice<'a>,
+        dx: Option<Slice<'a>>,
+        dw: Option<Slice<'a>>,
+    ) -> Result<()> {
+        let shape = self.shape;
         if let Some(dw) = dw {
             if shape.n == 1 {
                 let op =
                     Matmul::new(ctx, shape.weight_grad_product(), 1.0, 0.0, dy, cols, dw).await?;
-                dispatches.extend(op.list());
-                matmuls.push(op);
+                self.dispatches.extend(op.list());
+                self._matmuls.push(op);
             } else {
                 let parts = ctx.zeros("conv dW per item", shape.n * shape.len_w())?;
                 let op = Matmul::new(ctx, shape.weight_grad_product(), 1.0, 0.0, dy, cols, &parts)
                     .await?;
                 let (sum, params) =
                     helper(ctx, "sum_batch", &shape, shape.len_w(), &parts, dw).await?;
-                dispatches.extend(op.list());
-                dispatches.push(sum);
-                matmuls.push(op);
-                buffers.push(parts);
-                buffers.push(params);
+                self.dispatches.extend(op.list());
+                self.dispatches.push(sum);
+                self._matmuls.push(op);
+                self._buffers.push(parts);
+                self._buffers.push(params);
             }
         }
         if let Some(dx) = dx {
             let dcols = ctx.zeros("conv dcols", shape.len_cols())?;
             let op = Matmul::new(ctx, shape.cols_grad_product(), 1.0, 0.0, w, dy, &dcols).await?;
             let (col2im, params) = helper(ctx, "col2im", &shape, shape.len_x(), &dcols, dx).await?;
-            dispatches.extend(op.list());
-            dispatches.push(col2im);
-            matmuls.push(op);
-            buffers.push(dcols);
-            buffers.push(params);
+            self.dispatches.extend(op.list());
+            self.dispatches.push(col2im);
+            self._matmuls.push(op);
+            self._buffers.push(dcols);
+            self._buffers.push(params);
         }
-        let dims = (shape.n, shape.cout, shape.hw_out());
-        let bias = ChannelSum::append(ctx, dims, dy, db, &mut dispatches).await?;
-        Ok(Conv2dBackward {
-            shape,
-            dispatches,
-            _matmuls: matmuls,
-            _bias: bias,
-            _buffers: buffers,
-        })
+        Ok(())
     }
 }

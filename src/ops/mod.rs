@@ -5,6 +5,7 @@
 pub mod activation;
 pub mod attention;
 pub mod conv;
+mod conv_direct;
 pub mod data;
 pub mod elementwise;
 pub mod gradcheck;
