@@ -12,6 +12,7 @@
 //   --query=…       the compare's page settings (default: LeNet-5, SGD and VAR × 2 seeds,
 //                   2000 training and 1000 test images, 1 epoch, batch 128, CPU executor)
 //   --skip-pool | --skip-gpu   leave out part 1 or 2
+//   --dist=DIR      serve DIR instead of dist/ (e.g. a saved build, to compare two builds)
 import { chromium } from "playwright-core";
 import { createServer } from "node:http";
 import { readFile } from "node:fs/promises";
@@ -24,13 +25,14 @@ const [model = "lenet5", optims = "sgd,var,sam", batch = "128", steps = "2", rou
   process.argv.slice(2).filter((a) => !a.startsWith("--"));
 const pool = Number(flags.pool ?? 2);
 const pairs = Number(flags.rounds ?? 2);
+const dist = flags.dist ?? "dist";
 const query = flags.query ?? "preset=lenet5&m=lenet5&o=sgd,var&n=2&tr=2000&te=1000&e=1&b=128&x=cpu";
 
 const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".css": "text/css", ".json": "application/json" };
 const server = createServer(async (req, res) => {
   const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname)).replace(/^([/\\])+/, "");
   try {
-    const body = await readFile(join("dist", path || "index.html"));
+    const body = await readFile(join(dist, path || "index.html"));
     res.writeHead(200, { "content-type": types[extname(path)] ?? "application/octet-stream" });
     res.end(body);
   } catch {
