@@ -17,6 +17,7 @@
 //   --skip-pool | --skip-gpu   leave out part 1, or 2 and 3
 //   --tfjs=DIR      a node_modules folder holding @tensorflow/tfjs and tfjs-backend-webgpu
 //                   4.22.0 (or TFJS=DIR); absent: part 3 is skipped with one line
+//   --dist=DIR      serve DIR instead of dist/ (e.g. a saved build, to compare two builds)
 import { chromium } from "playwright-core";
 import { tfjsBundles, tfjsLenet } from "./bench-tfjs.mjs";
 import { createServer } from "node:http";
@@ -31,6 +32,7 @@ const [model = "lenet5", optims = "sgd,var,sam", batch = "128", steps = "2", rou
 const pool = Number(flags.pool ?? 2);
 const pairs = Number(flags.rounds ?? 2);
 const tfjsDir = typeof flags.tfjs === "string" ? flags.tfjs : process.env.TFJS;
+const dist = flags.dist ?? "dist";
 const query = flags.query ?? "preset=lenet5&m=lenet5&o=sgd,var&n=2&tr=2000&te=1000&e=1&b=128&x=cpu";
 
 const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".css": "text/css", ".json": "application/json" };
@@ -39,7 +41,7 @@ const server = createServer(async (req, res) => {
   // An empty page for TF.js (WebGPU needs a secure context: about:blank is not one).
   if (path === "blank.html") return res.writeHead(200, { "content-type": "text/html" }).end("<!doctype html>");
   try {
-    const body = await readFile(join("dist", path || "index.html"));
+    const body = await readFile(join(dist, path || "index.html"));
     res.writeHead(200, { "content-type": types[extname(path)] ?? "application/octet-stream" });
     res.end(body);
   } catch {

@@ -21,7 +21,8 @@
 //!
 //! Speed: linear, convolution (im2col), attention and patch-embedding products run as real
 //! GEMMs ([`crate::ops::matmul::gemm`], `matrixmultiply`, threaded natively, single-threaded
-//! in wasm) through [`super::fast`]; the other layers are the twins' loops. Backward passes
+//! with simd128 in wasm) through [`super::fast`]; im2col, col2im and the max-pool backward
+//! go by rows ([`super::gather`]); the other layers are the twins' loops. Backward passes
 //! still allocate their per-node results.
 
 use std::ops::Range;
@@ -38,9 +39,7 @@ use crate::ops::norm::{
     batch_norm_train_cpu, layer_norm_backward_cpu, layer_norm_cpu, BatchNorm2dConfig,
     LayerNormConfig,
 };
-use crate::ops::pool::{
-    avg_pool_backward_cpu, avg_pool_cpu, max_pool_backward_cpu, max_pool_cpu, PoolShape,
-};
+use crate::ops::pool::{avg_pool_backward_cpu, avg_pool_cpu, max_pool_cpu, PoolShape};
 use crate::ops::vit::{
     cls_pos_backward_cpu, cls_pos_cpu, cls_select_backward_cpu, cls_select_cpu,
     mean_pool_backward_cpu, mean_pool_cpu, patch_embed_backward_cpu, patch_embed_cpu, PatchShape,
@@ -431,7 +430,7 @@ impl CpuExecutor {
                 let Saved::Argmax(argmax) = &self.saved[i] else {
                     unreachable!("MaxPool saves its argmax")
                 };
-                max_pool_backward_cpu(&ps, argmax, dy, &mut dx);
+                super::gather::max_pool_backward(&ps, argmax, dy, &mut dx);
             }
             Op::AvgPool { k, s } if want_dx => {
                 let ps = PoolShape::new(n, xs[1], xs[2], xs[3], k, s);

@@ -6,7 +6,8 @@
 //! Convolutions go through im2col one image at a time (`cols` `[K, Hout·Wout]`,
 //! `K = Cin·kh·kw`), so the scratch is one image's columns, not the batch's.
 
-use crate::ops::conv::{col2im_cpu, im2col_cpu, Conv2dShape};
+use super::gather::{col2im, im2col};
+use crate::ops::conv::Conv2dShape;
 use crate::ops::linear::channel_sum_cpu;
 use crate::ops::matmul::gemm;
 
@@ -69,7 +70,7 @@ pub fn conv_forward(
     let hwo = s.hw_out();
     cols.resize(k * hwo, 0.0);
     for n in 0..s.n {
-        im2col_cpu(&one, &x[n * xlen..(n + 1) * xlen], cols);
+        im2col(&one, &x[n * xlen..(n + 1) * xlen], cols);
         let yn = &mut y[n * ylen..(n + 1) * ylen];
         gemm(s.cout, hwo, k, 1.0, w, false, cols, false, 0.0, yn);
         if let Some(b) = b {
@@ -97,14 +98,14 @@ pub fn conv_backward(
     cols.resize(k * hwo, 0.0);
     for n in 0..s.n {
         let dyn_ = &dy[n * ylen..(n + 1) * ylen];
-        im2col_cpu(&one, &x[n * xlen..(n + 1) * xlen], cols);
+        im2col(&one, &x[n * xlen..(n + 1) * xlen], cols);
         // dW += dy_n [Cout, HWo] · cols_nᵀ [HWo, K]
         let beta = if n == 0 { 0.0 } else { 1.0 };
         gemm(s.cout, k, hwo, 1.0, dyn_, false, cols, true, beta, dw);
         if let Some(dx) = dx.as_deref_mut() {
             // dcols [K, HWo] = Wᵀ [K, Cout] · dy_n, then scattered back by col2im.
             gemm(k, hwo, s.cout, 1.0, w, true, dyn_, false, 0.0, cols);
-            col2im_cpu(&one, cols, &mut dx[n * xlen..(n + 1) * xlen]);
+            col2im(&one, cols, &mut dx[n * xlen..(n + 1) * xlen]);
         }
     }
     if let Some(db) = db {

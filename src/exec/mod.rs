@@ -7,6 +7,7 @@
 
 pub mod cpu;
 pub mod fast;
+pub mod gather;
 pub mod gpu;
 mod gpu_nodes;
 
