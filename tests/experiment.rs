@@ -254,6 +254,60 @@ fn safetensors_round_trip_with_batchnorm_state() {
     assert!(e.to_string().contains("layer"), "{e}");
 }
 
+/// The fast im2col, col2im and max-pool backward give the twins' bits: odd sizes, strides
+/// 1 to 3, padding 0 to 2, kernels as tall as the padded input, overlapping
+/// pooling windows.
+#[test]
+fn fast_loops_give_the_twins_bits() {
+    use varlab::ops::conv::{col2im_cpu, im2col_cpu};
+    use varlab::ops::pool::{max_pool_backward_cpu, max_pool_cpu, PoolShape};
+    let mut rng = Rng::new(5);
+    for (h, w, kh, kw, sh, sw, ph, pw) in [
+        (9, 7, 3, 3, 2, 2, 1, 1),
+        (5, 6, 5, 5, 1, 1, 2, 2),
+        (7, 5, 2, 4, 3, 1, 0, 2),
+        (4, 3, 1, 1, 1, 3, 0, 0),
+        (3, 4, 4, 3, 1, 2, 1, 0),
+    ] {
+        let s = Conv2dShape {
+            n: 2,
+            cin: 3,
+            h,
+            w,
+            cout: 1,
+            kh,
+            kw,
+            sh,
+            sw,
+            ph,
+            pw,
+        };
+        let x = rng.vec(s.len_x());
+        let len = s.n * s.k() * s.hw_out();
+        let (mut c1, mut c2) = (vec![f32::NAN; len], vec![f32::NAN; len]);
+        fast::im2col(&s, &x, &mut c1);
+        im2col_cpu(&s, &x, &mut c2);
+        assert_eq!(c1, c2, "im2col {s:?}");
+        let d = rng.vec(len);
+        let (mut x1, mut x2) = (vec![f32::NAN; x.len()], vec![f32::NAN; x.len()]);
+        fast::col2im(&s, &d, &mut x1);
+        col2im_cpu(&s, &d, &mut x2);
+        assert_eq!(x1, x2, "col2im {s:?}");
+    }
+    for (h, w, k, st) in [(8, 6, 2, 2), (7, 9, 3, 2), (5, 5, 3, 1), (6, 7, 2, 3)] {
+        let ps = PoolShape::new(2, 3, h, w, k, st);
+        let x = rng.vec(ps.len_x());
+        let outs = ps.planes() * ps.hout() * ps.wout();
+        let (mut y, mut argmax) = (vec![0.0; outs], vec![0; outs]);
+        max_pool_cpu(&ps, &x, &mut y, &mut argmax);
+        let dy = rng.vec(outs);
+        let (mut d1, mut d2) = (vec![f32::NAN; x.len()], vec![f32::NAN; x.len()]);
+        fast::max_pool_backward(&ps, &argmax, &dy, &mut d1);
+        max_pool_backward_cpu(&ps, &argmax, &dy, &mut d2);
+        assert_eq!(d1, d2, "max-pool backward {ps:?}");
+    }
+}
+
 #[test]
 fn gemm_layers_match_their_twins() {
     let mut rng = Rng::new(4);

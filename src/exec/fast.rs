@@ -4,11 +4,16 @@
 //! kernels are tested against); `tests/exec_cpu.rs` checks these against them.
 //!
 //! Convolutions go through im2col one image at a time (`cols` `[K, Hout·Wout]`,
-//! `K = Cin·kh·kw`), so the scratch is one image's columns, not the batch's.
+//! `K = Cin·kh·kw`), so the scratch is one image's columns, not the batch's. [`im2col`],
+//! [`col2im`] and [`max_pool_backward`] are the twins' loops by rows and runs instead of
+//! by element, with the same sums in the same order: the same bits (`tests/exec_cpu.rs`).
 
-use crate::ops::conv::{col2im_cpu, im2col_cpu, Conv2dShape};
+use std::ops::Range;
+
+use crate::ops::conv::Conv2dShape;
 use crate::ops::linear::channel_sum_cpu;
 use crate::ops::matmul::gemm;
+use crate::ops::pool::PoolShape;
 
 /// `y [rows, out] = x [rows, in] · Wᵀ (+ b)`, `W` `[out, in]`.
 pub fn linear_forward(
@@ -46,7 +51,11 @@ pub fn linear_backward(
     }
     gemm(out, inp, rows, 1.0, dy, true, x, false, 0.0, dw);
     if let Some(db) = db {
-        channel_sum_cpu(rows, out, 1, dy, db);
+        // channel_sum_cpu's sums, in its order, a row at a time (vectorisable).
+        db[..out].fill(0.0);
+        for row in dy[..rows * out].chunks_exact(out) {
+            db.iter_mut().zip(row).for_each(|(d, g)| *d += g);
+        }
     }
 }
 
@@ -69,7 +78,7 @@ pub fn conv_forward(
     let hwo = s.hw_out();
     cols.resize(k * hwo, 0.0);
     for n in 0..s.n {
-        im2col_cpu(&one, &x[n * xlen..(n + 1) * xlen], cols);
+        im2col(&one, &x[n * xlen..(n + 1) * xlen], cols);
         let yn = &mut y[n * ylen..(n + 1) * ylen];
         gemm(s.cout, hwo, k, 1.0, w, false, cols, false, 0.0, yn);
         if let Some(b) = b {
@@ -97,17 +106,100 @@ pub fn conv_backward(
     cols.resize(k * hwo, 0.0);
     for n in 0..s.n {
         let dyn_ = &dy[n * ylen..(n + 1) * ylen];
-        im2col_cpu(&one, &x[n * xlen..(n + 1) * xlen], cols);
+        im2col(&one, &x[n * xlen..(n + 1) * xlen], cols);
         // dW += dy_n [Cout, HWo] · cols_nᵀ [HWo, K]
         let beta = if n == 0 { 0.0 } else { 1.0 };
         gemm(s.cout, k, hwo, 1.0, dyn_, false, cols, true, beta, dw);
         if let Some(dx) = dx.as_deref_mut() {
             // dcols [K, HWo] = Wᵀ [K, Cout] · dy_n, then scattered back by col2im.
             gemm(k, hwo, s.cout, 1.0, w, true, dyn_, false, 0.0, cols);
-            col2im_cpu(&one, cols, &mut dx[n * xlen..(n + 1) * xlen]);
+            col2im(&one, cols, &mut dx[n * xlen..(n + 1) * xlen]);
         }
     }
     if let Some(db) = db {
         channel_sum_cpu(s.n, s.cout, hwo, dy, db);
+    }
+}
+
+/// The outputs `o` of `0..out` whose input `o·s + kk − p` lies in `0..len`.
+fn valid(out: usize, s: usize, kk: usize, p: usize, len: usize) -> Range<usize> {
+    let lo = p.saturating_sub(kk).div_ceil(s);
+    let hi = if len + p > kk {
+        ((len + p - kk - 1) / s + 1).min(out)
+    } else {
+        0
+    };
+    lo.min(hi)..hi
+}
+
+/// One row of the columns (`r = b·K + (ci·kh + ky)·kw + kx`): `(b, ci, ky, kx)`.
+fn row_index(s: &Conv2dShape, r: usize) -> (usize, usize, usize, usize) {
+    let (kx, ky) = (r % s.kw, r / s.kw % s.kh);
+    (r / s.k(), r / (s.kw * s.kh) % s.cin, ky, kx)
+}
+
+/// [`im2col_cpu`](crate::ops::conv::im2col_cpu): `cols` [N, K, Hout·Wout] from `x`
+/// [N, Cin, H, W], a run of each input row at a time.
+pub fn im2col(s: &Conv2dShape, x: &[f32], cols: &mut [f32]) {
+    let (hwo, wo) = (s.hw_out(), s.wout());
+    for (r, row) in cols[..s.n * s.k() * hwo].chunks_exact_mut(hwo).enumerate() {
+        let (b, ci, ky, kx) = row_index(s, r);
+        let plane = &x[(b * s.cin + ci) * s.h * s.w..][..s.h * s.w];
+        let xs = valid(wo, s.sw, kx, s.pw, s.w);
+        for (oy, out) in row.chunks_exact_mut(wo).enumerate() {
+            let Some(iy) = (oy * s.sh + ky).checked_sub(s.ph).filter(|&i| i < s.h) else {
+                out.fill(0.0);
+                continue;
+            };
+            let src = &plane[iy * s.w..][..s.w];
+            out[..xs.start].fill(0.0);
+            out[xs.end..].fill(0.0);
+            if s.sw == 1 {
+                let i0 = xs.start + kx - s.pw;
+                out[xs.clone()].copy_from_slice(&src[i0..i0 + xs.len()]);
+            } else {
+                for ox in xs.clone() {
+                    out[ox] = src[ox * s.sw + kx - s.pw];
+                }
+            }
+        }
+    }
+}
+
+/// [`col2im_cpu`](crate::ops::conv::col2im_cpu): `dx` [N, Cin, H, W] gathers from `dcols`
+/// [N, K, Hout·Wout]; scattered row by row, so each pixel sums its entries from zero in
+/// (ky, kx) order, as the twin does.
+pub fn col2im(s: &Conv2dShape, dcols: &[f32], dx: &mut [f32]) {
+    let (hwo, wo) = (s.hw_out(), s.wout());
+    dx[..s.n * s.cin * s.h * s.w].fill(0.0);
+    for (r, row) in dcols[..s.n * s.k() * hwo].chunks_exact(hwo).enumerate() {
+        let (b, ci, ky, kx) = row_index(s, r);
+        let plane = &mut dx[(b * s.cin + ci) * s.h * s.w..][..s.h * s.w];
+        let xs = valid(wo, s.sw, kx, s.pw, s.w);
+        for (oy, d) in row.chunks_exact(wo).enumerate() {
+            let Some(iy) = (oy * s.sh + ky).checked_sub(s.ph).filter(|&i| i < s.h) else {
+                continue;
+            };
+            let dst = &mut plane[iy * s.w..][..s.w];
+            for ox in xs.clone() {
+                dst[ox * s.sw + kx - s.pw] += d[ox];
+            }
+        }
+    }
+}
+
+/// [`max_pool_backward_cpu`](crate::ops::pool::max_pool_backward_cpu): each `dy` added to
+/// its window's argmax, windows in order, so each pixel sums from zero in the twin's order.
+pub fn max_pool_backward(s: &PoolShape, argmax: &[u32], dy: &[f32], dx: &mut [f32]) {
+    let (hw, hwo) = (s.h * s.w, s.hout() * s.wout());
+    let planes = s.planes();
+    dx[..planes * hw].fill(0.0);
+    let outs = argmax[..planes * hwo]
+        .chunks_exact(hwo)
+        .zip(dy.chunks_exact(hwo));
+    for (plane, (am, g)) in dx.chunks_exact_mut(hw).zip(outs) {
+        for (&a, &v) in am.iter().zip(g) {
+            plane[a as usize] += v;
+        }
     }
 }

@@ -93,8 +93,9 @@ impl MatmulShape {
     }
 }
 
-/// `C = alpha·op(A)·op(B) + beta·C` for one `m×n` matrix with a real GEMM
-/// (`matrixmultiply`: blocked, SIMD, and threaded natively). A is stored `m×k` (`k×m` with
+/// `C = alpha·op(A)·op(B) + beta·C` for one `m×n` matrix with a real GEMM: on x86_64 with
+/// AVX2 and FMA `ops::gemm_x86` (blocked, single-threaded, its packing buffers kept per
+/// thread), else `matrixmultiply` (blocked, SIMD, threaded natively). A is stored `m×k` (`k×m` with
 /// `trans_a`), B `k×n` (`n×k` with `trans_b`), C `m×n`, all row-major. With `beta = 0`, C is
 /// written without being read.
 #[allow(clippy::too_many_arguments)]
@@ -115,6 +116,11 @@ pub fn gemm(
         "gemm operand sizes"
     );
     if m == 0 || n == 0 {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if super::gemm_x86::available() {
+        super::gemm_x86::gemm(m, n, k, alpha, a, trans_a, b, trans_b, beta, c);
         return;
     }
     let (rsa, csa) = if trans_a { (1, m) } else { (k, 1) };
