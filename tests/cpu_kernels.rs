@@ -1,9 +1,11 @@
 //! The CPU executor's hot kernels against plain references, natively and in wasm (where the
 //! page runs the CPU executor when it has no usable GPU):
 //! - `ops::matmul::gemm` against a naive triple loop in f64 on odd sizes, both transposes,
-//!   alpha ≠ 1, beta 0 (over a C of NaNs, which must not leak) and beta ≠ 0. It is
-//!   `matrixmultiply` on both targets: natively its AVX2/FMA kernel, in wasm (`cargo test
-//!   --target wasm32-unknown-unknown`; .cargo/config.toml turns simd128 on) its v128 kernel.
+//!   alpha ≠ 1, beta 0 (over a C of NaNs, which must not leak) and beta ≠ 0, sizes past
+//!   every packing block. Natively on x86_64 with AVX2+FMA it is `ops::gemm_x86` (then also:
+//!   the same bits on every call and thread, its packing buffers being per thread), else
+//!   `matrixmultiply`; in wasm (`cargo test --target wasm32-unknown-unknown`;
+//!   .cargo/config.toml turns simd128 on) `matrixmultiply`'s v128 kernel.
 //!   Tolerance per element: `2·(k+2)·ε·(|alpha|·Σ_k |a_ik·b_kj| + |beta·c_ij|)`, the
 //!   rounding bound of a k-term f32 sum plus the alpha and beta roundings.
 //! - `exec::gather`'s im2col, col2im and max-pool backward against their twins: the same
@@ -129,7 +131,8 @@ both_targets!(
 
 both_targets!(
     fn gemm_across_blocks_of_m_n_and_k() {
-        // Past matrixmultiply's sgemm blocks: 64 rows of A, 1024 columns of B, 256 deep.
+        // Past the packing blocks of both GEMMs: matrixmultiply 64 rows × 1024 columns × 256
+        // deep, gemm_x86 72 × 512 × 256.
         check_all_modes(67, 1030, 300, 100);
         check_all_modes(130, 12, 513, 101);
     }
@@ -151,6 +154,25 @@ both_targets!(
         }
     }
 );
+
+/// The same bits on every call and on another thread (natively: the x86 GEMM keeps its
+/// packing buffers per thread).
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn gemm_gives_the_same_bits_on_every_call_and_thread() {
+    let mut rng = Rng::new(10);
+    let (m, n, k) = (97, 301, 300);
+    let (a, b) = (rng.vec(m * k), rng.vec(k * n));
+    let run = |a: &[f32], b: &[f32]| {
+        let mut c = vec![0.0f32; m * n];
+        gemm(m, n, k, 1.0, a, false, b, true, 0.0, &mut c);
+        c
+    };
+    let first = run(&a, &b);
+    assert_eq!(first, run(&a, &b));
+    let other = std::thread::scope(|s| s.spawn(|| run(&a, &b)).join().unwrap());
+    assert_eq!(first, other);
+}
 
 /// One line of the benchmark's output: the browser's console in wasm (printed with
 /// `--nocapture`), stdout natively.
@@ -291,3 +313,65 @@ both_targets!(
         }
     }
 );
+
+/// Natively the x86 GEMM sums every element as `matrixmultiply` does, so the two give the
+/// same bits (which lets `gemm` hand large products to `matrixmultiply`'s threads).
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn gemm_x86_gives_matrixmultiplys_bits() {
+    if !varlab::ops::gemm_x86::available() {
+        println!("gemm_x86_gives_matrixmultiplys_bits: skipped, this CPU has no AVX2+FMA");
+        return;
+    }
+    let mut rng = Rng::new(11);
+    let shapes = [
+        (1, 1, 1),
+        (7, 9, 5),
+        (67, 1030, 300),
+        (130, 12, 513),
+        (128, 300, 784),
+        (300, 784, 128),
+        (6, 784, 25),
+        (150, 100, 16),
+    ];
+    for (m, n, k) in shapes {
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            for (alpha, beta) in [(1.0f32, 0.0f32), (1.0, 1.0), (-0.5, 0.75)] {
+                let (a, b, c0) = (rng.vec(m * k), rng.vec(k * n), rng.vec(m * n));
+                let mut c1 = c0.clone();
+                varlab::ops::gemm_x86::gemm(m, n, k, alpha, &a, ta, &b, tb, beta, &mut c1);
+                let mut c2 = c0.clone();
+                let (rsa, csa) = if ta { (1, m) } else { (k, 1) };
+                let (rsb, csb) = if tb { (1, k) } else { (n, 1) };
+                // SAFETY: the strides address m×k, k×n and m×n elements of the three vectors.
+                unsafe {
+                    matrixmultiply::sgemm(
+                        m,
+                        k,
+                        n,
+                        alpha,
+                        a.as_ptr(),
+                        rsa as isize,
+                        csa as isize,
+                        b.as_ptr(),
+                        rsb as isize,
+                        csb as isize,
+                        beta,
+                        c2.as_mut_ptr(),
+                        n as isize,
+                        1,
+                    );
+                }
+                let diff = c1
+                    .iter()
+                    .zip(&c2)
+                    .filter(|(x, y)| x.to_bits() != y.to_bits())
+                    .count();
+                assert_eq!(
+                    diff, 0,
+                    "{m}×{n}×{k} ta {ta} tb {tb} alpha {alpha} beta {beta}: {diff} elements differ"
+                );
+            }
+        }
+    }
+}

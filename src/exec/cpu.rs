@@ -20,10 +20,14 @@
 //!   After an eval-mode forward the backward treats BatchNorm as the fixed affine map it was.
 //!
 //! Speed: linear, convolution (im2col), attention and patch-embedding products run as real
-//! GEMMs ([`crate::ops::matmul::gemm`], `matrixmultiply`, threaded natively, single-threaded
-//! with simd128 in wasm) through [`super::fast`]; im2col, col2im and the max-pool backward
-//! go by rows ([`super::gather`]); the other layers are the twins' loops. Backward passes
-//! still allocate their per-node results.
+//! GEMMs ([`crate::ops::matmul::gemm`]: natively on AVX2+FMA the blocked
+//! `ops::gemm_x86`, else `matrixmultiply`, with simd128 in wasm) through [`super::fast`];
+//! im2col, col2im and the max-pool backward go by rows ([`super::gather`], the twins' bits);
+//! the other layers are the twins' loops. The backward allocates nothing in steady state
+//! (the ViT ops' twins aside, which return their gradients): parameter gradients are written
+//! in place, each slot's gradient is written by its last reader and added to by the others
+//! (a scratch kept across steps), and slots that need no gradient (the image batch, the
+//! MLP's flattened input) get none, so the first layer's `dx` product is skipped.
 
 use std::ops::Range;
 
@@ -79,6 +83,10 @@ pub struct CpuExecutor {
     bn_momentum: f32,
     /// im2col scratch of the convolutions (one image's columns).
     cols: Vec<f32>,
+    /// Per node and input, where the backward sends the input's gradient ([`plan`]).
+    targets: Vec<Vec<Target>>,
+    /// The input gradients that are added to a slot's (or dropped), grown to the largest.
+    dx_scratch: Vec<f32>,
 }
 
 impl CpuExecutor {
@@ -108,7 +116,6 @@ impl CpuExecutor {
             batch,
             params_len: params.buffer_len,
             state_len: state.buffer_len,
-            node_params,
             node_state,
             dacts: acts.clone(),
             acts,
@@ -117,6 +124,9 @@ impl CpuExecutor {
             last_mode: None,
             bn_momentum: 0.1,
             cols: Vec::new(),
+            targets: plan(model, &node_params),
+            node_params,
+            dx_scratch: Vec::new(),
         })
     }
 
@@ -172,10 +182,8 @@ impl CpuExecutor {
         let y = &mut after[0][..];
         let x = &before[node.inputs[0]][..];
         let xs = &self.shapes[node.inputs[0]];
-        let p: Vec<&[f32]> = self.node_params[i]
-            .iter()
-            .map(|r| &params[r.clone()])
-            .collect();
+        let pr = &self.node_params[i];
+        let p = |j: usize| &params[pr[j].clone()];
         let n = self.batch;
         match node.op {
             Op::Conv2d {
@@ -187,10 +195,10 @@ impl CpuExecutor {
                 bias,
             } => {
                 let s = super::conv_shape(n, cin, xs, cout, k, stride, pad);
-                fast::conv_forward(&s, x, p[0], bias.then(|| p[1]), y, &mut self.cols);
+                fast::conv_forward(&s, x, p(0), bias.then(|| p(1)), y, &mut self.cols);
             }
             Op::Linear { inp, out, bias } => {
-                fast::linear_forward(x.len() / inp, inp, out, x, p[0], bias.then(|| p[1]), y);
+                fast::linear_forward(x.len() / inp, inp, out, x, p(0), bias.then(|| p(1)), y);
             }
             Op::BatchNorm2d { c } => {
                 let cfg = BatchNorm2dConfig {
@@ -205,11 +213,11 @@ impl CpuExecutor {
                     // running_mean lies before running_var in the state table.
                     let (lo, hi) = state.split_at_mut(st[1].start);
                     let (mean, var) = (&mut lo[st[0].clone()], &mut hi[..c]);
-                    batch_norm_train_cpu(&cfg, x, p[0], p[1], y, saved, mean, var);
+                    batch_norm_train_cpu(&cfg, x, p(0), p(1), y, saved, mean, var);
                     state[st[2].start] += 1.0;
                 } else {
                     let (mean, var) = (&state[st[0].clone()], &state[st[1].clone()]);
-                    batch_norm_eval_cpu(&cfg, x, p[0], p[1], mean, var, y);
+                    batch_norm_eval_cpu(&cfg, x, p(0), p(1), mean, var, y);
                     saved[..c].copy_from_slice(mean);
                     for (r, &v) in saved[c..].iter_mut().zip(var) {
                         *r = 1.0 / (v + cfg.eps).sqrt();
@@ -221,7 +229,7 @@ impl CpuExecutor {
                 let Saved::Norm(saved) = &mut self.saved[i] else {
                     unreachable!("LayerNorm saves its statistics")
                 };
-                layer_norm_cpu(&cfg, x, p[0], p[1], y, saved);
+                layer_norm_cpu(&cfg, x, p(0), p(1), y, saved);
             }
             Op::Relu => relu_cpu(x, y),
             Op::Gelu => gelu_cpu(x, y),
@@ -247,14 +255,14 @@ impl CpuExecutor {
             }
             Op::PatchEmbed { c, e, patch } => {
                 let s = PatchShape::new(n, c, xs[2], xs[3], patch);
-                y.copy_from_slice(&patch_embed_cpu(&s, e, x, p[0], p[1]));
+                y.copy_from_slice(&patch_embed_cpu(&s, e, x, p(0), p(1)));
             }
             Op::ClsPos { tokens, e } => {
-                y.copy_from_slice(&cls_pos_cpu(n, tokens, e, x, p[0], p[1]));
+                y.copy_from_slice(&cls_pos_cpu(n, tokens, e, x, p(0), p(1)));
             }
             Op::Attention { dim, heads } => {
                 let s = AttentionShape::new(n, xs[1], dim, heads);
-                let out = attention_forward_cpu(&s, x, p[0], p[1], p[2], p[3]);
+                let out = attention_forward_cpu(&s, x, p(0), p(1), p(2), p(3));
                 y.copy_from_slice(&out.y);
                 self.saved[i] = Saved::Attention(Some(Box::new(out)));
             }
@@ -289,9 +297,6 @@ impl CpuExecutor {
             "labels must be below the class count {classes}"
         );
         let last = self.model.nodes.len();
-        for d in &mut self.dacts[..last] {
-            d.fill(0.0);
-        }
         let xent = softmax_cross_entropy_cpu(
             self.batch,
             classes,
@@ -307,16 +312,27 @@ impl CpuExecutor {
 
     fn backward_node(&mut self, i: usize, params: &[f32], grads: &mut [f32], train: bool) {
         let node = &self.model.nodes[i];
+        let targets = &self.targets[i];
         let (before, after) = self.dacts.split_at_mut(i + 1);
         let dy = &after[0][..];
-        let x = &self.acts[node.inputs[0]][..];
-        let xs = &self.shapes[node.inputs[0]];
+        if let Op::Add = node.op {
+            // Both inputs receive dy (the same slot twice receives it twice).
+            for (&slot, &t) in node.inputs.iter().zip(targets) {
+                match t {
+                    Target::Sink => {}
+                    Target::Direct => before[slot].copy_from_slice(dy),
+                    Target::Accumulate => accumulate(&mut before[slot], dy),
+                }
+            }
+            return;
+        }
+        let (slot, target) = (node.inputs[0], targets[0]);
+        let x = &self.acts[slot][..];
+        let xs = &self.shapes[slot];
         let pr = &self.node_params[i];
-        let p: Vec<&[f32]> = pr.iter().map(|r| &params[r.clone()]).collect();
-        // The image batch (slot 0) needs no gradient.
-        let want_dx = node.inputs[0] != 0;
-        let mut dx = vec![0.0f32; if want_dx { x.len() } else { 0 }];
-        let mut write = |j: usize, g: &[f32]| grads[pr[j].clone()].copy_from_slice(g);
+        let p = |j: usize| &params[pr[j].clone()];
+        let want_dx = target != Target::Sink;
+        let scratch = &mut self.dx_scratch;
         let n = self.batch;
         match node.op {
             Op::Conv2d {
@@ -328,167 +344,194 @@ impl CpuExecutor {
                 bias,
             } => {
                 let s = super::conv_shape(n, cin, xs, cout, k, stride, pad);
-                let mut dw = vec![0.0; s.len_w()];
-                let mut db = vec![0.0; if bias { cout } else { 0 }];
-                fast::conv_backward(
-                    &s,
-                    x,
-                    p[0],
-                    dy,
-                    want_dx.then_some(&mut dx[..]),
-                    &mut dw,
-                    bias.then_some(&mut db[..]),
-                    &mut self.cols,
-                );
-                write(0, &dw);
-                if bias {
-                    write(1, &db);
-                }
+                let (dw, db) = param_grads(grads, pr, bias);
+                let dx = want_dx.then(|| dx_buffer(target, before, slot, scratch, x.len()));
+                fast::conv_backward(&s, x, p(0), dy, dx, dw, db, &mut self.cols);
             }
             Op::Linear { inp, out, bias } => {
-                let mut dw = vec![0.0; inp * out];
-                let mut db = vec![0.0; if bias { out } else { 0 }];
-                fast::linear_backward(
-                    x.len() / inp,
-                    inp,
-                    out,
-                    x,
-                    p[0],
-                    dy,
-                    want_dx.then_some(&mut dx[..]),
-                    &mut dw,
-                    bias.then_some(&mut db[..]),
-                );
-                write(0, &dw);
-                if bias {
-                    write(1, &db);
-                }
+                let (dw, db) = param_grads(grads, pr, bias);
+                let dx = want_dx.then(|| dx_buffer(target, before, slot, scratch, x.len()));
+                fast::linear_backward(x.len() / inp, inp, out, x, p(0), dy, dx, dw, db);
             }
             Op::BatchNorm2d { c } => {
                 let cfg = BatchNorm2dConfig::new(n, c, xs[2], xs[3]);
                 let Saved::Norm(saved) = &self.saved[i] else {
                     unreachable!("BatchNorm saves its statistics")
                 };
-                let (mut dgamma, mut dbeta) = (vec![0.0; c], vec![0.0; c]);
-                let mut full_dx = vec![0.0; x.len()];
+                let (dgamma, dbeta) = param_grads(grads, pr, true);
+                let (dbeta, dx) = (
+                    dbeta.expect("BatchNorm's beta"),
+                    dx_buffer(target, before, slot, scratch, x.len()),
+                );
                 if train {
-                    batch_norm_backward_cpu(
-                        &cfg,
-                        x,
-                        dy,
-                        p[0],
-                        saved,
-                        &mut full_dx,
-                        &mut dgamma,
-                        &mut dbeta,
-                    );
+                    batch_norm_backward_cpu(&cfg, x, dy, p(0), saved, dx, dgamma, dbeta);
                 } else {
-                    batch_norm_eval_backward_cpu(
-                        &cfg,
-                        x,
-                        dy,
-                        p[0],
-                        saved,
-                        &mut full_dx,
-                        &mut dgamma,
-                        &mut dbeta,
-                    );
+                    batch_norm_eval_backward_cpu(&cfg, x, dy, p(0), saved, dx, dgamma, dbeta);
                 }
-                if want_dx {
-                    dx = full_dx;
-                }
-                write(0, &dgamma);
-                write(1, &dbeta);
             }
             Op::LayerNorm { c } => {
                 let cfg = LayerNormConfig::new(x.len() / c, c);
                 let Saved::Norm(saved) = &self.saved[i] else {
                     unreachable!("LayerNorm saves its statistics")
                 };
-                let (mut dgamma, mut dbeta) = (vec![0.0; c], vec![0.0; c]);
-                let mut full_dx = vec![0.0; x.len()];
-                layer_norm_backward_cpu(
-                    &cfg,
-                    x,
-                    dy,
-                    p[0],
-                    saved,
-                    &mut full_dx,
-                    &mut dgamma,
-                    &mut dbeta,
+                let (dgamma, dbeta) = param_grads(grads, pr, true);
+                let (dbeta, dx) = (
+                    dbeta.expect("LayerNorm's beta"),
+                    dx_buffer(target, before, slot, scratch, x.len()),
                 );
-                if want_dx {
-                    dx = full_dx;
-                }
-                write(0, &dgamma);
-                write(1, &dbeta);
+                layer_norm_backward_cpu(&cfg, x, dy, p(0), saved, dx, dgamma, dbeta);
             }
-            Op::Relu if want_dx => relu_backward_cpu(x, dy, &mut dx),
-            Op::Gelu if want_dx => gelu_backward_cpu(x, dy, &mut dx),
+            Op::Relu if want_dx => {
+                relu_backward_cpu(x, dy, dx_buffer(target, before, slot, scratch, x.len()))
+            }
+            Op::Gelu if want_dx => {
+                gelu_backward_cpu(x, dy, dx_buffer(target, before, slot, scratch, x.len()))
+            }
             Op::MaxPool { k, s } if want_dx => {
                 let ps = PoolShape::new(n, xs[1], xs[2], xs[3], k, s);
                 let Saved::Argmax(argmax) = &self.saved[i] else {
                     unreachable!("MaxPool saves its argmax")
                 };
-                super::gather::max_pool_backward(&ps, argmax, dy, &mut dx);
+                let dx = dx_buffer(target, before, slot, scratch, x.len());
+                super::gather::max_pool_backward(&ps, argmax, dy, dx);
             }
             Op::AvgPool { k, s } if want_dx => {
                 let ps = PoolShape::new(n, xs[1], xs[2], xs[3], k, s);
-                avg_pool_backward_cpu(&ps, dy, &mut dx);
+                avg_pool_backward_cpu(&ps, dy, dx_buffer(target, before, slot, scratch, x.len()));
             }
             Op::GlobalAvgPool if want_dx => {
                 let ps = PoolShape::global(n, xs[1], xs[2], xs[3]);
-                avg_pool_backward_cpu(&ps, dy, &mut dx);
+                avg_pool_backward_cpu(&ps, dy, dx_buffer(target, before, slot, scratch, x.len()));
             }
-            Op::Flatten if want_dx => dx.copy_from_slice(dy),
-            Op::Add => {
-                // Both inputs receive dy (the same slot twice receives it twice).
-                for &slot in &node.inputs {
-                    if slot != 0 {
-                        accumulate(&mut before[slot], dy);
-                    }
-                }
-                return;
+            Op::Flatten if want_dx => {
+                dx_buffer(target, before, slot, scratch, x.len()).copy_from_slice(dy)
             }
+            // The ViT ops' twins return their gradients (these still allocate).
             Op::PatchEmbed { c, e, patch } => {
                 let s = PatchShape::new(n, c, xs[2], xs[3], patch);
-                let (full_dx, dw, db) = patch_embed_backward_cpu(&s, e, x, p[0], dy);
+                let (full_dx, dw, db) = patch_embed_backward_cpu(&s, e, x, p(0), dy);
                 if want_dx {
-                    dx = full_dx;
+                    dx_buffer(target, before, slot, scratch, x.len()).copy_from_slice(&full_dx);
                 }
-                write(0, &dw);
-                write(1, &db);
+                write_grads(grads, pr, &[&dw, &db]);
             }
             Op::ClsPos { tokens, e } => {
                 let (dtokens, dcls, dpos) = cls_pos_backward_cpu(n, tokens, e, dy);
                 if want_dx {
-                    dx = dtokens;
+                    dx_buffer(target, before, slot, scratch, x.len()).copy_from_slice(&dtokens);
                 }
-                write(0, &dcls);
-                write(1, &dpos);
+                write_grads(grads, pr, &[&dcls, &dpos]);
             }
             Op::Attention { dim, heads } => {
                 let s = AttentionShape::new(n, xs[1], dim, heads);
                 let Saved::Attention(Some(saved)) = &self.saved[i] else {
                     unreachable!("Attention saves its intermediates in the forward")
                 };
-                let g = attention_backward_cpu(&s, x, p[0], p[2], saved, dy);
+                let g = attention_backward_cpu(&s, x, p(0), p(2), saved, dy);
                 if want_dx {
-                    dx = g.dx;
+                    dx_buffer(target, before, slot, scratch, x.len()).copy_from_slice(&g.dx);
                 }
-                write(0, &g.dwqkv);
-                write(1, &g.dbqkv);
-                write(2, &g.dwo);
-                write(3, &g.dbo);
+                write_grads(grads, pr, &[&g.dwqkv, &g.dbqkv, &g.dwo, &g.dbo]);
             }
-            Op::TokenMeanPool if want_dx => dx = mean_pool_backward_cpu(n, xs[1], xs[2], dy),
-            Op::ClsSelect if want_dx => dx = cls_select_backward_cpu(n, xs[1], xs[2], dy),
-            // Parameter-free ops reading the image batch: nothing to do.
+            Op::TokenMeanPool if want_dx => {
+                let g = mean_pool_backward_cpu(n, xs[1], xs[2], dy);
+                dx_buffer(target, before, slot, scratch, x.len()).copy_from_slice(&g);
+            }
+            Op::ClsSelect if want_dx => {
+                let g = cls_select_backward_cpu(n, xs[1], xs[2], dy);
+                dx_buffer(target, before, slot, scratch, x.len()).copy_from_slice(&g);
+            }
+            // Parameter-free ops whose input needs no gradient: nothing to do.
             _ => {}
         }
-        if want_dx {
-            accumulate(&mut before[node.inputs[0]], &dx);
+        if target == Target::Accumulate {
+            accumulate(&mut before[slot], &self.dx_scratch[..x.len()]);
         }
+    }
+}
+
+/// Where a node's backward sends the gradient of one of its inputs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Target {
+    /// The slot needs no gradient: the image batch, or a slot computed from it by
+    /// parameter-free ops only (the MLP's flattened input). Kernels that must write a
+    /// gradient write the scratch.
+    Sink,
+    /// The first node of the backward reading the slot: write the slot's gradient.
+    Direct,
+    /// A later reader: write the scratch, then add it to the slot's gradient.
+    Accumulate,
+}
+
+/// For every node and input, where its backward sends the input's gradient. A slot needs
+/// a gradient when some parameter lies before it; the backward runs the nodes in reverse,
+/// so the last reader of a slot writes its gradient and earlier readers add to it (the
+/// sums, in that order, of the zeroed buffers they replace: the same bits).
+fn plan(model: &Model, node_params: &[Vec<Range<usize>>]) -> Vec<Vec<Target>> {
+    let mut needs = vec![false; model.nodes.len() + 1];
+    for (node, params) in model.nodes.iter().zip(node_params) {
+        needs[node.output] = !params.is_empty() || node.inputs.iter().any(|&s| needs[s]);
+    }
+    let mut written = vec![false; model.nodes.len() + 1];
+    let mut targets = vec![Vec::new(); model.nodes.len()];
+    for (i, node) in model.nodes.iter().enumerate().rev() {
+        targets[i] = node
+            .inputs
+            .iter()
+            .map(|&s| {
+                if !needs[s] {
+                    Target::Sink
+                } else if written[s] {
+                    Target::Accumulate
+                } else {
+                    written[s] = true;
+                    Target::Direct
+                }
+            })
+            .collect();
+    }
+    targets
+}
+
+/// The buffer a node's backward writes its input gradient to: the slot's gradient itself
+/// ([`Target::Direct`]), else the first `len` values of the scratch (grown on first use).
+fn dx_buffer<'a>(
+    target: Target,
+    dacts: &'a mut [Vec<f32>],
+    slot: usize,
+    scratch: &'a mut Vec<f32>,
+    len: usize,
+) -> &'a mut [f32] {
+    if target == Target::Direct {
+        return &mut dacts[slot];
+    }
+    if scratch.len() < len {
+        scratch.resize(len, 0.0);
+    }
+    &mut scratch[..len]
+}
+
+/// A node's first two parameter gradients inside `grads`: the weight's range, and the
+/// bias's (the next one, after it in the table) when `bias`.
+fn param_grads<'a>(
+    grads: &'a mut [f32],
+    ranges: &[Range<usize>],
+    bias: bool,
+) -> (&'a mut [f32], Option<&'a mut [f32]>) {
+    let w = ranges[0].clone();
+    if !bias {
+        return (&mut grads[w], None);
+    }
+    let b = ranges[1].clone();
+    assert!(w.end <= b.start, "the bias lies after the weight");
+    let (lo, hi) = grads.split_at_mut(b.start);
+    (&mut lo[w], Some(&mut hi[..b.len()]))
+}
+
+/// Copies each of a node's parameter gradients into its range of `grads`.
+fn write_grads(grads: &mut [f32], ranges: &[Range<usize>], gs: &[&[f32]]) {
+    for (r, g) in ranges.iter().zip(gs) {
+        grads[r.clone()].copy_from_slice(g);
     }
 }
 

@@ -93,10 +93,13 @@ impl MatmulShape {
     }
 }
 
-/// `C = alpha·op(A)·op(B) + beta·C` for one `m×n` matrix with a real GEMM
-/// (`matrixmultiply`: blocked, SIMD, and threaded natively). A is stored `m×k` (`k×m` with
-/// `trans_a`), B `k×n` (`n×k` with `trans_b`), C `m×n`, all row-major. With `beta = 0`, C is
-/// written without being read.
+/// `C = alpha·op(A)·op(B) + beta·C` for one `m×n` matrix with a real GEMM: on x86_64 with
+/// AVX2 and FMA `ops::gemm_x86` (blocked, single-threaded, its packing buffers kept per
+/// thread) unless the product is large and threads are allowed, else `matrixmultiply`
+/// (blocked, SIMD, threaded natively, simd128 in wasm). Both sum every element in the same
+/// order, so the choice never changes a bit (`tests/cpu_kernels.rs`). A is stored `m×k`
+/// (`k×m` with `trans_a`), B `k×n` (`n×k` with `trans_b`), C `m×n`, all row-major. With
+/// `beta = 0`, C is written without being read.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm(
     m: usize,
@@ -115,6 +118,11 @@ pub fn gemm(
         "gemm operand sizes"
     );
     if m == 0 || n == 0 {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if super::gemm_x86::available() && !threaded(m * n * k) {
+        super::gemm_x86::gemm(m, n, k, alpha, a, trans_a, b, trans_b, beta, c);
         return;
     }
     let (rsa, csa) = if trans_a { (1, m) } else { (k, 1) };
@@ -140,6 +148,26 @@ pub fn gemm(
             1,
         );
     }
+}
+
+/// Multiply-adds from which a native product goes to `matrixmultiply`'s threads when more
+/// than one is allowed: below it, threads cost more than they save.
+#[cfg(target_arch = "x86_64")]
+const THREADED_FROM: usize = 1 << 24;
+
+/// Whether a product of `macs` multiply-adds runs threaded: natively, when it is large and
+/// `MATMUL_NUM_THREADS` (read once, as `matrixmultiply` reads it; `compare --jobs` sets it
+/// to 1) or else the machine allows more than one thread.
+#[cfg(target_arch = "x86_64")]
+fn threaded(macs: usize) -> bool {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let threads = *THREADS.get_or_init(|| {
+        std::env::var("MATMUL_NUM_THREADS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    });
+    macs >= THREADED_FROM && threads > 1
 }
 
 /// CPU twin of the batched product, one [`gemm`] per batch item. The summation order

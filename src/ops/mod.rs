@@ -8,6 +8,8 @@ pub mod conv;
 mod conv_direct;
 pub mod data;
 pub mod elementwise;
+#[cfg(target_arch = "x86_64")]
+pub mod gemm_x86;
 pub mod gradcheck;
 pub(crate) mod kernel;
 pub mod linear;
