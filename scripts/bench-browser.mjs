@@ -155,6 +155,7 @@ async function sideBySide(benchStep, bundles, optim) {
   }
   const median = (xs) => { const v = [...xs].sort((a, b) => a - b); const h = v.length >> 1; return v.length % 2 ? v[h] : (v[h - 1] + v[h]) / 2; };
   const range = (xs) => `${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}`;
+  console.log("(varlab: GPU timestamps where the adapter has them, best of the steps; TF.js: wall clock up to the loss read back)");
   console.log(`LeNet-5, batch ${n}, ${rounds} rounds × ${steps} steps, varlab's GPU executor on ${adapter} ` +
     `(load average now ${loadavg().map((x) => x.toFixed(2)).join(" ")}):`);
   for (const [i, e] of all.entries()) {

@@ -43,7 +43,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 
-const KMAX: u32 = 576u;
+const KMAX: u32 = 512u; // = conv_direct.rs KMAX (16 KiB of workgroup storage)
 var<workgroup> wlo: array<vec4<f32>, KMAX>;
 var<workgroup> whi: array<vec4<f32>, KMAX>;
 

@@ -467,6 +467,27 @@ gpu_test!(
     }
 );
 
+gpu_test!(
+    async fn direct_refuses_weights_it_cannot_stage() {
+        // 64·5·5 weight terms: more than the direct kernels stage in workgroup memory.
+        let ctx = context().await;
+        let s = Conv2dShape::new(1, 64, 8, 8, 16, 5);
+        let x = ctx.zeros("x", s.len_x()).unwrap();
+        let w = ctx.zeros("w", s.len_w()).unwrap();
+        let y = ctx.zeros("y", s.len_y()).unwrap();
+        let direct = Conv2d::with_method(&ctx, ConvMethod::Direct, s, &x, &w, None, &y).await;
+        match direct {
+            Err(GpuError::Validation { message, .. }) => {
+                assert!(message.contains("im2col"), "{message}")
+            }
+            Err(e) => panic!("expected a validation error, got {e}"),
+            Ok(_) => panic!("the direct convolution accepted weights it cannot stage"),
+        }
+        let im2col = Conv2d::with_method(&ctx, ConvMethod::Im2col, s, &x, &w, None, &y).await;
+        assert!(im2col.is_ok());
+    }
+);
+
 #[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn few_channels_go_direct_many_through_im2col() {

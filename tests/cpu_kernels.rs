@@ -132,8 +132,10 @@ both_targets!(
 both_targets!(
     fn gemm_across_blocks_of_m_n_and_k() {
         // Past the packing blocks of both GEMMs: matrixmultiply 64 rows × 1024 columns × 256
-        // deep, gemm_x86 72 × 512 × 256.
+        // deep (natively, large products with threads allowed), gemm_x86 72 × 512 × 256 (the
+        // second: under `gemm`'s threading size, so gemm_x86 on x86_64 with AVX2+FMA).
         check_all_modes(67, 1030, 300, 100);
+        check_all_modes(73, 520, 260, 102);
         check_all_modes(130, 12, 513, 101);
     }
 );
@@ -258,6 +260,10 @@ fn conv_shapes() -> Vec<Conv2dShape> {
         base(2, 11, 10, 1).kernel(2, 3).stride(2, 1).padding(0, 2),
         base(1, 5, 6, 5).stride(3, 2).padding(2, 1),
         base(1, 1, 1, 1),
+        // Kernels wider than the padded input: taps that read no input column at all.
+        base(1, 1, 1, 5).padding(2, 2),
+        base(1, 2, 2, 7).padding(3, 3),
+        base(2, 3, 2, 7).stride(1, 2).padding(3, 3),
     ]
 }
 

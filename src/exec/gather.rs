@@ -56,7 +56,9 @@ pub fn im2col(s: &Conv2dShape, x: &[f32], cols: &mut [f32]) {
                 let src = &img[(ci * s.h + iy) * s.w..][..s.w];
                 line[..xs.start].fill(0.0);
                 line[xs.end..].fill(0.0);
-                if s.sw == 1 {
+                // An empty run (a kernel wider than the padded input) copies nothing; its
+                // start would not be an input column.
+                if s.sw == 1 && !xs.is_empty() {
                     let from = xs.start + kx - s.pw;
                     line[xs.clone()].copy_from_slice(&src[from..from + xs.len()]);
                 } else {
@@ -88,7 +90,9 @@ pub fn col2im(s: &Conv2dShape, dcols: &[f32], dx: &mut [f32]) {
                     continue;
                 };
                 let dst = &mut img[(ci * s.h + iy) * s.w..][..s.w];
-                if s.sw == 1 {
+                // An empty run (a kernel wider than the padded input) copies nothing; its
+                // start would not be an input column.
+                if s.sw == 1 && !xs.is_empty() {
                     let from = xs.start + kx - s.pw;
                     let run = dst[from..from + xs.len()].iter_mut();
                     run.zip(&line[xs.clone()]).for_each(|(d, v)| *d += v);

@@ -353,7 +353,8 @@ pub(super) async fn helper<'a>(
 pub enum ConvMethod {
     /// im2col, then one batched [`Matmul`] (and col2im for dx): for many channels.
     Im2col,
-    /// [`super::conv_direct`]: one thread per pixel and eight channels.
+    /// [`super::conv_direct`]: a thread per four pixels and eight channels (dW: per weight
+    /// and eight channels), the layer's weights staged in workgroup memory.
     Direct,
 }
 
@@ -364,10 +365,7 @@ const DIRECT_MAX_COUT: usize = 16;
 impl ConvMethod {
     /// Direct for few output channels when the staged weights fit, im2col otherwise.
     pub fn for_shape(s: &Conv2dShape) -> ConvMethod {
-        let khw = s.kh * s.kw;
-        let fits =
-            s.cin * khw <= super::conv_direct::KMAX && s.cout * khw <= super::conv_direct::KMAX;
-        if s.cout <= DIRECT_MAX_COUT && fits {
+        if s.cout <= DIRECT_MAX_COUT && super::conv_direct::fits(s) {
             ConvMethod::Direct
         } else {
             ConvMethod::Im2col
@@ -425,6 +423,16 @@ impl Conv2d {
             operands.push(("b", b, shape.cout));
         }
         check_sizes(&what, &operands)?;
+        if method == ConvMethod::Direct && !super::conv_direct::fits(&shape) {
+            return Err(GpuError::Validation {
+                what,
+                message: format!(
+                    "the direct convolution stages at most {} weight terms per workgroup \
+                     (Cin·kh·kw and Cout·kh·kw); use im2col",
+                    super::conv_direct::KMAX
+                ),
+            });
+        }
         if method == ConvMethod::Direct {
             let (dispatch, params) = super::conv_direct::forward(ctx, &shape, x, w, b, y).await?;
             return Ok(Conv2d {

@@ -25,7 +25,15 @@ const SHADER: Shader = Shader {
 const GROUP: usize = 8;
 /// Weight terms a workgroup stages (`KMAX` in the shader): Cin·kh·kw for the forward,
 /// Cout·kh·kw for dx.
-pub(super) const KMAX: usize = 576;
+/// 512: the two staged arrays (`wlo`, `whi`, a vec4 each per term) take 2·512·16 B =
+/// 16 KiB, WebGPU's guaranteed `maxComputeWorkgroupStorageSize`. LeNet-5 needs 400.
+pub(super) const KMAX: usize = 512;
+
+/// Whether the direct kernels can stage `s`'s weights (forward and dx).
+pub(super) fn fits(s: &Conv2dShape) -> bool {
+    let khw = s.kh * s.kw;
+    s.cin * khw <= KMAX && s.cout * khw <= KMAX
+}
 /// Threads per workgroup of `direct_dw`.
 const DW_THREADS: usize = 64;
 
@@ -107,4 +115,18 @@ pub(super) async fn weight_grad<'a>(
     let (d, params) = prepare(ctx, &SHADER, "direct_dw", &p, workgroups, &buffers).await?;
     let (sum, sum_params) = helper(ctx, "sum_batch", s, s.len_w(), &parts, dw).await?;
     Ok((vec![d, sum], vec![params, parts, sum_params]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shader_stages_kmax_terms() {
+        let line = format!("const KMAX: u32 = {KMAX}u;");
+        assert!(
+            SHADER.source.contains(&line),
+            "shaders/conv_direct.wgsl lacks `{line}`"
+        );
+    }
 }
