@@ -31,7 +31,7 @@
 
 use std::ops::Range;
 
-use super::fast;
+use super::{fast, plan_targets, Target};
 use crate::nn::{Model, Op, Shape, SpecError};
 use crate::ops::activation::{gelu_backward_cpu, gelu_cpu, relu_backward_cpu, relu_cpu};
 use crate::ops::attention::{
@@ -450,47 +450,14 @@ impl CpuExecutor {
     }
 }
 
-/// Where a node's backward sends the gradient of one of its inputs.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Target {
-    /// The slot needs no gradient: the image batch, or a slot computed from it by
-    /// parameter-free ops only (the MLP's flattened input). Kernels that must write a
-    /// gradient write the scratch.
-    Sink,
-    /// The first node of the backward reading the slot: write the slot's gradient.
-    Direct,
-    /// A later reader: write the scratch, then add it to the slot's gradient.
-    Accumulate,
-}
-
-/// For every node and input, where its backward sends the input's gradient. A slot needs
-/// a gradient when some parameter lies before it; the backward runs the nodes in reverse,
-/// so the last reader of a slot writes its gradient and earlier readers add to it (the
-/// sums, in that order, of the zeroed buffers they replace: the same bits).
+/// For every node and input, where its backward sends the input's gradient
+/// ([`super::plan_targets`]). A slot needs a gradient when some parameter lies before it.
 fn plan(model: &Model, node_params: &[Vec<Range<usize>>]) -> Vec<Vec<Target>> {
     let mut needs = vec![false; model.nodes.len() + 1];
     for (node, params) in model.nodes.iter().zip(node_params) {
         needs[node.output] = !params.is_empty() || node.inputs.iter().any(|&s| needs[s]);
     }
-    let mut written = vec![false; model.nodes.len() + 1];
-    let mut targets = vec![Vec::new(); model.nodes.len()];
-    for (i, node) in model.nodes.iter().enumerate().rev() {
-        targets[i] = node
-            .inputs
-            .iter()
-            .map(|&s| {
-                if !needs[s] {
-                    Target::Sink
-                } else if written[s] {
-                    Target::Accumulate
-                } else {
-                    written[s] = true;
-                    Target::Direct
-                }
-            })
-            .collect();
-    }
-    targets
+    plan_targets(model, &needs)
 }
 
 /// The buffer a node's backward writes its input gradient to: the slot's gradient itself

@@ -27,7 +27,8 @@
 use std::any::Any;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::gpu_nodes::{plan, Build, Target};
+use super::gpu_nodes::{plan, Build};
+use super::Target;
 use crate::gpu::{Context, Dispatch, GpuError, Result};
 use crate::nn::{Model, Op, Shape};
 use crate::ops::data::{DeviceDataset, Gather};

@@ -5,6 +5,7 @@
 use std::any::Any;
 use std::ops::Range;
 
+use super::{plan_targets, Target};
 use crate::gpu::{Context, Dispatch, Result, Slice};
 use crate::nn::{Model, Op, Shape};
 use crate::ops::activation::{Act, Activation};
@@ -18,17 +19,6 @@ use crate::ops::norm::{
 };
 use crate::ops::pool::{Pool, PoolShape};
 use crate::ops::vit::{ClsPos, PatchEmbed, PatchShape, VitKernel};
-
-/// Where the backward of a node sends the gradient of one of its inputs.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(super) enum Target {
-    /// Slot 0: nothing wants it (kernels that must write it write a sink buffer).
-    Sink,
-    /// The first node of the backward reading the slot: write the slot's gradient.
-    Direct,
-    /// A later reader: write the slot's scratch buffer, then add it to the gradient.
-    Accumulate,
-}
 
 /// Builder state while preparing the dispatches.
 pub(super) struct Build<'a> {
@@ -370,27 +360,9 @@ impl Build<'_> {
     }
 }
 
-/// For every node and input, where its backward sends the input's gradient: the backward
-/// runs the nodes in reverse, so the last reader of a slot writes it and earlier readers
-/// add to it.
+/// For every node and input, where its backward sends the input's gradient
+/// ([`super::plan_targets`]): every slot but the image batch wants one.
 pub(super) fn plan(model: &Model) -> Vec<Vec<Target>> {
-    let mut written = vec![false; model.nodes.len() + 1];
-    let mut targets = vec![Vec::new(); model.nodes.len()];
-    for (i, node) in model.nodes.iter().enumerate().rev() {
-        targets[i] = node
-            .inputs
-            .iter()
-            .map(|&s| {
-                if s == 0 {
-                    Target::Sink
-                } else if written[s] {
-                    Target::Accumulate
-                } else {
-                    written[s] = true;
-                    Target::Direct
-                }
-            })
-            .collect();
-    }
-    targets
+    let needs: Vec<bool> = (0..=model.nodes.len()).map(|s| s != 0).collect();
+    plan_targets(model, &needs)
 }

@@ -20,6 +20,45 @@ use std::ops::Range;
 use crate::nn::Shape;
 use crate::ops::conv::Conv2dShape;
 
+/// Where a node's backward sends the gradient of one of its inputs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Target {
+    /// The slot wants no gradient (the image batch; on the CPU also a slot computed from it
+    /// by parameter-free ops only, such as the MLP's flattened input). Kernels that must
+    /// write a gradient write a sink (GPU) or the scratch (CPU).
+    Sink,
+    /// The first node of the backward reading the slot: write the slot's gradient.
+    Direct,
+    /// A later reader: write the scratch, then add it to the slot's gradient.
+    Accumulate,
+}
+
+/// For every node and input, where its backward sends the input's gradient, `needs[s]`
+/// saying whether slot `s` wants one. The backward runs the nodes in reverse, so the last
+/// reader of a slot writes its gradient and earlier readers add to it (the sums, in that
+/// order, of the zeroed buffers they replace: the same bits).
+fn plan_targets(model: &crate::nn::Model, needs: &[bool]) -> Vec<Vec<Target>> {
+    let mut written = vec![false; model.nodes.len() + 1];
+    let mut targets = vec![Vec::new(); model.nodes.len()];
+    for (i, node) in model.nodes.iter().enumerate().rev() {
+        targets[i] = node
+            .inputs
+            .iter()
+            .map(|&s| {
+                if !needs[s] {
+                    Target::Sink
+                } else if written[s] {
+                    Target::Accumulate
+                } else {
+                    written[s] = true;
+                    Target::Direct
+                }
+            })
+            .collect();
+    }
+    targets
+}
+
 /// Per node of `model`, the ranges of its parameters (in [`crate::nn::Op::params`] order) and
 /// of its state tensors (in [`crate::nn::Op::state`] order) in the flat arrays.
 #[allow(clippy::type_complexity)]
