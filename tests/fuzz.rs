@@ -4,8 +4,10 @@
 //! typed error or a valid dataset: never a panic, and never more than a bounded allocation
 //! (measured by a counting global allocator, [`LIMIT`] above what the test itself holds).
 //!
-//! `cargo test --test fuzz` runs 12 000 cases (CI); `VARLAB_FUZZ_CASES=1000000 cargo test
-//! --release --test fuzz -- --nocapture` runs a longer campaign. Every case is reproducible
+//! `cargo test --test fuzz` runs 12 000 cases (CI), then 10 000 of each of plan, run-config
+//! and result JSON, and 120 `varlab merge` runs on mutated files;
+//! `VARLAB_FUZZ_CASES=1000000 cargo test --release --test fuzz -- --nocapture` runs a longer
+//! campaign (`VARLAB_FUZZ_MERGE_CASES` for the merges). Every case is reproducible
 //! from its number (the generator is seeded by it); a failure prints it.
 #![cfg(not(target_arch = "wasm32"))]
 
@@ -297,4 +299,212 @@ fn a_gzip_bomb_is_refused_from_its_header() {
     let gz = gzip(&long);
     let out = varlab::data::gunzip_if_needed("long.gz", &gz).unwrap();
     assert_eq!(out.len(), 8 + 10);
+}
+
+/// The real files of a tiny plan: `plan.json`, its first run's config, and that run's
+/// result as `varlab run` writes it (trained here on generated CIFAR records, CPU).
+struct PlanFiles {
+    plan: String,
+    run_config: String,
+    result: String,
+}
+
+fn plan_files() -> &'static PlanFiles {
+    use varlab::experiment::plan::make_plan;
+    use varlab::experiment::{DatasetKind, ExecutorChoice, Experiment, JobRecord};
+    static FILES: std::sync::OnceLock<PlanFiles> = std::sync::OnceLock::new();
+    FILES.get_or_init(|| {
+        let base = Config {
+            dataset: DatasetKind::Cifar10,
+            model: "mlp".into(),
+            optimizers: vec!["sgd".into(), "var".into()],
+            seeds: 2,
+            train_size: 32,
+            test_size: 10,
+            epochs: 1,
+            batch: 16,
+            sparsities: vec![0.5, 0.9],
+            executor: ExecutorChoice::Cpu,
+            ..Config::default()
+        };
+        let (plan, configs) = make_plan(&base, &[], &[]).unwrap();
+        let split = varlab::data::Split {
+            train: cifar_from_records("train", &common::cifar_records(40, 1)).unwrap(),
+            test: cifar_from_records("test", &common::cifar_records(10, 2)).unwrap(),
+        };
+        let mut exp = Experiment::new(configs[0].clone(), &split).unwrap();
+        while !exp.is_done() {
+            pollster::block_on(exp.step()).unwrap();
+        }
+        let mut result = exp.result();
+        result.jobs = vec![JobRecord {
+            index: 0,
+            config_hash: configs[0].hash(),
+            ..JobRecord::default()
+        }];
+        PlanFiles {
+            plan: serde_json::to_string_pretty(&plan).unwrap(),
+            run_config: configs[0].to_json(),
+            result: serde_json::to_string_pretty(&result).unwrap(),
+        }
+    })
+}
+
+/// A mutated JSON file: its text damaged, or one value somewhere in it (at any depth)
+/// replaced by an extreme one.
+fn json_case(rng: &mut Rng, text: &str) -> String {
+    if rng.next_u64() % 3 == 0 {
+        let mut bytes = text.as_bytes().to_vec();
+        mutate(rng, &mut bytes);
+        return String::from_utf8_lossy(&bytes).into_owned();
+    }
+    let mut v: serde_json::Value = serde_json::from_str(text).unwrap();
+    let extremes = [
+        serde_json::json!(-1),
+        serde_json::json!(1e308),
+        serde_json::json!(7.0),
+        serde_json::json!(u64::MAX),
+        serde_json::json!(10_000_000),
+        serde_json::json!(99),
+        serde_json::json!(null),
+        serde_json::json!("x"),
+        serde_json::json!([]),
+        serde_json::json!({}),
+        serde_json::json!(0),
+        serde_json::json!(2),
+    ];
+    // Walk down a random path and replace what is there.
+    let mut at = &mut v;
+    loop {
+        let n = match &*at {
+            serde_json::Value::Object(o) => o.len(),
+            serde_json::Value::Array(a) => a.len(),
+            _ => 0,
+        };
+        if n == 0 || rng.next_u64() % 4 == 0 {
+            break;
+        }
+        let i = (rng.next_u64() % n as u64) as usize;
+        at = match at {
+            serde_json::Value::Object(o) => o.values_mut().nth(i).unwrap(),
+            serde_json::Value::Array(a) => &mut a[i],
+            _ => unreachable!(),
+        };
+    }
+    *at = extremes[(rng.next_u64() % extremes.len() as u64) as usize].clone();
+    v.to_string()
+}
+
+/// Plans, run configs and results, mutated, through the checks `merge` and `run` apply and
+/// then through the merge itself: a sentence or a merged result, never a panic, and never
+/// more than [`LIMIT`] allocated (a plan's count is checked before it sizes anything).
+#[test]
+fn plan_run_and_result_json_never_panic_nor_allocate_without_bound() {
+    use varlab::experiment::plan::merge_plan;
+    use varlab::experiment::untrusted::{parse_plan, parse_result, parse_run_config};
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let files = plan_files();
+    let per_kind: u64 = std::env::var("VARLAB_FUZZ_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000);
+    let good_plan = parse_plan("plan.json", &files.plan).unwrap();
+    let good_result = parse_result("0000.json", &files.result).unwrap();
+    std::panic::set_hook(Box::new(|_| {}));
+    let mut accepted = [0usize; 3];
+    let mut worst = 0usize;
+    for i in 0..3 * per_kind {
+        let kind = i % 3;
+        let mut rng = Rng::new(0x91A4 ^ i.wrapping_mul(0x9E37_79B9));
+        let before = LIVE.load(Relaxed);
+        PEAK.store(before, Relaxed);
+        let outcome = catch_unwind(AssertUnwindSafe(|| match kind {
+            0 => {
+                let text = json_case(&mut rng, &files.plan);
+                parse_plan("plan.json", &text)
+                    .and_then(|plan| {
+                        merge_plan(&plan, vec![("0000.json".into(), good_result.clone())])
+                    })
+                    .is_ok()
+            }
+            1 => parse_run_config("0000.json", &json_case(&mut rng, &files.run_config)).is_ok(),
+            _ => {
+                let text = json_case(&mut rng, &files.result);
+                parse_result("0000.json", &text)
+                    .and_then(|r| merge_plan(&good_plan, vec![("0000.json".into(), r)]))
+                    .is_ok()
+            }
+        }));
+        let grew = PEAK.load(Relaxed).saturating_sub(before);
+        worst = worst.max(grew);
+        let _ = std::panic::take_hook();
+        assert!(outcome.is_ok(), "case {i} (kind {kind}) panicked");
+        std::panic::set_hook(Box::new(|_| {}));
+        assert!(
+            grew <= LIMIT,
+            "case {i} (kind {kind}) allocated {grew} bytes"
+        );
+        accepted[kind as usize] += outcome.unwrap() as usize;
+    }
+    let _ = std::panic::take_hook();
+    println!(
+        "fuzz: {per_kind} cases per kind, no panic; accepted plan {}, run config {}, result {}; \
+         largest allocation of one case {} KiB",
+        accepted[0],
+        accepted[1],
+        accepted[2],
+        worst / 1024
+    );
+    assert!(accepted.iter().all(|&a| a > 0), "{accepted:?}");
+}
+
+/// `varlab merge` end to end on mutated plans and results: exit code 0, 1 (runs missing)
+/// or 2 (refused) with one sentence, never a panic (101).
+#[test]
+fn merge_end_to_end_never_panics() {
+    // The allocation counters are global: not while another test measures.
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let files = plan_files();
+    let dir = std::env::temp_dir().join(format!("varlab-fuzz-merge-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("results")).unwrap();
+    let (plan, result, merged) = (
+        dir.join("plan.json"),
+        dir.join("results/0000.json"),
+        dir.join("merged.json"),
+    );
+    let cases: u64 = std::env::var("VARLAB_FUZZ_MERGE_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(120);
+    let mut codes = std::collections::BTreeMap::new();
+    for i in 0..cases {
+        let mut rng = Rng::new(0x3E46 ^ i.wrapping_mul(0x9E37_79B9));
+        let (p, r) = match i % 2 {
+            0 => (json_case(&mut rng, &files.plan), files.result.clone()),
+            _ => (files.plan.clone(), json_case(&mut rng, &files.result)),
+        };
+        std::fs::write(&plan, p).unwrap();
+        std::fs::write(&result, r).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_varlab"))
+            .args([
+                "merge",
+                result.to_str().unwrap(),
+                "--json",
+                merged.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        let code = out.status.code();
+        assert!(
+            matches!(code, Some(0..=2)) && !err.contains("panicked"),
+            "case {i}: {code:?} {err}"
+        );
+        if code != Some(0) {
+            assert_eq!(err.lines().count(), 1, "case {i}: {err}");
+        }
+        *codes.entry(code.unwrap()).or_insert(0) += 1;
+    }
+    println!("merge fuzz: {cases} cases, exit codes {codes:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

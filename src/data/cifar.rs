@@ -171,66 +171,72 @@ pub fn cifar_from_tar_gz(file: &str, bytes: &[u8]) -> Result<Split> {
         inner: flate2::read::GzDecoder::new(bytes),
         failed: &gzip_failed,
     });
-    let fail = |source: io::Error| {
+    // The last member read whole: a broken header is named by the member before it.
+    let last: std::cell::RefCell<Option<String>> = Default::default();
+    let fail = |source: io::Error, member: Option<&str>| {
         let file = file.to_string();
-        match gzip_failed.get() {
-            true => DataError::Gzip { file, source },
-            false => DataError::Tar {
-                file,
-                source: io::Error::new(source.kind(), printable(&source.to_string())),
-            },
+        if gzip_failed.get() {
+            return DataError::Gzip { file, source };
+        }
+        let place = match (member, last.borrow().as_deref()) {
+            (Some(m), _) => format!("member '{m}'"),
+            (None, Some(prev)) => format!("the header after member '{prev}'"),
+            (None, None) => "the first header".to_string(),
+        };
+        DataError::Tar {
+            file,
+            source: io::Error::new(source.kind(), format!("{place}: {}", tar_defect(&source))),
         }
     };
     let mut files = BTreeMap::new();
-    for entry in archive.entries().map_err(fail)? {
-        let mut entry = entry.map_err(fail)?;
-        if !entry.header().entry_type().is_file() {
-            continue;
-        }
-        let path = entry.path().map_err(fail)?.into_owned();
-        let Some(base) = path.file_name().and_then(|b| b.to_str()) else {
+    for entry in archive.entries().map_err(|e| fail(e, None))? {
+        let mut entry = entry.map_err(|e| fail(e, None))?;
+        let path = entry.path().map_err(|e| fail(e, None))?.into_owned();
+        let shown = path.display().to_string();
+        let regular = entry.header().entry_type().is_file();
+        let base = path.file_name().and_then(|b| b.to_str());
+        let wanted = base.filter(|b| {
+            regular && (OFFICIAL.contains(b) || SUBSET.contains(b)) && !files.contains_key(*b)
+        });
+        let Some(base) = wanted else {
+            *last.borrow_mut() = Some(shown);
             continue;
         };
-        if !(OFFICIAL.contains(&base) || SUBSET.contains(&base)) || files.contains_key(base) {
-            continue;
-        }
         // The header's size is not trusted: no member is inflated past one batch's limit.
         let mut data = Vec::with_capacity((entry.size() as usize).min(10_001 * RECORD));
         (&mut entry)
             .take(MAX_BATCH_BYTES + 1)
             .read_to_end(&mut data)
-            .map_err(fail)?;
+            .map_err(|e| fail(e, Some(&shown)))?;
         if data.len() as u64 > MAX_BATCH_BYTES {
             return Err(DataError::TooLarge {
-                file: format!("{file}/{}", path.display()),
+                file: format!("{file}/{shown}"),
                 what: "more than 50 000 CIFAR-10 records".into(),
                 limit: MAX_BATCH_BYTES,
             });
         }
-        let name = format!("{file}/{}", path.display());
-        files.insert(base.to_string(), (name, data));
+        let base = base.to_string();
+        files.insert(base, (format!("{file}/{shown}"), data));
+        *last.borrow_mut() = Some(shown);
     }
     split_from_files(file, &files)
 }
 
-/// `text` with every character that is not printable ASCII replaced by `?`, runs of them
-/// folded into one, and cut to 120 characters: a tar error quotes raw header bytes.
-fn printable(text: &str) -> String {
-    let mut out = String::new();
-    for c in text.chars() {
-        let c = if c == ' ' || c.is_ascii_graphic() {
-            c
-        } else {
-            '?'
-        };
-        if !(c == '?' && out.ends_with('?')) {
-            out.push(c);
-        }
+/// A tar reader's error in words, without the raw header bytes it may quote.
+fn tar_defect(e: &io::Error) -> &'static str {
+    let text = e.to_string();
+    let has = |s: &str| text.contains(s);
+    if e.kind() == io::ErrorKind::UnexpectedEof || has("entire block") || has("unexpected EOF") {
+        "the archive ends in the middle of it (truncated)"
+    } else if has("checksum") {
+        "its header's checksum does not match (the header is damaged)"
+    } else if has("numeric field") || has("size overflow") || has("out of range") {
+        "a number in its header (size, mode or time) is not a number (the header is damaged)"
+    } else if has("path") || has("utf-8") || has("name") {
+        "its name in the header is not readable (the header is damaged)"
+    } else {
+        "the tar data there is damaged"
     }
-    if out.chars().count() > 120 {
-        out = out.chars().take(120).collect::<String>() + "…";
-    }
-    out
 }
 
 /// CIFAR-10 from `(file name, bytes)` pairs (an upload): the official batches or a

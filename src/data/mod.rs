@@ -9,6 +9,8 @@
 
 pub mod augment;
 pub mod cifar;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod file;
 pub mod mnist;
 
 use std::borrow::Cow;
@@ -129,6 +131,10 @@ pub enum DataError {
         #[source]
         source: std::io::Error,
     },
+    /// A file refused before parsing: not a regular file, or past its kind's size cap.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[error(transparent)]
+    Read(#[from] file::ReadError),
 }
 
 pub type Result<T> = std::result::Result<T, DataError>;
@@ -341,13 +347,10 @@ pub fn gunzip_if_needed<'a>(file: &str, bytes: &'a [u8]) -> Result<Cow<'a, [u8]>
     }
 }
 
-/// Reads a whole file, mapping failure to [`DataError::Io`] with its path.
+/// Reads a whole dataset file through the bounded reader ([`file::read_bounded`]).
 #[cfg(not(target_arch = "wasm32"))]
 fn read_file(path: &std::path::Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| DataError::Io {
-        path: path.display().to_string(),
-        source,
-    })
+    Ok(file::read_bounded(path, file::FileKind::Data)?)
 }
 
 /// A split from files the user handed over by name (the page's upload, or the built-in

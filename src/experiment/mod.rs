@@ -12,6 +12,7 @@ pub mod plan;
 pub mod presets;
 pub mod schema;
 pub mod stats;
+pub mod untrusted;
 
 use std::rc::Rc;
 use std::sync::Arc;

@@ -11,6 +11,10 @@ use crate::optim::OptimKind;
 
 /// The version of `plan.json` this build reads and writes.
 pub const PLAN_VERSION: u32 = 1;
+/// The most runs a plan may hold (`plan.json` of this many runs is about 30 MB).
+pub const MAX_PLAN_RUNS: usize = 100_000;
+/// Plans above this many runs are written only when asked for on purpose (`plan --yes`).
+pub const LARGE_PLAN: usize = 10_000;
 
 /// VAR's λ on one point of the grid: as given, or as λψ₀ (λ from ψ of the model's initial
 /// weights for the first seed, as [`super::Experiment::new`] derives it).
@@ -88,6 +92,7 @@ pub fn make_plan(
     let mut groups = Vec::new();
     let mut runs: Vec<PlanRun> = Vec::new();
     let mut configs: Vec<Config> = Vec::new();
+    let mut by_hash = std::collections::HashMap::new();
     for model in &models {
         // The λ that runs without VAR carry: the first group's, so they are shared.
         let mut shared_lambda = None;
@@ -109,9 +114,16 @@ pub fn make_plan(
                     ..config.clone()
                 };
                 let hash = run.hash();
-                let index = match runs.iter().position(|r| r.config_hash == hash) {
-                    Some(i) => i,
+                let index = match by_hash.get(&hash) {
+                    Some(&i) => i,
                     None => {
+                        if runs.len() == MAX_PLAN_RUNS {
+                            return Err(ExperimentError::Merge(format!(
+                                "The grid makes more than {MAX_PLAN_RUNS} runs, the most a plan \
+                                 holds; give fewer models, λ values, optimizers or seeds."
+                            )));
+                        }
+                        by_hash.insert(hash.clone(), runs.len());
                         runs.push(PlanRun {
                             index: runs.len(),
                             file: format!("runs/{}", run_file(runs.len())),
@@ -201,6 +213,7 @@ pub fn merge_plan(
     plan: &Plan,
     results: Vec<(String, ExperimentResult)>,
 ) -> Result<Vec<Merged>, ExperimentError> {
+    super::untrusted::check_plan("the plan", plan)?;
     let mut by_index: Vec<Option<(JobRecord, ExperimentResult)>> = vec![None; plan.count];
     for (name, result) in results {
         let refuse = |why: String| ExperimentError::Merge(format!("{name}: {why}"));
@@ -222,6 +235,24 @@ pub fn merge_plan(
             return Err(refuse(format!(
                 "trained from a config (hash {}) other than run {}'s in the plan (hash {}).",
                 job.config_hash, job.index, planned.config_hash
+            )));
+        }
+        super::untrusted::check_result(&name, &result)?;
+        let what = |r: &str, s: u64| format!("{r} seed {s}");
+        let trained: Vec<String> = result
+            .runs
+            .iter()
+            .map(|r| what(&r.optimizer, r.seed))
+            .collect();
+        if trained != [what(&planned.optimizer, planned.seed)] {
+            return Err(refuse(format!(
+                "holds {} where run {} of the plan is {}.",
+                match trained.as_slice() {
+                    [] => "no run".to_string(),
+                    t => t.join(", "),
+                },
+                job.index,
+                what(&planned.optimizer, planned.seed)
             )));
         }
         if by_index[job.index].is_some() {

@@ -6,7 +6,9 @@ use clap::{Parser, Subcommand};
 use varlab::gpu::Context;
 
 mod cluster;
+mod io;
 mod run;
+use io::{say, sayln};
 use run::{CompareArgs, Mode, SweepArgs, TrainArgs};
 
 #[derive(Parser)]
@@ -193,19 +195,20 @@ impl From<String> for Fail {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match pollster::block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(fail) => {
-            let (code, message) = match fail {
-                Fail::Usage(m) => (2, m),
-                Fail::Run(m) => (1, m),
-                Fail::Diverged(m) => (3, m),
-                Fail::Interrupted(m) => (130, m),
-            };
-            eprintln!("varlab: {message}");
-            ExitCode::from(code)
-        }
+    let outcome = pollster::block_on(run(cli));
+    // A failure of the command itself comes first; then standard output's own (a closed
+    // pipe: 141 without a word; a full disk: a sentence, exit code 1).
+    let (code, message) = match outcome {
+        Err(Fail::Usage(m)) => (2, Some(m)),
+        Err(Fail::Run(m)) => (1, Some(m)),
+        Err(Fail::Diverged(m)) => (3, Some(m)),
+        Err(Fail::Interrupted(m)) => (130, Some(m)),
+        Ok(()) => io::stdout_outcome().unwrap_or((0, None)),
+    };
+    if let Some(message) = message {
+        eprintln!("varlab: {message}");
     }
+    ExitCode::from(code)
 }
 
 /// `train`, `sweep` and `compare`: one experiment, then the table and the files.
@@ -221,8 +224,9 @@ async fn experiment(t: TrainArgs, s: SweepArgs, c: CompareArgs, mode: Mode) -> R
         run::check_writable(&dir.join("model.json"))?;
     }
     let split = run::load_data(&cfg, t.data.as_deref())?;
-    let (result, exp) = run::drive(cfg, &split, mode, c.jobs as usize).await?;
-    print!("{}", run::table(&result));
+    let jobs = c.jobs.unwrap_or(1) as usize;
+    let (result, exp) = run::drive(cfg, &split, mode, jobs).await?;
+    say!("{}", run::table(&result));
     let json = serde_json::to_string_pretty(&result).expect("results serialise");
     let csv = result.to_csv();
     let files: Vec<(&std::path::Path, &[u8])> = [
@@ -252,6 +256,11 @@ async fn experiment(t: TrainArgs, s: SweepArgs, c: CompareArgs, mode: Mode) -> R
 }
 
 async fn run(cli: Cli) -> Result<(), Fail> {
+    if let Command::Bench { what } = &cli.command {
+        if let Some(path) = bench_json(what) {
+            io::check_writable(path)?;
+        }
+    }
     match cli.command {
         Command::Train { train, compare } => {
             experiment(train, SweepArgs::default(), compare, Mode::Train).await
@@ -275,10 +284,11 @@ async fn run(cli: Cli) -> Result<(), Fail> {
         Command::Run(args) => cluster::run_one(args).await,
         Command::Config { schema } => {
             let text = match schema {
-                true => serde_json::to_string_pretty(&varlab::experiment::schema::schema()),
-                false => Ok(varlab::experiment::Config::default().to_json()),
+                true => serde_json::to_string_pretty(&varlab::experiment::schema::schema())
+                    .map_err(|e| e.to_string())?,
+                false => varlab::experiment::Config::default().to_json(),
             };
-            println!("{}", text.expect("JSON"));
+            sayln!("{text}");
             Ok(())
         }
         Command::Merge(args) => cluster::merge(args),
@@ -290,24 +300,28 @@ async fn run(cli: Cli) -> Result<(), Fail> {
             };
             let model = varlab::nn::Model::by_name(&name, input, 10)
                 .map_err(|e| Fail::Usage(e.to_string()))?;
-            print!("{}", model.summary());
+            say!("{}", model.summary());
             Ok(())
         }
         Command::Bench {
             what: Bench::Ops { scale, reps, json },
         } => {
             let ctx = Context::new().await.map_err(|e| e.to_string())?;
-            println!("adapter: {} ({})", ctx.report.name, ctx.report.backend);
+            sayln!("adapter: {} ({})", ctx.report.name, ctx.report.backend);
             let rows = varlab::bench::ops(&ctx, scale as usize, reps)
                 .await
                 .map_err(|e| e.to_string())?;
-            println!(
+            sayln!(
                 "{:<28} {:>16} {:>10} {:>9} {:>8}  method",
-                "kernel", "shape", "ms", "GFLOP/s", "GB/s"
+                "kernel",
+                "shape",
+                "ms",
+                "GFLOP/s",
+                "GB/s"
             );
             let opt = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.3}"));
             for r in &rows {
-                println!(
+                sayln!(
                     "{:<28} {:>16} {:>10.3} {:>9} {:>8}  {}",
                     r.kernel,
                     r.shape,
@@ -417,33 +431,37 @@ async fn run(cli: Cli) -> Result<(), Fail> {
                 .await
                 .map_err(|e| e.to_string())?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&smoke).unwrap());
+                sayln!("{}", serde_json::to_string_pretty(&smoke).unwrap());
                 return Ok(());
             }
             let r = &smoke.adapter;
-            println!("adapter      {}", r.name);
-            println!(
+            sayln!("adapter      {}", r.name);
+            sayln!(
                 "backend      {} ({}, driver {} {})",
-                r.backend, r.device_type, r.driver, r.driver_info
+                r.backend,
+                r.device_type,
+                r.driver,
+                r.driver_info
             );
-            println!("software     {}", r.is_software);
-            println!("timestamps   {}", r.timestamps);
-            println!("features     {}", r.features.join(" "));
+            sayln!("software     {}", r.is_software);
+            sayln!("timestamps   {}", r.timestamps);
+            sayln!("features     {}", r.features.join(" "));
             let l = &r.limits;
-            println!(
+            sayln!(
                 "limits       max_buffer_size {} B, max_storage_buffer_binding_size {} B",
-                l.max_buffer_size, l.max_storage_buffer_binding_size
+                l.max_buffer_size,
+                l.max_storage_buffer_binding_size
             );
-            println!("             {} storage buffers/stage, {} B workgroup storage, {} invocations/workgroup",
+            sayln!("             {} storage buffers/stage, {} B workgroup storage, {} invocations/workgroup",
                 l.max_storage_buffers_per_shader_stage, l.max_compute_workgroup_storage_size, l.max_compute_invocations_per_workgroup);
-            println!(
+            sayln!(
                 "             workgroup size ≤ {}×{}×{}, ≤ {} workgroups per dimension",
                 l.max_compute_workgroup_size_x,
                 l.max_compute_workgroup_size_y,
                 l.max_compute_workgroup_size_z,
                 l.max_compute_workgroups_per_dimension
             );
-            println!(
+            sayln!(
                 "smoke        {}×{}×{} matmul vs CPU twin: max error {:.2e} (allowed {:.2e}) → {}",
                 smoke.shape[0],
                 smoke.shape[1],
@@ -471,18 +489,27 @@ async fn run(cli: Cli) -> Result<(), Fail> {
                 return Err(Fail::Usage(format!("size {bad} is outside 1..=8192")));
             }
             let ctx = Context::new().await.map_err(|e| e.to_string())?;
-            println!("adapter: {} ({})", ctx.report.name, ctx.report.backend);
+            sayln!("adapter: {} ({})", ctx.report.name, ctx.report.backend);
             let rows = varlab::bench::matmul(&ctx, &sizes, reps)
                 .await
                 .map_err(|e| e.to_string())?;
-            println!(
+            sayln!(
                 "{:>6} {:>6} {:>6} {:>10} {:>9}  method",
-                "m", "n", "k", "ms", "GFLOP/s"
+                "m",
+                "n",
+                "k",
+                "ms",
+                "GFLOP/s"
             );
             for r in &rows {
-                println!(
+                sayln!(
                     "{:>6} {:>6} {:>6} {:>10.3} {:>9.3}  {}",
-                    r.m, r.n, r.k, r.ms, r.gflops, r.method
+                    r.m,
+                    r.n,
+                    r.k,
+                    r.ms,
+                    r.gflops,
+                    r.method
                 );
             }
             write_json(
@@ -494,23 +521,39 @@ async fn run(cli: Cli) -> Result<(), Fail> {
 }
 
 fn write_json(path: Option<std::path::PathBuf>, doc: serde_json::Value) -> Result<(), Fail> {
-    if let Some(path) = path {
-        std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap())
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    match path {
+        Some(path) => io::write_file(
+            &path,
+            serde_json::to_string_pretty(&doc).unwrap().as_bytes(),
+        ),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// The `--json` place of a benchmark, checked before it runs.
+fn bench_json(what: &Bench) -> Option<&std::path::Path> {
+    match what {
+        Bench::Step { json, .. }
+        | Bench::Profile { json, .. }
+        | Bench::Matmul { json, .. }
+        | Bench::Ops { json, .. } => json.as_deref(),
+    }
 }
 
 /// `varlab bench step`'s table: per optimizer the median ms/step and the per-round ratio to
 /// SGD with its spread (95 % interval of the median, interquartile range, extremes).
 fn print_step_bench(model: &str, batch: u32, executor: &str, rows: &[varlab::bench::StepBench]) {
     let (rounds, steps) = rows.first().map_or((0, 0), |r| (r.rounds, r.steps));
-    println!(
+    sayln!(
         "{model} batch {batch}, {executor} executor: {rounds} rounds × {steps} steps per optimizer, in rotating order"
     );
-    println!(
+    sayln!(
         "{:<10} {:>10} {:>8}   {:<17} {:<17} min–max of ×SGD",
-        "optimizer", "ms/step", "× SGD", "95% CI of ×SGD", "IQR of ×SGD"
+        "optimizer",
+        "ms/step",
+        "× SGD",
+        "95% CI of ×SGD",
+        "IQR of ×SGD"
     );
     let pair = |a: f64, b: f64| format!("{a:.3}–{b:.3}");
     for r in rows {
@@ -529,7 +572,7 @@ fn print_step_bench(model: &str, batch: u32, executor: &str, rows: &[varlab::ben
             "{:<10} {:>10.3} {:>8}   {:<17} {:<17} {}",
             r.optimizer, r.ms_per_step, ratio, ci, iqr, range
         );
-        println!("{}", line.trim_end());
+        sayln!("{}", line.trim_end());
     }
 }
 
@@ -543,7 +586,7 @@ fn print_profile(
     top: usize,
 ) {
     let total: f64 = kernels.iter().map(|k| k.ms).sum();
-    println!(
+    sayln!(
         "{model} batch {batch}: step {step_ms:.3} ms in one pass; {} dispatches, {total:.3} ms timed one by one",
         kernels.len()
     );
@@ -558,24 +601,30 @@ fn print_profile(
         }
     }
     per_kernel.sort_by(|a, b| b.2.total_cmp(&a.2));
-    println!(
+    sayln!(
         "{:<24} {:>6} {:>12} {:>7}",
-        "kernel", "count", "ms", "share"
+        "kernel",
+        "count",
+        "ms",
+        "share"
     );
     for (name, count, ms) in &per_kernel {
         let share = 100.0 * ms / total.max(f64::MIN_POSITIVE);
-        println!("{name:<24} {count:>6} {ms:>12.3} {share:>6.1}%");
+        sayln!("{name:<24} {count:>6} {ms:>12.3} {share:>6.1}%");
     }
     let mut slowest: Vec<&varlab::bench::KernelTime> = kernels.iter().collect();
     slowest.sort_by(|a, b| b.ms.total_cmp(&a.ms));
-    println!("slowest dispatches:");
-    println!(
+    sayln!("slowest dispatches:");
+    sayln!(
         "{:>6} {:<24} {:>20} {:>12}",
-        "#", "kernel", "workgroups", "ms"
+        "#",
+        "kernel",
+        "workgroups",
+        "ms"
     );
     for k in slowest.iter().take(top) {
         let [x, y, z] = k.workgroups;
-        println!(
+        sayln!(
             "{:>6} {:<24} {:>20} {:>12.3}",
             k.index,
             k.kernel,

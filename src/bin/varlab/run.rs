@@ -13,7 +13,10 @@ use varlab::experiment::{
     FinishedRun, Init, Schedule, Scope,
 };
 
+use super::io::read_input;
+pub use super::io::{check_writable, write_file, write_files};
 use super::Fail;
+use varlab::data::file::FileKind;
 
 /// The options of `train` (and of `sweep` and `compare`, which add their own).
 #[derive(Args, Debug, Default)]
@@ -111,8 +114,17 @@ pub struct CompareArgs {
     #[arg(long)]
     pub csv: Option<PathBuf>,
     /// Train this many runs at once, in threads (CPU executor; the result is the same).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub jobs: u32,
+    /// Default 1.
+    #[arg(long, allow_negative_numbers = true, value_parser = jobs_value)]
+    pub jobs: Option<u32>,
+}
+
+/// `--jobs`: 1 to 256, said in a sentence.
+fn jobs_value(s: &str) -> Result<u32, String> {
+    s.parse::<u32>()
+        .ok()
+        .filter(|j| (1..=256).contains(j))
+        .ok_or_else(|| format!("--jobs is the number of runs trained at once, 1 to 256; got {s}."))
 }
 
 /// A flag's help: the config field's help text in the schema, its choices when it has
@@ -150,9 +162,7 @@ fn one<T: Clone>(flag: &str, values: &Option<Vec<T>>) -> Result<Option<T>, Fail>
 pub fn config(t: &TrainArgs, s: &SweepArgs, c: &CompareArgs) -> Result<Config, Fail> {
     let mut cfg = match &t.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                Fail::Usage(format!("cannot read the config {}: {e}", path.display()))
-            })?;
+            let text = read_input(path, FileKind::Config)?;
             Config::from_json(&text).map_err(|e| Fail::Usage(format!("{}: {e}", path.display())))?
         }
         None => match &t.preset {
@@ -619,52 +629,6 @@ pub fn paired_table(result: &ExperimentResult) -> String {
         out.push('\n');
     }
     out
-}
-
-/// Fails with a usage error unless a file can be created beside `path` (its directory
-/// exists and is writable), before any training.
-pub fn check_writable(path: &Path) -> Result<(), Fail> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let probe = dir.join(format!(".varlab-probe-{}", std::process::id()));
-    std::fs::write(&probe, b"")
-        .and_then(|_| std::fs::remove_file(&probe))
-        .map_err(|e| Fail::Usage(format!("cannot write {}: {e}", path.display())))
-}
-
-/// Writes every `(path, bytes)` as a set: all to temporary files first, then all renamed,
-/// so a failure leaves none of them half-written (and no temporary file behind).
-pub fn write_files(files: &[(&Path, &[u8])]) -> Result<(), Fail> {
-    let tmp = |p: &Path| {
-        let mut name = p.as_os_str().to_owned();
-        name.push(".partial");
-        std::path::PathBuf::from(name)
-    };
-    let clean = || {
-        files
-            .iter()
-            .for_each(|(p, _)| drop(std::fs::remove_file(tmp(p))))
-    };
-    for (path, bytes) in files {
-        if let Err(e) = std::fs::write(tmp(path), bytes) {
-            clean();
-            return Err(Fail::Run(format!("cannot write {}: {e}", path.display())));
-        }
-    }
-    for (path, _) in files {
-        if let Err(e) = std::fs::rename(tmp(path), path) {
-            clean();
-            return Err(Fail::Run(format!("cannot write {}: {e}", path.display())));
-        }
-    }
-    Ok(())
-}
-
-/// Writes `bytes` to `path` atomically: [`write_files`] of one file.
-pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Fail> {
-    write_files(&[(path, bytes)])
 }
 
 /// Writes the weights of every finished run to `dir`: dense, and pruned at each sparsity of
