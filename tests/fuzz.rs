@@ -157,7 +157,7 @@ fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>) {
 /// A mutated config JSON: the text damaged, or one field set to an extreme value.
 fn config_case(rng: &mut Rng) -> String {
     let base = Config::default().to_json();
-    if rng.next_u64() % 2 == 0 {
+    if rng.next_u64().is_multiple_of(2) {
         let mut bytes = base.into_bytes();
         mutate(rng, &mut bytes);
         return String::from_utf8_lossy(&bytes).into_owned();
@@ -193,7 +193,7 @@ fn case(kind: u64, rng: &mut Rng) -> bool {
                 }
             }
             mutate(rng, &mut files[which]);
-            if kind == 1 && rng.next_u64() % 3 == 0 {
+            if kind == 1 && rng.next_u64().is_multiple_of(3) {
                 // A damaged file inside an intact gzip stream.
                 let mut plain = mnist_files(rng).swap_remove(which);
                 mutate(rng, &mut plain);
@@ -215,7 +215,7 @@ fn case(kind: u64, rng: &mut Rng) -> bool {
             let train = common::cifar_records(3, rng.next_u64());
             let test = common::cifar_records(2, rng.next_u64());
             let mut tar = tar_of(&train, &test);
-            let gz = if rng.next_u64() % 2 == 0 {
+            let gz = if rng.next_u64().is_multiple_of(2) {
                 mutate(rng, &mut tar);
                 gzip(&tar)
             } else {
@@ -353,7 +353,7 @@ fn plan_files() -> &'static PlanFiles {
 /// A mutated JSON file: its text damaged, or one value somewhere in it (at any depth)
 /// replaced by an extreme one.
 fn json_case(rng: &mut Rng, text: &str) -> String {
-    if rng.next_u64() % 3 == 0 {
+    if rng.next_u64().is_multiple_of(3) {
         let mut bytes = text.as_bytes().to_vec();
         mutate(rng, &mut bytes);
         return String::from_utf8_lossy(&bytes).into_owned();
@@ -381,7 +381,7 @@ fn json_case(rng: &mut Rng, text: &str) -> String {
             serde_json::Value::Array(a) => a.len(),
             _ => 0,
         };
-        if n == 0 || rng.next_u64() % 4 == 0 {
+        if n == 0 || rng.next_u64().is_multiple_of(4) {
             break;
         }
         let i = (rng.next_u64() % n as u64) as usize;

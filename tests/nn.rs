@@ -313,7 +313,7 @@ fn offsets_aligned_and_disjoint() {
                     assert_eq!(len, shape.iter().product::<usize>());
                     end = offset + len;
                 }
-                assert!(end <= buffer_len && buffer_len % ALIGN == 0);
+                assert!(end <= buffer_len && buffer_len.is_multiple_of(ALIGN));
                 assert!(buffer_len - end < ALIGN, "{name}: trailing gap");
             };
             ranges(

@@ -414,7 +414,7 @@ fn output_places_are_checked_before_training_and_writers_do_not_collide() {
         "is a directory",
     );
     // A second writer of one --out is told another run holds it.
-    let result = format!("{d}/results/0000.json");
+    let _result = format!("{d}/results/0000.json");
     let lock = std::fs::File::create(format!("{d}/results/.0000.json.lock")).unwrap();
     lock.lock().unwrap();
     says(&run_one(&dir, &data, 0), 1, "another varlab run is writing");

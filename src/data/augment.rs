@@ -130,7 +130,7 @@ pub fn augment_image(
 pub fn augment_batch(shape: Shape, pad: usize, batch: &mut [f32], rng: &mut Rng) {
     let n = shape.len();
     assert!(
-        n > 0 && batch.len() % n == 0,
+        n > 0 && batch.len().is_multiple_of(n),
         "augment_batch: {} values are not a whole number of {shape:?} images",
         batch.len()
     );

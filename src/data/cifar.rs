@@ -42,7 +42,7 @@ fn append_records(
     images: &mut Vec<u8>,
     labels: &mut Vec<u8>,
 ) -> Result<()> {
-    if bytes.len() % RECORD != 0 {
+    if !bytes.len().is_multiple_of(RECORD) {
         return Err(DataError::RecordSize {
             file: file.to_string(),
             len: bytes.len(),

@@ -261,7 +261,7 @@ impl VitConfig {
                 return bad(format!("{what} is 0; it must be at least 1"));
             }
         }
-        if self.dim % self.heads != 0 {
+        if !self.dim.is_multiple_of(self.heads) {
             return bad(format!(
                 "dim {} is not divisible by heads {}",
                 self.dim, self.heads

@@ -69,7 +69,7 @@ impl AttentionShape {
         1.0 / (self.head_dim() as f32).sqrt()
     }
     fn validate(&self) -> Result<()> {
-        if self.heads == 0 || self.dim == 0 || self.dim % self.heads != 0 {
+        if self.heads == 0 || self.dim == 0 || !self.dim.is_multiple_of(self.heads) {
             return Err(GpuError::Validation {
                 what: format!("an attention block of shape {self:?}"),
                 message: format!(

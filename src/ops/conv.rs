@@ -170,13 +170,19 @@ pub fn col2im_cpu(s: &Conv2dShape, dcols: &[f32], dx: &mut [f32]) {
                     let mut acc = 0.0f32;
                     for ky in 0..s.kh {
                         let ty = iy + s.ph;
-                        if ty < ky || (ty - ky) % s.sh != 0 || (ty - ky) / s.sh >= s.hout() {
+                        if ty < ky
+                            || !(ty - ky).is_multiple_of(s.sh)
+                            || (ty - ky) / s.sh >= s.hout()
+                        {
                             continue;
                         }
                         let oy = (ty - ky) / s.sh;
                         for kx in 0..s.kw {
                             let tx = ix + s.pw;
-                            if tx < kx || (tx - kx) % s.sw != 0 || (tx - kx) / s.sw >= s.wout() {
+                            if tx < kx
+                                || !(tx - kx).is_multiple_of(s.sw)
+                                || (tx - kx) / s.sw >= s.wout()
+                            {
                                 continue;
                             }
                             let ox = (tx - kx) / s.sw;

@@ -54,7 +54,10 @@ impl PatchShape {
         self.len() == 0
     }
     fn validate(&self) -> Result<()> {
-        if self.patch == 0 || self.h % self.patch != 0 || self.w % self.patch != 0 {
+        if self.patch == 0
+            || !self.h.is_multiple_of(self.patch)
+            || !self.w.is_multiple_of(self.patch)
+        {
             return Err(GpuError::Validation {
                 what: format!("a patch embedding of shape {self:?}"),
                 message: format!(

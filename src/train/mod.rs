@@ -424,8 +424,9 @@ impl Trainer {
         }
         let lr = learning_rate(self.lr, self.schedule, self.warmup, self.step, self.steps());
         self.step += 1;
-        let log =
-            self.step % self.log_every == 0 || self.step % self.steps_per_epoch == 0 || self.done();
+        let log = self.step.is_multiple_of(self.log_every)
+            || self.step.is_multiple_of(self.steps_per_epoch)
+            || self.done();
         let run = run_of!(self);
         let input = StepInput {
             in_epoch,
@@ -458,7 +459,7 @@ impl Trainer {
         }
         self.train_seconds += now() - t0;
         let mut test_acc = None;
-        if self.step % self.steps_per_epoch == 0 {
+        if self.step.is_multiple_of(self.steps_per_epoch) {
             let eval = self.evaluate(None).await?;
             self.last_eval = Some(eval);
             self.curves.epoch.push(self.step / self.steps_per_epoch);
