@@ -419,7 +419,7 @@ fn cifar_bad_input() {
     // Paths that are not there.
     let missing = root().join("no-such-cifar.tar.gz");
     let e = load_cifar(&missing).unwrap_err();
-    assert!(matches!(e, DataError::Io { .. }), "{e}");
+    assert!(matches!(e, DataError::Read(_)), "{e}");
     assert_names(&e, "no-such-cifar.tar.gz");
     let dir = temp_dir("cifar-half");
     std::fs::write(dir.join("train.bin"), small).unwrap();
