@@ -333,7 +333,18 @@ fn ctrl_c_keeps_the_finished_runs() {
         .contains("of 40 runs finished"));
     let rows = std::fs::read_to_string(&csv).unwrap().lines().count();
     assert!(rows > 1, "the CSV holds the finished runs");
-    assert!(!dir.join("r.json.partial").exists());
+    // No temporary file (`.r.json.PID-RANDOM.partial`) is left behind.
+    let left = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".partial")
+        })
+        .count();
+    assert_eq!(left, 0);
 }
 
 /// A result JSON with the wall-clock fields (the only ones two trainings of the same runs
