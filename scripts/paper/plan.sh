@@ -22,6 +22,18 @@
 # VAR λψ₀ = 1.4 (varlab's default, λ = 1.4/ψ at initialisation); SAM and S²-SAM ρ = 0.05;
 # CrAM-Multi over sparsities {0.5, 0.7, 0.9} with ρ = 0.05.
 #
+# GPU time (an estimate, not a measurement: no GPU was lent when this was written). Basis:
+# ResNet-8 SGD at batch 128 took 6.70 ms/step on an H200 (BENCHMARKS.md, 2026-11-27), scaled by
+# forward multiply-adds per image (ResNet-8 12.5 M, ResNet-20 40.8 M, ResNet-18 555 M):
+# ResNet-20 ≈ 22 ms/step, ResNet-18 ≈ 300 ms/step; 160 epochs × 391 steps = 62 560 steps per
+# run; per part 8 seeds × (SGD + VAR + S²-SAM + 2·SAM + 2·CrAM) = 56 SGD-run equivalents:
+# ResNet-20 ≈ 21 h and ResNet-18 ≈ 290 h per dataset, ≈ 620 GPU-hours in all. ResNet-8's
+# step is dominated by BatchNorm and launches, so the scaling is crude (likely high for
+# ResNet-20); re-measure with `varlab bench step --model resnet18 --dataset cifar10
+# --optim sgd --executor gpu` before booking. ResNet-18's GPU executor needs 12.4 GB at batch
+# 128 (96 MB per image; `varlab model resnet18 --dataset cifar10`), its largest buffer
+# 1.21 GB, which the adapter's per-buffer limit must allow (else it is refused up front).
+#
 # --mini: the same plans at 2 epochs, 2 seeds, on what the data directory holds (the shared
 # 10k/2k CIFAR-10 subset), sized to check the path end to end, not to measure anything.
 set -euo pipefail
