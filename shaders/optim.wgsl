@@ -9,6 +9,8 @@
 //   perturb: saved_w ← w; (saved_g ← g); w ← w + s·g with s = ρ/‖g‖ (SAM, 0 when ‖g‖ = 0)
 //            or s = ρ (CrAM).
 //   restore: w ← saved_w.
+//   S²-SAM uses perturb/restore around its only pass with g = the kept gradient of the
+//   previous step (binding 2) and its norm; update copies the loss gradient into `kept`.
 // Gaps between tensors are outside every chunk of `update` and stay zero under the others
 // (their gradients are zero).
 
@@ -30,7 +32,7 @@ struct Step {
     add_extra: u32,
     r: f32,
     eps: f32,
-    _pad: u32,
+    keep_grad: u32,
 }
 
 struct Perturb {
@@ -53,6 +55,7 @@ struct Perturb {
 @group(0) @binding(9) var<storage, read_write> saved_w: array<f32>;
 @group(0) @binding(10) var<storage, read_write> saved_g: array<f32>;
 @group(0) @binding(11) var<storage, read> norm: array<f32>;
+@group(0) @binding(12) var<storage, read_write> kept: array<f32>;
 
 const WG: u32 = 256u;
 const NONE: u32 = 0xFFFFFFFFu;
@@ -89,6 +92,9 @@ fn update(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid:
     for (var i = c.x + lid; i < c.y; i += WG) {
         let w = params[i];
         var g = grads[i];
+        if (p.keep_grad != 0u) {
+            kept[i] = g;
+        }
         if (p.add_extra != 0u) {
             g += extra[i];
         }

@@ -94,7 +94,7 @@ fn named_files(files: &js_sys::Array) -> Result<Vec<(String, Vec<u8>)>, JsError>
 pub fn parse_dataset(files: js_sys::Array) -> Result<String, JsError> {
     let split = split_from_named_files(&named_files(&files)?)?;
     Ok(serde_json::json!({
-        "dataset": if split.train.channels == 3 { "cifar10" } else { "mnist" },
+        "dataset": DatasetKind::of(&split.train).name(),
         "train": split.train.len(),
         "test": split.test.len(),
     })
@@ -154,12 +154,12 @@ impl WebExperiment {
     ) -> Result<WebExperiment, JsError> {
         let config = Config::from_json(&config_json)?;
         let split = split_from_named_files(&named_files(&files)?)?;
-        let is_cifar = split.train.channels == 3;
-        if is_cifar != (config.dataset == DatasetKind::Cifar10) {
+        let held = DatasetKind::of(&split.train);
+        if held != config.dataset {
             return Err(JsError::new(&format!(
                 "The config asks for {} but the files hold {}.",
-                if is_cifar { "MNIST" } else { "CIFAR-10" },
-                if is_cifar { "CIFAR-10" } else { "MNIST" },
+                config.dataset.display(),
+                held.display(),
             )));
         }
         let mut exp = Experiment::new(config, &split)?;
@@ -222,12 +222,8 @@ pub async fn bench_step(
     steps: usize,
     rounds: usize,
 ) -> Result<String, JsError> {
-    let input = if dataset == "cifar10" {
-        [3, 32, 32]
-    } else {
-        [1, 28, 28]
-    };
-    let model = crate::nn::Model::by_name(&model, input, 10)?;
+    let kind = DatasetKind::from_name(&dataset).unwrap_or(DatasetKind::Mnist);
+    let model = crate::nn::Model::by_name(&model, kind.input(), kind.classes())?;
     let base = Config::default();
     let optims = optimizers
         .split(',')

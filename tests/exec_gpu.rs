@@ -13,7 +13,7 @@
 //!
 //! Shapes are tiny so the tests run quickly on a software adapter: every preset is built at
 //! a small input size (MLP, ResNet-8, ResNet-20 and ViT-tiny at 8×8, LeNet-5 at 16×16 — its
-//! smallest size) with batches of 2–5.
+//! smallest size; ResNet-18 at width 4 on 16×16) with batches of 2–5.
 
 mod common;
 
@@ -22,7 +22,7 @@ use varlab::data::augment::Crop;
 use varlab::data::Dataset;
 use varlab::exec::{CpuExecutor, DeviceDataset, GpuExecutor};
 use varlab::gpu::{Context, Dispatch};
-use varlab::nn::Model;
+use varlab::nn::{self, Model};
 use varlab::ops::data::{gather_cpu, norm_coefficients, pack_crop, Gather};
 use varlab::ops::loss::softmax_cross_entropy_cpu;
 use varlab::optim::sgd_step;
@@ -264,6 +264,42 @@ gpu_test!(
             20,
         )
         .await;
+    }
+);
+
+gpu_test!(
+    async fn resnet18_matches_cpu() {
+        // ResNet-18's graph at width 4 (4-8-16-32) on 16×16 images (16 → 16 → 8 → 4 → 2:
+        // on 8×8 the last stage's BatchNorm sees 1 pixel of 2 images and the gradients
+        // reach ±66, ill-conditioned for any comparison).
+        matches_cpu(nn::resnet18_width(4, [3, 16, 16], CLASSES).unwrap(), 2, 5).await;
+    }
+);
+
+gpu_test!(
+    async fn three_sgd_steps_match_cpu_resnet18() {
+        three_steps(nn::resnet18_width(4, [3, 16, 16], CLASSES).unwrap(), 4, 24).await;
+    }
+);
+
+gpu_test!(
+    async fn a_batch_beyond_the_buffer_limits_is_refused_before_allocating() {
+        let ctx = context().await;
+        let model = Model::by_name("mlp", [1, 28, 28], CLASSES).unwrap();
+        let l = &ctx.report.limits;
+        let allowed = l.max_storage_buffer_binding_size.min(l.max_buffer_size);
+        // The MLP's largest buffer is an input-sized slot: 784 floats per image.
+        let fits = (allowed / (4 * 784)) as usize;
+        let err = GpuExecutor::new(&ctx, &model, fits + 1)
+            .await
+            .err()
+            .unwrap();
+        let text = err.to_string();
+        assert!(text.contains("at batch"), "{text}");
+        assert!(
+            text.contains(&format!("use a batch of at most {fits}")),
+            "{text}"
+        );
     }
 );
 

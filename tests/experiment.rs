@@ -539,6 +539,59 @@ fn var_polarises_lenet5_weights_more_than_sgd() {
     assert_eq!(r.runs[0].curves.reg[0], 0.0);
 }
 
+/// Generated CIFAR-100 records (coarse label, fine label, 3072 pixels) train through the
+/// experiment with 100 outputs and the fine labels, S²-SAM beside SGD; every preset is built
+/// with 100 logits for them.
+#[test]
+fn cifar100_records_train_with_100_classes() {
+    use varlab::data::cifar100::{cifar100_from_records, RECORD};
+    let mut rng = Rng::new(5);
+    let mut records = |n: usize| -> Vec<u8> {
+        let mut bytes = vec![0u8; n * RECORD];
+        for (i, r) in bytes.chunks_exact_mut(RECORD).enumerate() {
+            r[0] = (i % 20) as u8;
+            r[1] = (i * 37 % 100) as u8;
+            r[2..].iter_mut().for_each(|b| *b = rng.next_u64() as u8);
+        }
+        bytes
+    };
+    let split = Split {
+        train: cifar100_from_records("train.bin", &records(32)).unwrap(),
+        test: cifar100_from_records("test.bin", &records(16)).unwrap(),
+    };
+    assert_eq!(split.train.labels[1], 37);
+    for name in varlab::nn::MODELS {
+        let m = Model::by_name(name, [3, 32, 32], 100).unwrap();
+        assert_eq!(m.shapes(1).unwrap().last().unwrap().0, [1, 100], "{name}");
+    }
+    let cfg = Config {
+        dataset: varlab::experiment::DatasetKind::Cifar100,
+        model: "mlp".into(),
+        optimizers: vec!["sgd".into(), "s2sam".into()],
+        train_size: 32,
+        test_size: 16,
+        epochs: 1,
+        batch: 8,
+        sparsities: vec![0.5],
+        ..Config::default()
+    };
+    let mut exp = Experiment::new(cfg, &split).unwrap();
+    pollster::block_on(run_all(&mut exp));
+    let r = exp.result();
+    assert_eq!(r.runs.len(), 2);
+    for run in &r.runs {
+        // Chance on 100 classes: the first loss is near ln 100 ≈ 4.6.
+        let first = run.curves.loss[0];
+        assert!(
+            first > 3.5 && first.is_finite(),
+            "{}: {first}",
+            run.optimizer
+        );
+    }
+    assert_eq!(r.runs[1].optimizer, "s2sam");
+    assert_ne!(r.runs[0].curves.loss, r.runs[1].curves.loss);
+}
+
 /// The same tiny experiments on the GPU (lavapipe in CI) and the CPU executor: the same
 /// losses, accuracies and pruned accuracies (BatchNorm re-calibration included).
 #[test]

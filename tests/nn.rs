@@ -110,6 +110,82 @@ fn resnet_parameter_counts() {
     assert_eq!(state.entries.len(), 3 * 21);
 }
 
+/// ResNet-18 for CIFAR on 32×32×3 (3×3 stem, no max-pool; convs without bias):
+/// - stem: conv1 3·64·9 = 1,728 + bn1 128 → 1,856
+/// - layer1: 2 blocks of 2·(64·64·9 = 36,864) + 2·128 = 73,984 → 147,968
+/// - layer2.0: 64·128·9 = 73,728 + 256 + 128·128·9 = 147,456 + 256 + downsample
+///   64·128 = 8,192 + 256 = 230,144; layer2.1: 2·147,456 + 2·256 = 295,424 → 525,568
+/// - layer3.0: 128·256·9 = 294,912 + 512 + 589,824 + 512 + 32,768 + 512 = 919,040;
+///   layer3.1: 2·589,824 + 1,024 = 1,180,672 → 2,099,712
+/// - layer4.0: 256·512·9 = 1,179,648 + 1,024 + 2,359,296 + 1,024 + 131,072 + 1,024
+///   = 3,673,088; layer4.1: 2·2,359,296 + 2,048 = 4,720,640 → 8,393,728
+/// - fc: 512·10 + 10 = 5,130
+///
+/// 11,173,962 in all (kuangliu's `pytorch-cifar` ResNet18); on 28×28×1 conv1 is 576
+/// (1,152 fewer). Prunable: total − BN (2·4,800 channels) − fc.bias.
+#[test]
+fn resnet18_parameter_count_and_names() {
+    let r18 = 1_856 + 147_968 + 525_568 + 2_099_712 + 8_393_728 + 5_130;
+    assert_eq!(r18, 11_173_962);
+    let m = model("resnet18", CIFAR);
+    assert_eq!(m.params().count(), r18);
+    assert_eq!(count("resnet18", MNIST), r18 - 1_152);
+    // BN channels: bn1 64 + layer1 4·64 + layer2 5·128 + layer3 5·256 + layer4 5·512.
+    let bn = 64 + 4 * 64 + 5 * 128 + 5 * 256 + 5 * 512;
+    assert_eq!(bn, 4_800);
+    assert_eq!(m.params().prunable_count(), r18 - 2 * bn - 10);
+    let table = m.params();
+    let shape = |n: &str| table.get(n).unwrap().shape.clone();
+    assert_eq!(shape("conv1.weight"), [64, 3, 3, 3]);
+    assert_eq!(shape("layer1.1.conv2.weight"), [64, 64, 3, 3]);
+    assert_eq!(shape("layer2.0.downsample.0.weight"), [128, 64, 1, 1]);
+    assert_eq!(shape("layer4.1.bn2.weight"), [512]);
+    assert_eq!(shape("fc.weight"), [10, 512]);
+    assert!(table.get("layer1.0.downsample.0.weight").is_none());
+    assert!(table.get("layer4.2.conv1.weight").is_none());
+    // No max-pool: layer1 keeps 32×32; layer4 ends at 4×4 before the average pool.
+    let shapes = m.shapes(2).unwrap();
+    let at = |name: &str| {
+        let i = m.nodes.iter().position(|n| n.name == name).unwrap();
+        shapes[i + 1].0.clone()
+    };
+    assert_eq!(at("layer1.1.relu2"), [2, 64, 32, 32]);
+    assert_eq!(at("layer4.1.relu2"), [2, 512, 4, 4]);
+    // 100 classes change the head only.
+    let c100 = Model::by_name("resnet18", CIFAR, 100).unwrap();
+    assert_eq!(c100.params().count(), r18 + 90 * 513);
+}
+
+/// The GPU executor's memory, counted from the spec. MLP at batch 2: slots (input, flatten,
+/// 300, 300, 100, 100, 10 per image) 2·(784 + 784 + 300 + 300 + 100 + 100 + 10) = 4,756
+/// floats, twice (values and gradients), no scratch, a sink as wide as the widest slot
+/// (1,568): 11,080 floats.
+#[test]
+fn gpu_memory_is_counted_from_the_spec() {
+    let m = model("mlp", MNIST);
+    let mem = varlab::exec::gpu_memory(&m, 2).unwrap();
+    assert_eq!(mem.batch_bytes, 4 * 11_080);
+    assert_eq!(mem.per_image(), 2 * 11_080);
+    let fixed = 4 * (2 * m.params().buffer_len + m.state().buffer_len) as u64;
+    assert_eq!(mem.fixed_bytes, fixed);
+    assert_eq!(
+        mem.largest,
+        ("activations of slot 0".to_string(), 4 * 1_568)
+    );
+    // ResNet-18 at batch 128: the per-image weight gradients of a 512→512 3×3 convolution
+    // (128·512·512·9 floats, 1.21 GB) are the largest buffer.
+    let r18 = varlab::exec::gpu_memory(&model("resnet18", CIFAR), 128).unwrap();
+    assert_eq!(
+        r18.largest,
+        (
+            "conv dW per image of layer4.0.conv2".to_string(),
+            4 * 128 * 512 * 512 * 9
+        )
+    );
+    assert_eq!(r18.largest_batch_within(1 << 31), 227);
+    assert!(r18.describe().contains("per image"), "{}", r18.describe());
+}
+
 /// ViT-tiny on 32×32×3, patch 4 → T = 64 tokens, E = 64:
 /// - patch_embed.proj: 64·3·4·4 = 3,072 + 64 = 3,136
 /// - cls_token 64; pos_embed 65·64 = 4,160
@@ -636,11 +712,12 @@ fn by_name_lists_the_models() {
     for name in PRESETS {
         assert_eq!(model(name, CIFAR).name, name);
     }
-    let e = Model::by_name("resnet18", CIFAR, 10).unwrap_err();
+    assert_eq!(model("resnet18", CIFAR).name, "resnet18");
+    let e = Model::by_name("resnet50", CIFAR, 10).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "There is no model named 'resnet18'; the models are: mlp, lenet5, cnn, resnet8, \
-         resnet20, vit-tiny."
+        "There is no model named 'resnet50'; the models are: mlp, lenet5, cnn, resnet8, \
+         resnet20, resnet18, vit-tiny."
     );
 }
 

@@ -209,6 +209,18 @@ gpu_test!(
 );
 
 gpu_test!(
+    async fn s2sam_step_matches_cpu() {
+        let ctx = context().await;
+        let sgd = compare(&ctx, &config(OptimKind::Sgd), 3, false).await;
+        let s2 = compare(&ctx, &config(OptimKind::S2Sam), 3, false).await;
+        // Steps 2 and 3 are perturbed: far more than the tolerance away from SGD.
+        let d = max_diff(&s2, &sgd);
+        assert!(d > 1e-4, "S²-SAM moved the weights by only {d} from SGD's");
+        compare(&ctx, &config(OptimKind::S2SamVar), 3, false).await;
+    }
+);
+
+gpu_test!(
     async fn cram_step_matches_cpu() {
         let ctx = context().await;
         let cram = |scope, plus, sparsity: Vec<f32>| OptimConfig {
@@ -276,6 +288,8 @@ gpu_test!(
             (OptimKind::SamVar, 8),
             (OptimKind::Cram, 11),
             (OptimKind::CramVar, 13),
+            (OptimKind::S2Sam, 6),
+            (OptimKind::S2SamVar, 8),
         ];
         for (kind, count) in expected {
             for t in [&small, &large] {
@@ -887,6 +901,53 @@ mod cpu {
             "λ (lambda) must be a finite number in [0, 1000]; got NaN."
         );
         assert!(CpuOptimizer::new(&cfg, &model_table(), 0).is_err());
+    }
+
+    /// S²-SAM by hand: the first step is SGD's; the second step's only pass sees
+    /// `w₁ + ρ·g₁/‖g₁‖` (g₁ the first step's gradient) and its gradient updates `w₁` itself.
+    #[test]
+    fn s2sam_perturbs_by_the_previous_gradient() {
+        let t = model_table();
+        let w0 = fill(&t, 31, 0.05, false);
+        let neg_t = fill(&t, 32, 0.05, false);
+        let cfg = config(OptimKind::S2Sam);
+        let mut opt = CpuOptimizer::new(&cfg, &t, 0).unwrap();
+        let mut seen: Vec<Vec<f32>> = Vec::new();
+        let mut grads: Vec<Vec<f32>> = Vec::new();
+        let mut quad = quadratic(&neg_t);
+        let mut grad = |w: &[f32], first: bool, g: &mut [f32]| {
+            assert!(first, "S²-SAM runs one pass per step");
+            seen.push(w.to_vec());
+            let r = quad(w, first, g);
+            grads.push(g.to_vec());
+            r
+        };
+        let mut w = w0.clone();
+        opt.step(&mut w, 0.1, &mut grad);
+        let w1 = w.clone();
+        opt.step(&mut w, 0.1, &mut grad);
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[0], w0);
+        let tensors: Vec<(usize, usize)> = t.entries.iter().map(|p| (p.offset, p.len)).collect();
+        let norm = varlab::ops::stats::global_norm_cpu(&grads[0], &tensors);
+        let scale = cfg.rho / norm;
+        for i in 0..w1.len() {
+            let want = w1[i] + scale * grads[0][i];
+            assert!(
+                (seen[1][i] - want).abs() <= 1e-7,
+                "element {i}: {} vs {want}",
+                seen[1][i]
+            );
+        }
+        // The updates are SGD's with those gradients, from the unperturbed weights.
+        let mut want = w0.clone();
+        let mut buf = vec![0.0; want.len()];
+        for g in &grads {
+            varlab::optim::sgd_step(&mut want, g, &mut buf, 0.1, 0.9, 5e-4, false);
+        }
+        assert_eq!(w, want);
+        assert_eq!(opt.last_grads(), &grads[1][..]);
+        assert_eq!(opt.momentum(), &buf[..]);
     }
 
     #[test]

@@ -129,12 +129,14 @@ function applyEmbed() {
   }
 }
 
-// ---------- CIFAR-10 drop zone ----------
+// ---------- CIFAR-10/100 drop zone ----------
+
+const CIFAR_NAMES = { cifar10: "CIFAR-10", cifar100: "CIFAR-100" };
 
 function cifarZone() {
   const zone = el("div", undefined, "dropzone");
   zone.id = "cifar-zone";
-  const label = el("label", "Drop cifar-10-binary.tar.gz (or the data_batch_N.bin and test_batch.bin files) here, or choose them: ");
+  const label = el("label", "Drop cifar-10-binary.tar.gz or cifar-100-binary.tar.gz (or their .bin files) here, or choose them: ");
   label.htmlFor = "cifar-files";
   const input = el("input");
   Object.assign(input, { type: "file", id: "cifar-files", multiple: true, accept: ".gz,.bin,.tar" });
@@ -175,7 +177,7 @@ async function takeCifar(fileList) {
     const info = JSON.parse(await wasm.parse_dataset(files));
     cifar = { files, info };
     page.cifar = info;
-    out.textContent = `CIFAR-10 ready: ${info.train} training and ${info.test} test images.`;
+    out.textContent = `${CIFAR_NAMES[info.dataset] ?? info.dataset} ready: ${info.train} training and ${info.test} test images.`;
   } catch (e) {
     out.className = "dropinfo error";
     out.textContent = `Those files cannot be used: ${sentence(e)}`;
@@ -586,8 +588,8 @@ function onSessionStatus(status, message) {
  * of them (CIFAR-10: about 0.5 GB a worker).
  */
 function autoWorkers(config) {
-  const cifarData = config.dataset === "cifar10";
-  const set = (cifarData ? cifar?.info ?? DATASETS.cifar10 : MNIST_SETS[state.ui.mnist_files]) ?? MNIST_SETS.subset;
+  const cifarData = config.dataset !== "mnist";
+  const set = (cifarData ? cifar?.info ?? DATASETS[config.dataset] : MNIST_SETS[state.ui.mnist_files]) ?? MNIST_SETS.subset;
   const images = set.train + set.test;
   const decoded = images * (cifarData ? 3073 : 785);
   const files = cifarData && cifar ? cifar.files.reduce((a, f) => a + f.bytes.length, 0) : decoded / 4;
@@ -597,8 +599,8 @@ function autoWorkers(config) {
 }
 
 async function loadData(config) {
-  if (config.dataset === "cifar10") {
-    if (!cifar) throw new Error("Drop the CIFAR-10 files on the page first (Settings → Data).");
+  if (config.dataset !== "mnist") {
+    if (!cifar) throw new Error(`Drop the ${CIFAR_NAMES[config.dataset] ?? config.dataset} files on the page first (Settings → Data).`);
     return cifar.files;
   }
   const box = $("data-progress");

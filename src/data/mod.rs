@@ -9,6 +9,7 @@
 
 pub mod augment;
 pub mod cifar;
+pub mod cifar100;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod file;
 pub mod mnist;
@@ -22,6 +23,10 @@ pub const MNIST_STD: [f32; 1] = [0.3081];
 /// CIFAR-10's per-channel (R, G, B) mean and standard deviation of `pixel / 255`.
 pub const CIFAR10_MEAN: [f32; 3] = [0.4914, 0.4822, 0.4465];
 pub const CIFAR10_STD: [f32; 3] = [0.2470, 0.2435, 0.2616];
+/// CIFAR-100's per-channel mean and standard deviation of `pixel / 255` over its training
+/// set (the figures of the S²-SAM and CrAM code bases, rounded).
+pub const CIFAR100_MEAN: [f32; 3] = [0.5071, 0.4865, 0.4409];
+pub const CIFAR100_STD: [f32; 3] = [0.2673, 0.2564, 0.2762];
 /// CIFAR-10's class names, in label order.
 pub const CIFAR10_CLASSES: [&str; 10] = [
     "airplane",
@@ -356,7 +361,8 @@ fn read_file(path: &std::path::Path) -> Result<Vec<u8>> {
 /// A split from files the user handed over by name (the page's upload, or the built-in
 /// MNIST asset): the four MNIST IDX files (plain or `.gz`, recognised by their official
 /// names), CIFAR-10 batches (`data_batch_N.bin` + `test_batch.bin`, or a subset's
-/// `train.bin` + `test.bin`), or the official `cifar-10-binary.tar.gz`.
+/// `train.bin` + `test.bin`), or the official `cifar-10-binary.tar.gz`; CIFAR-100's
+/// `train.bin` + `test.bin` or `cifar-100-binary.tar.gz` ([`cifar100::looks_like_cifar100`]).
 pub fn split_from_named_files(files: &[(String, Vec<u8>)]) -> Result<Split> {
     let base = |name: &str| -> String {
         let name = name.rsplit(['/', '\\']).next().unwrap_or(name);
@@ -383,6 +389,9 @@ pub fn split_from_named_files(files: &[(String, Vec<u8>)]) -> Result<Split> {
             gunzip_if_needed(name, data)
         };
         return mnist::mnist_from_bytes(&bytes(0)?, &bytes(1)?, &bytes(2)?, &bytes(3)?);
+    }
+    if cifar100::looks_like_cifar100(files) {
+        return cifar100::cifar100_from_named_files(files);
     }
     if let Some((name, data)) = files
         .iter()

@@ -105,6 +105,7 @@ impl GpuExecutor {
             what: format!("the model '{}'", model.name),
             message: e.to_string(),
         })?;
+        check_memory(ctx, model, batch)?;
         let ptable = model.params();
         let stable = model.state();
         let count = model.nodes.len();
@@ -513,6 +514,40 @@ impl GpuExecutor {
 }
 
 /// The first `len` values of `buffer` (buffers hold at least one word, even when empty).
+/// Refuses, before allocating anything, a model whose largest buffer at `batch` exceeds the
+/// adapter's per-buffer limits ([`super::memory`]), naming the batch that would fit.
+fn check_memory(ctx: &Context, model: &Model, batch: usize) -> Result<()> {
+    let Ok(memory) = super::memory::gpu_memory(model, batch) else {
+        return Ok(()); // shape errors are reported by the caller's shape inference
+    };
+    let limits = &ctx.report.limits;
+    let allowed = limits
+        .max_storage_buffer_binding_size
+        .min(limits.max_buffer_size);
+    if memory.largest.1 <= allowed {
+        return Ok(());
+    }
+    use super::memory::human;
+    let fits = memory.largest_batch_within(allowed);
+    let advice = if fits == 0 {
+        "not even one image fits; use a smaller model".to_string()
+    } else {
+        format!("use a batch of at most {fits}")
+    };
+    Err(GpuError::Validation {
+        what: format!("the model '{}' at batch {batch}", model.name),
+        message: format!(
+            "its largest buffer ({}) needs {} and this adapter allows {} per buffer; the \
+             executor needs {} in all ({} per image); {advice}, or a GPU with larger limits.",
+            memory.largest.0,
+            human(memory.largest.1),
+            human(allowed),
+            human(memory.total()),
+            human(memory.per_image()),
+        ),
+    })
+}
+
 async fn read_len(ctx: &Context, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
     let mut v: Vec<f32> = ctx.read(buffer).await?;
     v.truncate(len);

@@ -10,10 +10,12 @@ pub mod fast;
 pub mod gather;
 pub mod gpu;
 mod gpu_nodes;
+pub mod memory;
 
 pub use crate::ops::data::DeviceDataset;
 pub use cpu::CpuExecutor;
 pub use gpu::{GpuExecutor, Metrics};
+pub use memory::{gpu_memory, GpuMemory};
 
 use std::ops::Range;
 

@@ -15,7 +15,7 @@ use crate::train::RunConfig;
 pub const CONFIG_VERSION: u32 = 1;
 
 /// The optimizer names a config accepts, in the order the page lists them.
-pub const OPTIMIZER_NAMES: [&str; 8] = crate::optim::OptimKind::NAMES;
+pub const OPTIMIZER_NAMES: [&str; 10] = crate::optim::OptimKind::NAMES;
 
 /// The default λψ₀ (see [`Config::lambda_psi0`]).
 pub const DEFAULT_LAMBDA_PSI0: f32 = 1.4;
@@ -26,14 +26,58 @@ pub const DEFAULT_LAMBDA_PSI0: f32 = 1.4;
 pub enum DatasetKind {
     Mnist,
     Cifar10,
+    Cifar100,
 }
 
 impl DatasetKind {
+    pub const ALL: [DatasetKind; 3] = [
+        DatasetKind::Mnist,
+        DatasetKind::Cifar10,
+        DatasetKind::Cifar100,
+    ];
+    /// The names a config, the CLI and the page use, in [`DatasetKind::ALL`]'s order.
+    pub const NAMES: [&'static str; 3] = ["mnist", "cifar10", "cifar100"];
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
+    /// The kind named `name` ([`DatasetKind::NAMES`]).
+    pub fn from_name(name: &str) -> Option<DatasetKind> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// How sentences name it.
+    pub fn display(self) -> &'static str {
+        match self {
+            DatasetKind::Mnist => "MNIST",
+            DatasetKind::Cifar10 => "CIFAR-10",
+            DatasetKind::Cifar100 => "CIFAR-100",
+        }
+    }
+
     /// The image shape `[C, H, W]` the models are built for.
     pub fn input(self) -> [usize; 3] {
         match self {
             DatasetKind::Mnist => [1, 28, 28],
-            DatasetKind::Cifar10 => [3, 32, 32],
+            DatasetKind::Cifar10 | DatasetKind::Cifar100 => [3, 32, 32],
+        }
+    }
+
+    /// The class count (the models' output size).
+    pub fn classes(self) -> usize {
+        match self {
+            DatasetKind::Cifar100 => crate::data::cifar100::CLASSES,
+            _ => 10,
+        }
+    }
+
+    /// The kind of a parsed dataset: one channel is MNIST, 100 classes CIFAR-100.
+    pub fn of(ds: &crate::data::Dataset) -> DatasetKind {
+        match (ds.channels, ds.classes) {
+            (1, _) => DatasetKind::Mnist,
+            (_, 100) => DatasetKind::Cifar100,
+            _ => DatasetKind::Cifar10,
         }
     }
 }

@@ -173,7 +173,7 @@ fn group_config(
         }
         LambdaSetting::Psi0(x) => {
             let built = config
-                .build_model(config.dataset.input(), 10)
+                .build_model(config.dataset.input(), config.dataset.classes())
                 .map_err(crate::train::TrainError::from)?;
             config.lambda_psi0 = Some(x);
             config.lambda = lambda_for(x, psi_init(&built, config.seed));

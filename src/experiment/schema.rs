@@ -109,8 +109,11 @@ use Kind::*;
 /// Every field, in the order the page lists (and corrects) them.
 pub const FIELDS: &[Field] = &[
     field("dataset", "ds", Enum, "data")
-        .options(&["mnist", "cifar10"])
-        .text("Data set", "MNIST (1×28×28) or CIFAR-10 (3×32×32)."),
+        .options(&super::config::DatasetKind::NAMES)
+        .text(
+            "Data set",
+            "MNIST (1×28×28), CIFAR-10 or CIFAR-100 (3×32×32; CIFAR-100's 100 fine labels).",
+        ),
     field("train_size", "tr", Int, "data").range(1.0, 1e6).text(
         "Training images",
         "The first this many training images are used.",
@@ -298,9 +301,9 @@ pub fn optimizers() -> Value {
     let params = |name: &str| -> &[&str] {
         match name {
             "var" => &["lambda", "lambda_psi0"],
-            "sam" => &["rho"],
+            "sam" | "s2sam" => &["rho"],
             "cram" => &["rho", "cram_sparsity", "scope"],
-            "sam+var" => &["rho", "lambda", "lambda_psi0"],
+            "sam+var" | "s2sam+var" => &["rho", "lambda", "lambda_psi0"],
             "cram+var" => &["rho", "cram_sparsity", "scope", "lambda", "lambda_psi0"],
             "l1" => &["lambda_l1"],
             "hoyer" => &["lambda_hoyer"],
@@ -341,6 +344,7 @@ pub fn schema() -> Value {
         "datasets": {
             "mnist": {"train": 60000, "test": 10000},
             "cifar10": {"train": 50000, "test": 10000},
+            "cifar100": {"train": 50000, "test": 10000},
         },
     })
 }

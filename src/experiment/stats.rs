@@ -153,6 +153,8 @@ pub fn display_name(name: &str) -> String {
     match name {
         "cram" => "CrAM".into(),
         "cram+var" => "CrAM+VAR".into(),
+        "s2sam" => "S²-SAM".into(),
+        "s2sam+var" => "S²-SAM+VAR".into(),
         "l1" => "ℓ1".into(),
         "hoyer" => "Hoyer".into(),
         other => other.to_uppercase(),

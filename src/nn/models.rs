@@ -11,15 +11,19 @@
 //! | cnn       | 420,602 | 543,770 |
 //! | resnet8   |  77,754 |  78,042 |
 //! | resnet20  | 272,186 | 272,474 |
+//! | resnet18  | 11,172,810 | 11,173,962 |
 //! | vit-tiny  | 139,018 | 142,026 |
 
 use super::spec::{InitScheme, Model, Op, SpecError};
 
 /// The names [`Model::by_name`] accepts.
-pub const MODELS: [&str; 6] = ["mlp", "lenet5", "cnn", "resnet8", "resnet20", "vit-tiny"];
+pub const MODELS: [&str; 7] = [
+    "mlp", "lenet5", "cnn", "resnet8", "resnet20", "resnet18", "vit-tiny",
+];
 
 impl Model {
-    /// A preset by name (`mlp`, `lenet5`, `cnn`, `resnet8`, `resnet20`, `vit-tiny`), validated,
+    /// A preset by name (`mlp`, `lenet5`, `cnn`, `resnet8`, `resnet20`, `resnet18`,
+    /// `vit-tiny`), validated,
     /// with the default initialisation ([`InitScheme::Pytorch`]).
     pub fn by_name(name: &str, input: [usize; 3], classes: usize) -> Result<Model, SpecError> {
         match name {
@@ -28,6 +32,7 @@ impl Model {
             "cnn" => cnn(input, classes),
             "resnet8" => resnet8(input, classes),
             "resnet20" => resnet20(input, classes),
+            "resnet18" => resnet18(input, classes),
             "vit-tiny" => vit_tiny(input, classes),
             _ => Err(SpecError::UnknownModel {
                 name: name.to_string(),
@@ -170,6 +175,26 @@ fn conv_nobias(cin: usize, cout: usize, k: usize, stride: usize) -> Op {
     }
 }
 
+/// ResNet-18 for CIFAR, the variant of the pruning and SAM literature (kuangliu's
+/// `pytorch-cifar`, the S²-SAM and CrAM code bases): torchvision's ResNet-18 blocks and names
+/// with a 3×3 stride-1 `conv1` and no max-pool, so 32×32 images keep their size through
+/// `layer1`; 11,173,962 parameters for 10 classes.
+pub fn resnet18(input: [usize; 3], classes: usize) -> Result<Model, SpecError> {
+    resnet18_width(64, input, classes)
+}
+
+/// [`resnet18`] with stage widths `w, 2w, 4w, 8w` (64 is ResNet-18): the same graph and
+/// names at a size the software adapters of the tests can run.
+pub fn resnet18_width(width: usize, input: [usize; 3], classes: usize) -> Result<Model, SpecError> {
+    let name = if width == 64 {
+        "resnet18".to_string()
+    } else {
+        format!("resnet18-w{width}")
+    };
+    let widths = [width, 2 * width, 4 * width, 8 * width];
+    basic_resnet(&name, &widths, 2, input, classes)
+}
+
 /// The CIFAR ResNet of depth 6n+2: `conv1` 3×3→16 + `bn1` + ReLU; stages `layer1..3` of `n`
 /// basic blocks (widths 16/32/64; the first block of stages 2 and 3 has stride 2 and a
 /// projection shortcut `downsample.0` 1×1 conv stride 2 + `downsample.1` BN — option B of the
@@ -181,46 +206,65 @@ fn cifar_resnet(
     input: [usize; 3],
     classes: usize,
 ) -> Result<Model, SpecError> {
+    basic_resnet(name, &[16, 32, 64], n, input, classes)
+}
+
+/// A ResNet of basic blocks with a 3×3 stride-1 stem of `widths[0]` channels (no max-pool),
+/// one stage `layer{k}` of `n` blocks per width (stride 2 from the second stage on, a
+/// projection shortcut where the shape changes), global average pool and `fc`.
+fn basic_resnet(
+    name: &str,
+    widths: &[usize],
+    n: usize,
+    input: [usize; 3],
+    classes: usize,
+) -> Result<Model, SpecError> {
     let mut m = Model::new(name, input, classes, InitScheme::Pytorch);
-    let mut x = m.push("conv1", conv_nobias(input[0], 16, 3, 1), &[0]);
-    x = m.push("bn1", Op::BatchNorm2d { c: 16 }, &[x]);
+    let stem = widths[0];
+    let mut x = m.push("conv1", conv_nobias(input[0], stem, 3, 1), &[0]);
+    x = m.push("bn1", Op::BatchNorm2d { c: stem }, &[x]);
     x = m.push("relu", Op::Relu, &[x]);
-    let mut cin = 16;
-    for (stage, width) in [16, 32, 64].into_iter().enumerate() {
+    let mut cin = stem;
+    for (stage, &width) in widths.iter().enumerate() {
         for i in 0..n {
             let p = format!("layer{}.{i}", stage + 1);
             let stride = if stage > 0 && i == 0 { 2 } else { 1 };
-            let mut y = m.push(
-                format!("{p}.conv1"),
-                conv_nobias(cin, width, 3, stride),
-                &[x],
-            );
-            y = m.push(format!("{p}.bn1"), Op::BatchNorm2d { c: width }, &[y]);
-            y = m.push(format!("{p}.relu1"), Op::Relu, &[y]);
-            y = m.push(format!("{p}.conv2"), conv_nobias(width, width, 3, 1), &[y]);
-            y = m.push(format!("{p}.bn2"), Op::BatchNorm2d { c: width }, &[y]);
-            let shortcut = if stride != 1 || cin != width {
-                let s = m.push(
-                    format!("{p}.downsample.0"),
-                    conv_nobias(cin, width, 1, stride),
-                    &[x],
-                );
-                m.push(
-                    format!("{p}.downsample.1"),
-                    Op::BatchNorm2d { c: width },
-                    &[s],
-                )
-            } else {
-                x
-            };
-            y = m.push(format!("{p}.add"), Op::Add, &[y, shortcut]);
-            x = m.push(format!("{p}.relu2"), Op::Relu, &[y]);
+            x = basic_block(&mut m, &p, x, cin, width, stride);
             cin = width;
         }
     }
     x = m.push("avgpool", Op::GlobalAvgPool, &[x]);
-    m.push("fc", linear(64, classes), &[x]);
+    m.push("fc", linear(cin, classes), &[x]);
     checked(m)
+}
+
+/// One basic block `p` on slot `x`; returns its output slot.
+fn basic_block(m: &mut Model, p: &str, x: usize, cin: usize, width: usize, stride: usize) -> usize {
+    let mut y = m.push(
+        format!("{p}.conv1"),
+        conv_nobias(cin, width, 3, stride),
+        &[x],
+    );
+    y = m.push(format!("{p}.bn1"), Op::BatchNorm2d { c: width }, &[y]);
+    y = m.push(format!("{p}.relu1"), Op::Relu, &[y]);
+    y = m.push(format!("{p}.conv2"), conv_nobias(width, width, 3, 1), &[y]);
+    y = m.push(format!("{p}.bn2"), Op::BatchNorm2d { c: width }, &[y]);
+    let shortcut = if stride != 1 || cin != width {
+        let s = m.push(
+            format!("{p}.downsample.0"),
+            conv_nobias(cin, width, 1, stride),
+            &[x],
+        );
+        m.push(
+            format!("{p}.downsample.1"),
+            Op::BatchNorm2d { c: width },
+            &[s],
+        )
+    } else {
+        x
+    };
+    y = m.push(format!("{p}.add"), Op::Add, &[y, shortcut]);
+    m.push(format!("{p}.relu2"), Op::Relu, &[y])
 }
 
 /// The shape of a [`vit`]: defaults are ViT-tiny's (patch 4, dim 64, depth 4, 4 heads, MLP

@@ -5,8 +5,9 @@ use std::fmt;
 use std::str::FromStr;
 
 /// The optimizers the lab compares (METHODS.md): plain SGD, SGD with VAR's regulariser,
-/// SAM and CrAM (two forward+backward passes per step), their VAR combinations, and the
-/// ℓ1 and Hoyer-square regularisers.
+/// SAM and CrAM (two forward+backward passes per step), their VAR combinations, the
+/// ℓ1 and Hoyer-square regularisers, and S²-SAM (SAM with one pass per step, perturbing by
+/// the previous step's gradient) alone and with VAR.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum OptimKind {
     #[serde(rename = "sgd")]
@@ -25,21 +26,25 @@ pub enum OptimKind {
     L1,
     #[serde(rename = "hoyer")]
     Hoyer,
+    #[serde(rename = "s2sam")]
+    S2Sam,
+    #[serde(rename = "s2sam+var")]
+    S2SamVar,
 }
 
 impl OptimKind {
     /// Every optimizer's name, in [`OptimKind::ALL`]'s order (the order the page lists).
-    pub const NAMES: [&'static str; 8] = {
-        let mut names = [""; 8];
+    pub const NAMES: [&'static str; 10] = {
+        let mut names = [""; 10];
         let mut i = 0;
-        while i < 8 {
+        while i < 10 {
             names[i] = OptimKind::ALL[i].name();
             i += 1;
         }
         names
     };
 
-    pub const ALL: [OptimKind; 8] = [
+    pub const ALL: [OptimKind; 10] = [
         OptimKind::Sgd,
         OptimKind::Var,
         OptimKind::Sam,
@@ -48,6 +53,8 @@ impl OptimKind {
         OptimKind::CramVar,
         OptimKind::L1,
         OptimKind::Hoyer,
+        OptimKind::S2Sam,
+        OptimKind::S2SamVar,
     ];
 
     /// The name used on the command line, in JSON and on the page.
@@ -61,6 +68,8 @@ impl OptimKind {
             OptimKind::CramVar => "cram+var",
             OptimKind::L1 => "l1",
             OptimKind::Hoyer => "hoyer",
+            OptimKind::S2Sam => "s2sam",
+            OptimKind::S2SamVar => "s2sam+var",
         }
     }
 
@@ -68,13 +77,19 @@ impl OptimKind {
     pub fn uses_var(self) -> bool {
         matches!(
             self,
-            OptimKind::Var | OptimKind::SamVar | OptimKind::CramVar
+            OptimKind::Var | OptimKind::SamVar | OptimKind::CramVar | OptimKind::S2SamVar
         )
     }
 
     /// SAM's perturbation w + ρ·g/‖g‖ and a second pass.
     pub fn is_sam(self) -> bool {
         matches!(self, OptimKind::Sam | OptimKind::SamVar)
+    }
+
+    /// S²-SAM's one-pass perturbation w + ρ·g₋₁/‖g₋₁‖ by the previous step's gradient
+    /// (see [`crate::optim::cpu`]).
+    pub fn is_s2sam(self) -> bool {
+        matches!(self, OptimKind::S2Sam | OptimKind::S2SamVar)
     }
 
     /// CrAM's compressed perturbation C_s(w + ρ·g) and a second pass.
@@ -150,7 +165,7 @@ pub struct OptimConfig {
     /// Hoyer-square's λ_h (penalty λ_h·Σ_ℓ (Σ|w|)²/Σw², which is about 0.64·n per Gaussian
     /// layer of n weights), default 1e-5, in [0, 1].
     pub lambda_hoyer: f32,
-    /// SAM/CrAM's ρ, default 0.05, in [0, 10].
+    /// SAM/CrAM/S²-SAM's ρ, default 0.05, in [0, 10].
     pub rho: f32,
     /// CrAM's sparsity: one value is fixed, several are CrAM-Multi (one drawn per step).
     /// Between 1 and [`MAX_CRAM_SPARSITIES`] values, each in [0, 1); default {0.5, 0.7, 0.9}.
@@ -193,9 +208,7 @@ pub enum OptimError {
     },
     #[error("cram_sparsity must list between 1 and {MAX_CRAM_SPARSITIES} sparsities; got {0}.")]
     SparsityCount(usize),
-    #[error(
-        "Unknown optimizer '{0}'; expected one of sgd, var, sam, cram, sam+var, cram+var, l1, hoyer."
-    )]
+    #[error("Unknown optimizer '{0}'; expected one of {names}.", names = OptimKind::NAMES.join(", "))]
     UnknownKind(String),
     #[error("The weight mask has {got} values but the parameter array has {expected}.")]
     MaskLength { expected: usize, got: usize },

@@ -5,6 +5,21 @@
 //! per regularised tensor one statistics pass (VAR, Hoyer; ℓ1 sums |w| inside the update),
 //! then one read-modify-write of every weight ([`Penalty::update`]).
 //!
+//! S²-SAM (Ji et al., "A Single-Step, Sharpness-Aware Minimization is All You Need to
+//! Achieve Efficient and Accurate Sparse Training", NeurIPS 2024; the authors' code,
+//! `jjsrf/SSAM-NEURIPS2024`, `sam.py` with `v2`) takes SAM's ascent direction from the
+//! gradient the PREVIOUS step computed, so each step has one forward+backward pass:
+//!
+//! ```text
+//! ε_t = ρ · g_{t−1} / ‖g_{t−1}‖₂       (ε_0 = 0: the first step is plain SGD)
+//! g_t = ∇L_B(w_t + ε_t)                 (the step's only pass, at the perturbed weights)
+//! w_{t+1} = SGD(w_t, g_t)               (momentum and weight decay at w_t, as for SAM)
+//! ```
+//!
+//! `g_{t−1}` is the loss gradient of the previous step (taken at its own perturbed point;
+//! without the regulariser's term for S²-SAM+VAR, whose term is taken at w_t). The loss and
+//! the BatchNorm statistics a step reports are those of the perturbed pass.
+//!
 //! Taking the next step's statistics inside the update pass (the new weights are at hand
 //! there, so the statistics pass would disappear) was considered and left out: statistics
 //! kept from one step to the next go stale, silently, whenever a caller changes the weights
@@ -13,7 +28,7 @@
 
 use super::config::{OptimConfig, OptimError};
 use super::cram::{cram_ranks, cram_segments, SparsitySampler};
-use super::reg::{regularised, telemetry, Penalty, TensorVar};
+use super::reg::{blocked_sum, regularised, telemetry, Penalty, TensorVar};
 use super::sgd::Sgd;
 use crate::nn::ParamTable;
 use crate::ops::select::{select_abs_cpu, zero_at_or_below_cpu};
@@ -71,6 +86,9 @@ pub struct CpuOptimizer {
     grads: Vec<f32>,
     saved_w: Vec<f32>,
     saved_g: Vec<f32>,
+    /// S²-SAM: the previous step's loss gradient and its global norm (0 before the first).
+    prev_g: Vec<f32>,
+    prev_norm: f32,
     mask: Option<Vec<f32>>,
 }
 
@@ -92,6 +110,12 @@ impl CpuOptimizer {
             grads: vec![0.0; n],
             saved_w: Vec::new(),
             saved_g: Vec::new(),
+            prev_g: if cfg.kind.is_s2sam() {
+                vec![0.0; n]
+            } else {
+                Vec::new()
+            },
+            prev_norm: 0.0,
             mask: None,
         })
     }
@@ -106,8 +130,11 @@ impl CpuOptimizer {
     /// (SAM/CrAM call it a second time with false).
     pub fn step(&mut self, params: &mut [f32], lr: f32, grad: &mut GradFn<'_>) -> StepReport {
         assert_eq!(params.len(), self.table.buffer_len, "flat parameter length");
-        let (loss, correct) = grad(params, true, &mut self.grads);
         let kind = self.cfg.kind;
+        if kind.is_s2sam() {
+            return self.step_s2sam(params, lr, grad);
+        }
+        let (loss, correct) = grad(params, true, &mut self.grads);
         let mut sparsity_used = None;
         if kind.is_sam() || kind.is_cram() {
             self.saved_w.clear();
@@ -158,6 +185,58 @@ impl CpuOptimizer {
         }
     }
 
+    /// S²-SAM's step (module docs): perturb by the kept gradient, one pass, restore, update,
+    /// keep this step's loss gradient and its norm for the next step.
+    fn step_s2sam(&mut self, params: &mut [f32], lr: f32, grad: &mut GradFn<'_>) -> StepReport {
+        let scale = if self.prev_norm > 0.0 {
+            self.cfg.rho / self.prev_norm
+        } else {
+            0.0
+        };
+        let perturbed = scale != 0.0;
+        if perturbed {
+            self.saved_w.resize(params.len(), 0.0);
+            let (saved_w, prev_g) = (&mut self.saved_w, &self.prev_g);
+            super::sgd::wide(
+                #[inline(always)]
+                || {
+                    for ((w, saved), &g) in params.iter_mut().zip(saved_w.iter_mut()).zip(prev_g) {
+                        *saved = *w;
+                        *w += scale * g;
+                    }
+                },
+            );
+        }
+        let (loss, correct) = grad(params, true, &mut self.grads);
+        if perturbed {
+            params.copy_from_slice(&self.saved_w);
+        }
+        let reg = if self.penalty == Penalty::None {
+            // The update reads the gradient without changing it: keep it by a swap.
+            let reg = self.update(params, lr);
+            std::mem::swap(&mut self.grads, &mut self.prev_g);
+            reg
+        } else {
+            // The update adds the regulariser's term to the gradient: keep it first.
+            self.prev_g.clear();
+            self.prev_g.extend_from_slice(&self.grads);
+            self.update(params, lr)
+        };
+        // The gaps between tensors are zero: the whole array's sum is the tensors'.
+        self.prev_norm = blocked_sum(&self.prev_g, |x| x * x).sqrt() as f32;
+        if let Some(mask) = &self.mask {
+            for (w, &m) in params.iter_mut().zip(mask) {
+                *w *= m;
+            }
+        }
+        StepReport {
+            loss,
+            correct,
+            reg: reg as f32,
+            sparsity_used: None,
+        }
+    }
+
     /// The SGD update of every weight with the regulariser's gradient inside it on the
     /// regularised tensors; returns the penalty at the weights before the update. The same
     /// arithmetic, element by element, as adding the gradient of [`Penalty::apply`] to the
@@ -203,6 +282,9 @@ impl CpuOptimizer {
 
     /// The gradient the last update used (regulariser included, weight decay not).
     pub fn last_grads(&self) -> &[f32] {
+        if self.cfg.kind.is_s2sam() && self.penalty == Penalty::None {
+            return &self.prev_g; // swapped in by the step
+        }
         &self.grads
     }
 

@@ -8,6 +8,8 @@
 //! - SAM: gradient norm (3) + `perturb` + `second` + `restore` + `update` — 6 (+2 SAM+VAR);
 //! - CrAM: `perturb` + radix select (7, [`AbsSelect`]) + compress + `second` + `restore` +
 //!   `update` — 11 (+2 CrAM+VAR); CrAM+ saves ∇L(w) inside `perturb` and adds it in `update`.
+//! - S²-SAM: `perturb` by the kept gradient (before `first`) + `restore` + `update` (which
+//!   keeps this step's gradient) + its norm (3) — 6 (+2 S²-SAM+VAR), no second pass.
 
 use super::config::OptimConfig;
 use super::cram::{cram_ranks, cram_segments, SparsitySampler};
@@ -49,7 +51,8 @@ struct StepParams {
     add_extra: u32,
     r: f32,
     eps: f32,
-    _pad: u32,
+    /// S²-SAM: `update` copies the loss gradient into the kept buffer.
+    keep_grad: u32,
 }
 
 #[repr(C)]
@@ -73,6 +76,15 @@ struct Perturbation {
     _buffers: Vec<wgpu::Buffer>,
 }
 
+/// S²-SAM's one-pass machinery: `perturb` (w ← w + ρ·g₋₁/‖g₋₁‖, saving w) goes before the
+/// caller's pass, `restore` after it; `update` keeps the new gradient and `norm` its norm.
+struct OnePass {
+    perturb: Dispatch,
+    restore: Dispatch,
+    norm: TensorStats,
+    _buffers: Vec<wgpu::Buffer>,
+}
+
 /// A prepared optimizer over flat buffers laid out by a [`ParamTable`].
 pub struct GpuOptimizer {
     cfg: OptimConfig,
@@ -86,6 +98,7 @@ pub struct GpuOptimizer {
     momentum: wgpu::Buffer,
     mask: wgpu::Buffer,
     perturbation: Option<Perturbation>,
+    one_pass: Option<OnePass>,
     sampler: SparsitySampler,
     sparsity: Option<f32>,
     _buffers: Vec<wgpu::Buffer>,
@@ -96,6 +109,59 @@ fn config_error(e: impl std::fmt::Display) -> GpuError {
         what: "the optimizer configuration".into(),
         message: e.to_string(),
     }
+}
+
+/// S²-SAM's dispatches over the kept gradient `kept` (zeros before the first step, so the
+/// first perturbation is 0).
+async fn one_pass(
+    ctx: &Context,
+    cfg: &OptimConfig,
+    table: &ParamTable,
+    params: &wgpu::Buffer,
+    kept: &wgpu::Buffer,
+) -> Result<OnePass> {
+    let n = table.buffer_len;
+    let all: Vec<(usize, usize)> = table.entries.iter().map(|p| (p.offset, p.len)).collect();
+    let norm = TensorStats::new(ctx, kept, &all, R).await?;
+    let saved_w = ctx.zeros("saved weights", n)?;
+    let unused = ctx.zeros("saved gradient (unused)", 1)?;
+    let q = PerturbParams {
+        n: n as u32,
+        rho: cfg.rho,
+        normalise: 1,
+        save_grad: 0,
+    };
+    let q_uniform = ctx.uniform("perturb", &q);
+    let grid = [grid_1d(ctx, n), 1, 1];
+    let perturb = dispatch(
+        ctx,
+        &SHADER,
+        "perturb",
+        grid,
+        &[
+            (8, &q_uniform),
+            (1, params),
+            (2, kept),
+            (9, &saved_w),
+            (10, &unused),
+            (11, &norm.norm),
+        ],
+    )
+    .await?;
+    let restore = dispatch(
+        ctx,
+        &SHADER,
+        "restore",
+        grid,
+        &[(8, &q_uniform), (1, params), (9, &saved_w)],
+    )
+    .await?;
+    Ok(OnePass {
+        perturb,
+        restore,
+        norm,
+        _buffers: vec![saved_w, unused, q_uniform],
+    })
 }
 
 impl GpuOptimizer {
@@ -153,8 +219,9 @@ impl GpuOptimizer {
             add_extra: (kind.is_cram() && cfg.cram_plus) as u32,
             r: R,
             eps: EPS,
-            _pad: 0,
+            keep_grad: kind.is_s2sam() as u32,
         };
+        let kept = ctx.zeros("kept gradient", if kind.is_s2sam() { n } else { 1 })?;
         let (update, step_uniform) = prepare(
             ctx,
             &SHADER,
@@ -169,9 +236,15 @@ impl GpuOptimizer {
                 (5, &reg_stats.stats),
                 (6, &mask),
                 (7, &saved_g),
+                (12, &kept),
             ],
         )
         .await?;
+        let one_pass = if kind.is_s2sam() {
+            Some(one_pass(ctx, cfg, table, params, &kept).await?)
+        } else {
+            None
+        };
 
         let perturbation = if kind.is_sam() || kind.is_cram() {
             let saved_w = ctx.zeros("saved weights", n)?;
@@ -249,9 +322,10 @@ impl GpuOptimizer {
             momentum,
             mask,
             perturbation,
+            one_pass,
             sampler: SparsitySampler::new(&cfg.cram_sparsity, seed),
             sparsity: None,
-            _buffers: vec![chunk_buf, saved_g],
+            _buffers: vec![chunk_buf, saved_g, kept],
         })
     }
 
@@ -286,7 +360,14 @@ impl GpuOptimizer {
         first: &[&'a Dispatch],
         second: &[&'a Dispatch],
     ) -> Vec<&'a Dispatch> {
-        let mut list: Vec<&Dispatch> = first.to_vec();
+        let mut list: Vec<&Dispatch> = Vec::with_capacity(first.len() + second.len() + 16);
+        if let Some(op) = &self.one_pass {
+            list.push(&op.perturb);
+            list.extend_from_slice(first);
+            list.push(&op.restore);
+        } else {
+            list.extend_from_slice(first);
+        }
         if let Some(pt) = &self.perturbation {
             if let Some(norm) = &pt.norm {
                 list.extend(norm.dispatches());
@@ -304,6 +385,9 @@ impl GpuOptimizer {
             list.extend([chunk_pass, tensor_pass]);
         }
         list.push(&self.update);
+        if let Some(op) = &self.one_pass {
+            list.extend(op.norm.dispatches());
+        }
         list
     }
 

@@ -146,9 +146,12 @@ impl Normalize {
     }
 }
 
-/// The per-channel mean and std of `ds`'s kind (CIFAR-10 for 3 channels, else MNIST).
+/// The per-channel mean and std of `ds`'s kind (CIFAR-100 for 3 channels and 100 classes,
+/// CIFAR-10 for 3 channels, else MNIST).
 pub fn normalisation(ds: &Dataset) -> (&'static [f32], &'static [f32]) {
-    if ds.channels == 3 {
+    if ds.channels == 3 && ds.classes == crate::data::cifar100::CLASSES {
+        (&crate::data::CIFAR100_MEAN, &crate::data::CIFAR100_STD)
+    } else if ds.channels == 3 {
         (&crate::data::CIFAR10_MEAN, &crate::data::CIFAR10_STD)
     } else {
         (&crate::data::MNIST_MEAN, &crate::data::MNIST_STD)

@@ -54,6 +54,11 @@ test("the page's fields are the engine's schema: same keys, limits, options and 
   assert.deepEqual(field("model").options, SCHEMA.models);
   assert.deepEqual(DATASETS, SCHEMA.datasets);
   assert.deepEqual(MNIST_SETS.full, SCHEMA.datasets.mnist);
+  // Issue 25's additions reach the page through the schema alone.
+  assert.equal(OPTIMIZER_NAMES.s2sam, "S²-SAM");
+  assert.ok(field("model").options.includes("resnet18"));
+  assert.deepEqual(field("dataset").options, ["mnist", "cifar10", "cifar100"]);
+  assert.deepEqual(DATASETS.cifar100, { train: 50000, test: 10000 });
   // setField applies exactly those limits (and, for the image counts, the data set's size).
   const cap = { train_size: DATASETS.mnist.train, test_size: DATASETS.mnist.test };
   for (const s of SCHEMA.fields) {

