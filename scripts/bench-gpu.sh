@@ -1,26 +1,31 @@
 #!/bin/bash
-# GPU executor figures for BENCHMARKS.md ("GPU kernels for small layers"): builds the
-# release binary, then for LeNet-5 (MNIST), ResNet-8 and ViT-tiny (CIFAR-10) at batch 128
-# prints `varlab bench step` (SGD, GPU executor) and `varlab bench profile` (per-kernel
-# totals and dispatch counts, GPU timestamps). Meant for a real GPU (the H200 re-check);
-# on lavapipe it runs, slowly.
+# The GPU check for a real device (issue 24, item 4): builds the release binary, then
+# `varlab bench gpu` prints for every model at batch 128 and 512 the ms/step of SGD, VAR,
+# SAM and CrAM (GPU timestamps), the FLOPs per step, the achieved TFLOP/s and its share of
+# the device's peak FP32 (from the data-sheet table by adapter name, or PEAK_TFLOPS), and
+# checks the GPU executor against the CPU executor on that device (exit code 1 if they
+# differ). Then `varlab bench profile` of ResNet-8 at batch 128 (per-kernel times). On a
+# software adapter (lavapipe) it runs, slowly, and says its figures are a software
+# adapter's.
 #
 #   scripts/bench-gpu.sh [OUTDIR]
 #
-# OUTDIR (default bench-gpu-out) receives one .txt and one .json per command.
-# Environment: BATCH (default 128), STEPS (default 10), ROUNDS (default 3), REPS (default 3).
+# OUTDIR (default bench-gpu-out) receives gpu.txt/gpu.json and profile.txt/profile.json.
+# Environment: BATCHES (default 128,512), MODELS (default all), STEPS (default 10),
+# ROUNDS (default 3), REPS (default 3), PEAK_TFLOPS (default: by adapter name),
+# CHECK_BATCH (default 16), BIN (a prebuilt varlab; default: build target/release/varlab).
+# On lavapipe, a few minutes: BATCHES=16 STEPS=1 ROUNDS=1 REPS=1 scripts/bench-gpu.sh
 set -euo pipefail
 out=${1:-bench-gpu-out}
-batch=${BATCH:-128} steps=${STEPS:-10} rounds=${ROUNDS:-3} reps=${REPS:-3}
-cargo build --release --bin varlab
-bin=target/release/varlab
+batches=${BATCHES:-128,512} steps=${STEPS:-10} rounds=${ROUNDS:-3} reps=${REPS:-3}
+if [[ -z ${BIN:-} ]]; then
+  cargo build --release --bin varlab
+  BIN=target/release/varlab
+fi
 mkdir -p "$out"
-for spec in lenet5:mnist resnet8:cifar10 vit-tiny:cifar10; do
-  model=${spec%%:*} dataset=${spec##*:}
-  echo "== $model ($dataset), batch $batch"
-  "$bin" bench step --model "$model" --dataset "$dataset" --optim sgd --batch "$batch" \
-    --executor gpu --steps "$steps" --rounds "$rounds" --json "$out/$model-step.json" \
-    | tee "$out/$model-step.txt"
-  "$bin" bench profile --model "$model" --dataset "$dataset" --batch "$batch" \
-    --reps "$reps" --json "$out/$model-profile.json" | tee "$out/$model-profile.txt"
-done
+args=(--batch "$batches" --steps "$steps" --rounds "$rounds" --check-batch "${CHECK_BATCH:-16}")
+[[ -n ${MODELS:-} ]] && args+=(--models "$MODELS")
+[[ -n ${PEAK_TFLOPS:-} ]] && args+=(--peak-tflops "$PEAK_TFLOPS")
+"$BIN" bench gpu "${args[@]}" --json "$out/gpu.json" | tee "$out/gpu.txt"
+"$BIN" bench profile --model resnet8 --dataset cifar10 --batch "${batches%%,*}" \
+  --reps "$reps" --json "$out/profile.json" | tee "$out/profile.txt"

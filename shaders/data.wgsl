@@ -1,5 +1,9 @@
 // Gathers one normalised (and optionally augmented) batch from a dataset kept on the device.
-//   pixels:  the u8 images [len, C, H, W], packed 4 per u32 word (little-endian);
+// The pixels may span several buffers (chunks of whole images, each within one storage
+// binding): one dispatch per chunk writes the rows whose image lies in it, images
+// first .. first + images; the others are left to the other chunks' dispatches.
+//   pixels:  the u8 images [images, C, H, W] of this chunk, packed 4 per u32 word
+//            (little-endian);
 //   labels:  u32 [len];
 //   indices: u32 [count], the epoch order (image numbers);
 //   crops:   u32 [count], per order entry dx | dy << 8 | flip << 16 (read when augment = 1);
@@ -20,6 +24,8 @@ struct Params {
     offset: u32,
     pad: u32,
     augment: u32,
+    first: u32,
+    images: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -51,6 +57,10 @@ fn gather(
         let valid = wanted < p.count;
         let e = min(wanted, p.count - 1u);
         let image = indices[e];
+        let local = image - p.first; // wraps for images before the chunk
+        if (local >= p.images) {
+            continue;
+        }
         var sy = i32(yy);
         var sx = i32(xx);
         if (p.augment != 0u) {
@@ -65,7 +75,7 @@ fn gather(
         }
         var v = 0.0;
         if (sy >= 0 && sy < i32(p.h) && sx >= 0 && sx < i32(p.w)) {
-            let at = image * per + ch * plane + u32(sy) * p.w + u32(sx);
+            let at = local * per + ch * plane + u32(sy) * p.w + u32(sx);
             let byte = (pixels[at / 4u] >> (8u * (at % 4u))) & 0xffu;
             v = f32(byte) * norm[ch] + norm[p.c + ch];
         }

@@ -3,6 +3,9 @@
 
 use serde::Serialize;
 
+pub mod calibrate;
+pub mod check;
+
 use crate::gpu::{Context, Dispatch, Result};
 use crate::ops::{Elementwise, Matmul, MatmulShape, Sum};
 use crate::rng::Rng;

@@ -2,6 +2,8 @@
 //! behind; a tiny run writes its JSON, CSV and weights.
 #![cfg(not(target_arch = "wasm32"))]
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -511,4 +513,33 @@ fn a_lambda_grid_shares_the_sgd_runs() {
     let out = varlab(&words(&format!("compare {TINY} --lambda 1e-5,1e-4"), &[]));
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("`varlab plan` takes a comma list"));
+}
+
+/// `--executor auto` times a few steps on both executors, says both figures in one sentence
+/// and trains on the faster (on lavapipe, the CPU).
+#[test]
+fn auto_chooses_the_executor_by_measurement() {
+    let dir = scratch("auto");
+    std::fs::write(dir.join("train.bin"), common::cifar_records(64, 1)).unwrap();
+    std::fs::write(dir.join("test.bin"), common::cifar_records(16, 2)).unwrap();
+    let data = dir.to_str().unwrap();
+    let out = varlab(&words(
+        "train --dataset cifar10 --model mlp --optim sgd --train-size 64 --test-size 16 \
+         --epochs 1 --batch 16 --executor auto --data",
+        &[data],
+    ));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let sentence = err
+        .lines()
+        .find(|l| l.contains(" img/s, CPU "))
+        .unwrap_or_else(|| panic!("no figures: {err}"));
+    let chosen = if sentence.ends_with("training on the CPU.") {
+        "cpu"
+    } else {
+        assert!(sentence.ends_with("training on the GPU."), "{sentence}");
+        "gpu"
+    };
+    assert!(sentence.starts_with("varlab: GPU "), "{sentence}");
+    assert!(err.contains(&format!("executor: {chosen} (")), "{err}");
 }

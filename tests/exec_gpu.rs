@@ -23,7 +23,9 @@ use varlab::data::Dataset;
 use varlab::exec::{CpuExecutor, DeviceDataset, GpuExecutor};
 use varlab::gpu::{Context, Dispatch};
 use varlab::nn::{self, Model};
-use varlab::ops::data::{gather_cpu, norm_coefficients, pack_crop, Gather};
+use varlab::ops::data::{
+    gather_cpu, images_per_binding, norm_coefficients, pack_chunks, pack_crop, Gather,
+};
 use varlab::ops::loss::softmax_cross_entropy_cpu;
 use varlab::optim::sgd_step;
 use varlab::rng::Rng;
@@ -399,6 +401,47 @@ fn dataset(len: usize, [c, h, w]: [usize; 3], seed: u64) -> Dataset {
 const MEAN: [f32; 3] = [0.49, 0.48, 0.45];
 const STD: [f32; 3] = [0.25, 0.24, 0.26];
 
+/// Every batch of `n` of a gather over `data` in a shuffled order, with and without crops,
+/// against the CPU twin.
+async fn check_gather(ctx: &Context, data: &Dataset, dev: &DeviceDataset, n: usize) {
+    let [c, h, w] = dev.image;
+    let norm = norm_coefficients(c, &MEAN, &STD).unwrap();
+    let mut rng = Rng::new(31);
+    let mut order: Vec<u32> = (0..data.len() as u32).collect();
+    for i in (1..order.len()).rev() {
+        order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+    }
+    let pad = 2;
+    let crops: Vec<u32> = (0..order.len())
+        .map(|_| pack_crop(&Crop::random(pad, &mut rng)))
+        .collect();
+    let gorder = ctx.storage("order", &order).unwrap();
+    let gcrops = ctx.storage("crops", &crops).unwrap();
+    let x = ctx.zeros("x", n * c * h * w).unwrap();
+    let y = ctx.zeros("y", n).unwrap();
+    let gather = Gather::new(ctx, dev, n, &gorder, &gcrops, &x, &y)
+        .await
+        .unwrap();
+    for augment in [None, Some(pad)] {
+        for step in 0..order.len().div_ceil(n) {
+            gather.set(ctx, step * n, order.len(), augment);
+            ctx.submit(&gather.dispatches().collect::<Vec<_>>())
+                .unwrap();
+            let gx: Vec<f32> = ctx.read(&x).await.unwrap();
+            let gy: Vec<u32> = ctx.read(&y).await.unwrap();
+            let with = augment.map(|p| (&crops[..], p));
+            let (cx, cy) = gather_cpu(data, &norm, &order, with, step * n, n);
+            assert_eq!(gy, cy, "labels, step {step}, augment {augment:?}");
+            for (i, (g, c)) in gx.iter().zip(&cx).enumerate() {
+                assert!(
+                    (g - c).abs() <= 1e-6 * c.abs().max(1.0),
+                    "pixel {i}, step {step}, augment {augment:?}: gpu {g} vs cpu {c}"
+                );
+            }
+        }
+    }
+}
+
 gpu_test!(
     async fn gather_matches_its_cpu_twin() {
         let ctx = context().await;
@@ -406,48 +449,67 @@ gpu_test!(
         let shape = [3, 5, 7];
         let data = dataset(7, shape, 30);
         let dev = DeviceDataset::new(&ctx, &data, &MEAN, &STD).unwrap();
+        assert_eq!(dev.pixels.len(), 1, "7 small images fit one binding");
+        check_gather(&ctx, &data, &dev, 3).await;
         let norm = norm_coefficients(3, &MEAN, &STD).unwrap();
-        let n = 3;
         let order: Vec<u32> = vec![4, 0, 6, 2, 5, 1, 3];
-        let mut rng = Rng::new(31);
-        let pad = 2;
-        let crops: Vec<u32> = (0..7)
-            .map(|_| pack_crop(&Crop::random(pad, &mut rng)))
-            .collect();
-        let gorder = ctx.storage("order", &order).unwrap();
-        let gcrops = ctx.storage("crops", &crops).unwrap();
-        let x = ctx.zeros("x", n * 105).unwrap();
-        let y = ctx.zeros("y", n).unwrap();
-        let gather = Gather::new(&ctx, &dev, n, &gorder, &gcrops, &x, &y)
-            .await
-            .unwrap();
-        for augment in [None, Some(pad)] {
-            for step in 0..3 {
-                gather.set(&ctx, step * n, order.len(), augment);
-                ctx.submit(&[&gather.dispatch]).unwrap();
-                let gx: Vec<f32> = ctx.read(&x).await.unwrap();
-                let gy: Vec<u32> = ctx.read(&y).await.unwrap();
-                let with = augment.map(|p| (&crops[..], p));
-                let (cx, cy) = gather_cpu(&data, &norm, &order, with, step * n, n);
-                assert_eq!(gy, cy, "labels, step {step}, augment {augment:?}");
-                for (i, (g, c)) in gx.iter().zip(&cx).enumerate() {
-                    assert!(
-                        (g - c).abs() <= 1e-6 * c.abs().max(1.0),
-                        "pixel {i}, step {step}, augment {augment:?}: gpu {g} vs cpu {c}"
-                    );
-                }
-            }
-        }
         // The twin without augmentation is Dataset::normalized, image by image.
         let (cx, _) = gather_cpu(&data, &norm, &order, None, 0, 3);
         let all = data.normalized(&MEAN, &STD);
         assert_eq!(&cx[105..210], &all[0..105]);
         // Crop::apply is the augmentation: an identity crop changes nothing.
-        let identity = vec![pack_crop(&Crop::identity(pad)); 7];
-        let (ax, _) = gather_cpu(&data, &norm, &order, Some((&identity, pad)), 0, 3);
+        let identity = vec![pack_crop(&Crop::identity(2)); 7];
+        let (ax, _) = gather_cpu(&data, &norm, &order, Some((&identity, 2)), 0, 3);
         assert_eq!(ax, cx);
     }
 );
+
+gpu_test!(
+    async fn gather_reads_a_dataset_split_over_capped_bindings() {
+        // Images of 105 bytes (not a multiple of 4) under a 1200-byte binding: 11 per chunk
+        // (1155 bytes, the last word padded), 37 images in chunks of 11, 11, 11 and 4;
+        // batches of 2 straddle the chunks, the last one is partial.
+        let mut ctx = context().await;
+        ctx.cap_storage_binding(1200);
+        assert_eq!(ctx.report.limits.max_storage_buffer_binding_size, 1200);
+        let data = dataset(37, [3, 5, 7], 32);
+        let dev = DeviceDataset::new(&ctx, &data, &MEAN, &STD).unwrap();
+        assert_eq!((dev.pixels.len(), dev.per_chunk), (4, 11));
+        assert_eq!(dev.pixels[0].size(), 1156);
+        check_gather(&ctx, &data, &dev, 2).await;
+        // An image larger than one binding is refused with a sentence naming the limit.
+        ctx.cap_storage_binding(104);
+        let err = DeviceDataset::new(&ctx, &data, &MEAN, &STD).unwrap_err();
+        assert!(
+            err.to_string().contains("max_storage_buffer_binding_size"),
+            "{err}"
+        );
+    }
+);
+
+#[test]
+fn chunks_hold_whole_images_packed_from_their_first_byte() {
+    assert_eq!(images_per_binding(105, 1200), 11);
+    assert_eq!(
+        images_per_binding(105, 1155),
+        10,
+        "11 images need 1156 bytes"
+    );
+    assert_eq!(images_per_binding(105, 104), 0);
+    assert_eq!(images_per_binding(3072, 128 << 20), 43690);
+    assert_eq!(images_per_binding(1, u64::MAX), u32::MAX as usize / 4 * 4);
+    // 5 images of 3 bytes, 2 per chunk: bytes 0–5, 6–11, 12–14, each from its own word.
+    let bytes: Vec<u8> = (1..=15).collect();
+    let chunks = pack_chunks(&bytes, 3, 2);
+    assert_eq!(
+        chunks,
+        [
+            vec![0x04030201, 0x0605],
+            vec![0x0a090807, 0x0c0b],
+            vec![0x0f0e0d]
+        ]
+    );
+}
 
 gpu_test!(
     async fn evaluation_over_a_partial_last_batch_matches_cpu() {
@@ -542,5 +604,63 @@ gpu_test!(
         assert!(gpu
             .set_epoch_order(&ctx, &[0, 1], Some((&[0x0009, 0], 4)))
             .is_err());
+    }
+);
+
+// CIFAR-format training (generated records) with the storage binding capped below the
+// training set's pixels, so that they are split over several bindings, gives bit for bit
+// the losses, accuracies and weights of the uncapped run (natively on lavapipe and in
+// Chromium). The cap also bounds every other buffer, so it sits above the largest of
+// LeNet-5's at batch 16 (conv1's output, 301 KB). Both runs share one context (and so its
+// compiled pipelines): the cap is set between them.
+gpu_test!(
+    async fn training_over_capped_bindings_equals_uncapped() {
+        use varlab::data::{cifar::cifar_from_records, Split};
+        use varlab::experiment::{Config, DatasetKind, ExecutorChoice, Experiment};
+        const CAP: u64 = 512 << 10;
+        let split = Split {
+            train: cifar_from_records("train", &common::cifar_records(200, 60)).unwrap(),
+            test: cifar_from_records("test", &common::cifar_records(20, 61)).unwrap(),
+        };
+        assert_eq!(
+            images_per_binding(3072, CAP),
+            170,
+            "2 chunks of training images"
+        );
+        let cfg = Config {
+            dataset: DatasetKind::Cifar10,
+            model: "lenet5".into(),
+            optimizers: vec!["sgd".into()],
+            train_size: 200,
+            test_size: 20,
+            augment: true,
+            epochs: 1,
+            batch: 16,
+            sparsities: vec![0.5],
+            executor: ExecutorChoice::Gpu,
+            ..Config::default()
+        };
+        let mut ctx = std::rc::Rc::new(context().await);
+        let mut results = Vec::new();
+        for cap in [None, Some(CAP)] {
+            if let Some(bytes) = cap {
+                std::rc::Rc::get_mut(&mut ctx)
+                    .expect("the first experiment is gone")
+                    .cap_storage_binding(bytes);
+            }
+            let exp = Experiment::new(cfg.clone(), &split).unwrap();
+            let mut exp = exp.with_gpu(ctx.clone()).unwrap();
+            while !exp.is_done() {
+                exp.step().await.unwrap();
+            }
+            results.push(exp.result());
+        }
+        let (whole, split_up) = (&results[0].runs[0], &results[1].runs[0]);
+        assert!(!whole.curves.loss.is_empty());
+        assert_eq!(whole.curves, split_up.curves, "losses and accuracies");
+        assert_eq!(whole.dense_loss.to_bits(), split_up.dense_loss.to_bits());
+        assert_eq!(whole.dense_accuracy, split_up.dense_accuracy);
+        assert_eq!(whole.sweep, split_up.sweep);
+        assert_eq!(whole.weights, split_up.weights);
     }
 );

@@ -388,11 +388,8 @@ impl GpuExecutor {
     /// The gather of the current training batch (when datasets are attached), then
     /// [`GpuExecutor::forward_backward`].
     pub fn train_pass(&self, update_state: bool) -> Vec<&Dispatch> {
-        let gather = self.data.as_ref().map(|d| &d.train_gather.dispatch);
-        gather
-            .into_iter()
-            .chain(self.forward_backward(update_state))
-            .collect()
+        let gather = self.data.iter().flat_map(|d| d.train_gather.dispatches());
+        gather.chain(self.forward_backward(update_state)).collect()
     }
 
     /// The gather of the current training batch (when attached) and a training-mode forward
@@ -400,8 +397,8 @@ impl GpuExecutor {
     /// computed. For re-calibrating the statistics after pruning (reset them with
     /// [`GpuExecutor::write_state`] first).
     pub fn recalibration_pass(&self) -> Vec<&Dispatch> {
-        let gather = self.data.as_ref().map(|d| &d.train_gather.dispatch);
-        gather.into_iter().chain(&self.forward_train).collect()
+        let gather = self.data.iter().flat_map(|d| d.train_gather.dispatches());
+        gather.chain(&self.forward_train).collect()
     }
 
     /// Forward in eval mode, loss (not added to the metrics) and the backward of that forward
@@ -426,8 +423,8 @@ impl GpuExecutor {
     /// The gather of the current test batch (when datasets are attached), then
     /// [`GpuExecutor::forward_eval`].
     pub fn eval_pass(&self) -> Vec<&Dispatch> {
-        let gather = self.data.as_ref().map(|d| &d.test_gather.dispatch);
-        gather.into_iter().chain(self.forward_eval()).collect()
+        let gather = self.data.iter().flat_map(|d| d.test_gather.dispatches());
+        gather.chain(self.forward_eval()).collect()
     }
 
     /// Zeroes the metrics.

@@ -479,6 +479,22 @@ impl Experiment {
         }
     }
 
+    /// `auto` decided by measurement (`crate::bench::calibrate`): trains on the GPU of `ctx`
+    /// when it was the faster, else on the CPU executor; `sentence` (both figures and the
+    /// choice) goes into [`Environment::notice`].
+    pub fn choose_measured(
+        mut self,
+        ctx: Context,
+        gpu_faster: bool,
+        sentence: String,
+    ) -> Result<Experiment, ExperimentError> {
+        self.add_notice(sentence);
+        if gpu_faster {
+            return self.with_gpu(Rc::new(ctx));
+        }
+        Ok(self)
+    }
+
     /// Adds a sentence to [`Environment::notice`] (after any already there).
     fn add_notice(&mut self, text: String) {
         self.environment.notice = Some(match self.environment.notice.take() {

@@ -228,7 +228,7 @@ pub const FIELDS: &[Field] = &[
         .options(&["auto", "gpu", "cpu"])
         .text(
             "Executor",
-            "The GPU when a usable one is there (auto), or the one named.",
+            "The faster of the GPU and the CPU here, measured before the first run (auto), or the one named.",
         ),
 ];
 

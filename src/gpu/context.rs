@@ -47,6 +47,25 @@ pub struct LimitsReport {
     pub max_compute_workgroups_per_dimension: u32,
 }
 
+/// The environment variable that caps the storage binding size of every native context
+/// ([`Context::cap_storage_binding`]), in bytes: to try an adapter's smaller limits.
+pub const BINDING_CAP_VAR: &str = "VARLAB_MAX_STORAGE_BINDING";
+
+/// The cap [`BINDING_CAP_VAR`] sets, if any (never in the browser).
+fn binding_cap_from_env() -> Result<Option<u64>> {
+    #[cfg(not(target_arch = "wasm32"))]
+    if let Ok(text) = std::env::var(BINDING_CAP_VAR) {
+        return match text.trim().parse::<u64>() {
+            Ok(bytes) if bytes >= 4 => Ok(Some(bytes)),
+            _ => Err(GpuError::Validation {
+                what: format!("the environment variable {BINDING_CAP_VAR}"),
+                message: format!("'{text}' is not a number of bytes (at least 4)"),
+            }),
+        };
+    }
+    Ok(None)
+}
+
 impl Context {
     /// Finds an adapter (software ones included) and opens a device with the largest limits
     /// the adapter offers. Fails with [`GpuError::NoAdapter`] when there is none.
@@ -137,7 +156,7 @@ impl Context {
                 max_compute_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
             },
         };
-        Ok(Context {
+        let mut ctx = Context {
             device,
             queue,
             report,
@@ -145,7 +164,20 @@ impl Context {
             modules: Mutex::new(HashMap::new()),
             lost,
             uncaptured,
-        })
+        };
+        if let Some(cap) = binding_cap_from_env()? {
+            ctx.cap_storage_binding(cap);
+        }
+        Ok(ctx)
+    }
+
+    /// Lowers the storage binding size this context allows to `bytes` (never raises it), as
+    /// on an adapter that allows no more: datasets are then split over more bindings, and
+    /// larger buffers are refused. The report shows the capped limit. For tests; natively
+    /// also set by the environment variable [`BINDING_CAP_VAR`].
+    pub fn cap_storage_binding(&mut self, bytes: u64) {
+        let limit = &mut self.report.limits.max_storage_buffer_binding_size;
+        *limit = (*limit).min(bytes);
     }
 
     /// `Err(DeviceLost)` once the device is gone; `Err(Validation)` once the GPU has reported

@@ -8,7 +8,7 @@ mod context;
 mod dispatch;
 mod slice;
 
-pub use context::{AdapterReport, Context};
+pub use context::{AdapterReport, Context, BINDING_CAP_VAR};
 pub use dispatch::{Dispatch, Shader};
 pub use slice::{OwnedSlice, Slice};
 

@@ -110,17 +110,50 @@ pub struct DeviceDataset {
     /// Number of images.
     pub len: usize,
     pub classes: usize,
-    /// The u8 images, 4 per u32 word, little-endian.
-    pub pixels: wgpu::Buffer,
+    /// The u8 images in chunks of [`DeviceDataset::per_chunk`] whole images, each chunk
+    /// its own buffer within one storage binding ([`images_per_binding`]), 4 bytes per u32
+    /// word, little-endian, every chunk starting at a word.
+    pub pixels: Vec<wgpu::Buffer>,
+    /// Images per chunk of `pixels` (the last chunk may hold fewer).
+    pub per_chunk: usize,
     /// u32 `[len]`.
     pub labels: wgpu::Buffer,
     /// f32 `[2C]`, see [`norm_coefficients`].
     pub norm: wgpu::Buffer,
 }
 
+/// Whole images of `image_bytes` bytes that one storage binding of at most `binding_bytes`
+/// holds, packed 4 per u32 word, with every byte index below 2³² (the gather's u32): 0 when
+/// not even one image fits.
+pub fn images_per_binding(image_bytes: usize, binding_bytes: u64) -> usize {
+    let usable = (binding_bytes / 4 * 4).min(u32::MAX as u64 / 4 * 4);
+    (usable / image_bytes.max(1) as u64) as usize
+}
+
+/// CPU twin of the upload: the pixel bytes `images` (whole images of `image_bytes`) in
+/// chunks of `per_chunk` images, each packed 4 bytes per u32 word (little-endian, the last
+/// word of a chunk zero-padded).
+pub fn pack_chunks(images: &[u8], image_bytes: usize, per_chunk: usize) -> Vec<Vec<u32>> {
+    images
+        .chunks((per_chunk * image_bytes).max(1))
+        .map(|chunk| {
+            chunk
+                .chunks(4)
+                .map(|b| {
+                    let mut w = [0u8; 4];
+                    w[..b.len()].copy_from_slice(b);
+                    u32::from_le_bytes(w)
+                })
+                .collect()
+        })
+        .collect()
+}
+
 impl DeviceDataset {
     /// Uploads `data` once, with the per-channel (or single) `mean` and `std` of its
-    /// normalisation. An empty dataset or a wrong number of mean/std values is refused.
+    /// normalisation, its pixels split over as many buffers as the device's storage binding
+    /// limit needs. An empty dataset, an image larger than one binding or a wrong number of
+    /// mean/std values is refused.
     pub fn new(ctx: &Context, data: &Dataset, mean: &[f32], std: &[f32]) -> Result<Self> {
         if data.is_empty() || data.image_len() == 0 {
             return Err(GpuError::Validation {
@@ -128,32 +161,32 @@ impl DeviceDataset {
                 message: "it has no images to keep on the device".into(),
             });
         }
-        if data.images.len() > u32::MAX as usize {
-            return Err(GpuError::Validation {
-                what: format!("the dataset '{}'", data.name),
-                message: format!(
-                    "its {} pixel bytes are more than the gather's u32 index can address; \
-                     use a subset",
-                    data.images.len()
-                ),
+        let limits = &ctx.report.limits;
+        let binding = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
+        let per_chunk = images_per_binding(data.image_len(), binding);
+        if per_chunk == 0 {
+            return Err(GpuError::LimitExceeded {
+                limit: "max_storage_buffer_binding_size",
+                what: format!("one image of the dataset '{}'", data.name),
+                requested: data.image_len() as u64,
+                allowed: binding,
             });
         }
         let norm = norm_coefficients(data.channels, mean, std)?;
-        let words: Vec<u32> = data
-            .images
-            .chunks(4)
-            .map(|b| {
-                let mut w = [0u8; 4];
-                w[..b.len()].copy_from_slice(b);
-                u32::from_le_bytes(w)
-            })
-            .collect();
+        let pixels = pack_chunks(&data.images, data.image_len(), per_chunk)
+            .iter()
+            .enumerate()
+            .map(|(k, words)| ctx.storage(&format!("{} pixels {k}", data.name), words))
+            .collect::<Result<Vec<_>>>()?;
         let labels: Vec<u32> = data.labels.iter().map(|&l| l as u32).collect();
         Ok(DeviceDataset {
             image: [data.channels, data.height, data.width],
             len: data.len(),
             classes: data.classes,
-            pixels: ctx.storage(&format!("{} pixels", data.name), &words)?,
+            pixels,
+            per_chunk,
             labels: ctx.storage(&format!("{} labels", data.name), &labels)?,
             norm: ctx.storage(&format!("{} normalisation", data.name), &norm)?,
         })
@@ -171,16 +204,19 @@ struct Params {
     offset: u32,
     pad: u32,
     augment: u32,
+    /// The images of this dispatch's chunk: `first .. first + images`.
+    first: u32,
+    images: u32,
 }
 
 /// A prepared gather of `n` images from a [`DeviceDataset`] through an order buffer
 /// (`indices`, u32, one image number per entry) and a crop buffer (`crops`, u32, one
-/// [`pack_crop`] per entry) into `x [n, C, H, W]` and `y [n]`. Set the batch with
-/// [`Gather::set`] (a queue write, seen by the next submit), then encode `dispatch`.
+/// [`pack_crop`] per entry) into `x [n, C, H, W]` and `y [n]`: one dispatch per chunk of
+/// the dataset's pixels, each writing the rows whose image lies in its chunk. Set the batch
+/// with [`Gather::set`] (a queue write, seen by the next submit), then encode
+/// [`Gather::dispatches`].
 pub struct Gather {
-    pub dispatch: Dispatch,
-    params: wgpu::Buffer,
-    base: Params,
+    chunks: Vec<(Dispatch, wgpu::Buffer, Params)>,
 }
 
 impl Gather {
@@ -199,45 +235,56 @@ impl Gather {
         let what = format!("a gather of {n} images of {:?}", data.image);
         check_sizes(&what, &[("x", x, n * c * h * w)])?;
         check_sizes(&what, &[("y", y, n)])?;
-        let base = Params {
-            n: n as u32,
-            c: c as u32,
-            h: h as u32,
-            w: w as u32,
-            count: data.len as u32,
-            offset: 0,
-            pad: 0,
-            augment: 0,
-        };
         let workgroups = [grid_1d(ctx, n * c * h * w), 1, 1];
-        let buffers = [
-            (1, Slice::from(&data.pixels)),
-            (2, Slice::from(&data.labels)),
-            (3, Slice::from(indices)),
-            (4, Slice::from(crops)),
-            (5, Slice::from(&data.norm)),
-            (6, x),
-            (7, Slice::from(y)),
-        ];
-        let (dispatch, params) =
-            prepare(ctx, &SHADER, "gather", &base, workgroups, &buffers).await?;
-        Ok(Gather {
-            dispatch,
-            params,
-            base,
-        })
+        let mut chunks = Vec::with_capacity(data.pixels.len());
+        for (k, pixels) in data.pixels.iter().enumerate() {
+            let first = k * data.per_chunk;
+            let base = Params {
+                n: n as u32,
+                c: c as u32,
+                h: h as u32,
+                w: w as u32,
+                count: data.len as u32,
+                offset: 0,
+                pad: 0,
+                augment: 0,
+                first: first as u32,
+                images: data.per_chunk.min(data.len - first) as u32,
+            };
+            let buffers = [
+                (1, Slice::from(pixels)),
+                (2, Slice::from(&data.labels)),
+                (3, Slice::from(indices)),
+                (4, Slice::from(crops)),
+                (5, Slice::from(&data.norm)),
+                (6, x),
+                (7, Slice::from(y)),
+            ];
+            let (dispatch, params) =
+                prepare(ctx, &SHADER, "gather", &base, workgroups, &buffers).await?;
+            chunks.push((dispatch, params, base));
+        }
+        Ok(Gather { chunks })
     }
 
-    /// The next dispatch gathers order entries `offset .. offset + n` of an order of `count`
-    /// entries (at least 1), cropping with padding `pad` when `augment`.
+    /// The dispatches of one gather, one per chunk of the dataset's pixels (encode them
+    /// together, in this order, in the step's submit).
+    pub fn dispatches(&self) -> impl Iterator<Item = &Dispatch> {
+        self.chunks.iter().map(|(d, _, _)| d)
+    }
+
+    /// The next dispatches gather order entries `offset .. offset + n` of an order of
+    /// `count` entries (at least 1), cropping with padding `pad` when `augment`.
     pub fn set(&self, ctx: &Context, offset: usize, count: usize, augment: Option<usize>) {
-        let p = Params {
-            offset: offset as u32,
-            count: count.max(1) as u32,
-            pad: augment.unwrap_or(0) as u32,
-            augment: augment.is_some() as u32,
-            ..self.base
-        };
-        ctx.write(&self.params, &[p]);
+        for (_, params, base) in &self.chunks {
+            let p = Params {
+                offset: offset as u32,
+                count: count.max(1) as u32,
+                pad: augment.unwrap_or(0) as u32,
+                augment: augment.is_some() as u32,
+                ..*base
+            };
+            ctx.write(params, &[p]);
+        }
     }
 }

@@ -7,6 +7,7 @@ use varlab::experiment::DatasetKind;
 use varlab::gpu::Context;
 
 mod cluster;
+mod gpu_check;
 mod io;
 mod run;
 use io::{say, sayln};
@@ -152,6 +153,10 @@ enum Bench {
         #[arg(long)]
         json: Option<std::path::PathBuf>,
     },
+    /// The GPU check for a real device: every model at batch 128 and 512, ms/step of SGD,
+    /// VAR, SAM and CrAM, FLOPs per step, TFLOP/s and share of peak FP32, then the GPU
+    /// executor against the CPU executor on this device.
+    Gpu(gpu_check::GpuCheckArgs),
     /// GFLOP/s of the tiled matmul for square sizes, best of N.
     Matmul {
         /// Comma-separated sizes n (each run is n×n×n).
@@ -423,6 +428,9 @@ async fn run(cli: Cli) -> Result<(), Fail> {
                 serde_json::json!({ "adapter": ctx.report, "model": model.name, "optimizer": optim.kind.to_string(), "batch": batch, "step_ms": step_ms, "dispatches": kernels }),
             )
         }
+        Command::Bench {
+            what: Bench::Gpu(args),
+        } => gpu_check::run(args).await,
         Command::Info { json } => {
             let ctx = Context::new().await.map_err(|e| e.to_string())?;
             let smoke = varlab::smoke::run(&ctx, &[])

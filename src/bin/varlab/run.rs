@@ -291,6 +291,28 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
 }
 
+/// `--executor auto` with a GPU: a few training steps of the first run's model, optimizer
+/// and batch on each executor; the one with more images per second trains, and the notice
+/// gives both figures.
+async fn calibrated(
+    exp: Experiment,
+    ctx: varlab::gpu::Context,
+) -> Result<Result<Experiment, varlab::experiment::ExperimentError>, Fail> {
+    use varlab::bench::calibrate::{cpu_seconds_per_step, gpu_seconds_per_step, Calibration};
+    let (cfg, batch) = (&exp.config, exp.config.batch);
+    let optim = varlab::experiment::optim_config(cfg, &cfg.optimizers[0])
+        .map_err(|e| Fail::Usage(e.to_string()))?;
+    let cpu =
+        cpu_seconds_per_step(&exp.model, &optim, batch).map_err(|e| Fail::Run(e.to_string()))?;
+    let gpu = gpu_seconds_per_step(&ctx, &exp.model, &optim, batch).await;
+    let c = Calibration::from_step_times(gpu.as_ref().ok().copied(), cpu, batch, 1);
+    let sentence = match gpu {
+        Ok(_) => c.sentence(),
+        Err(e) => format!("{e} {}", c.sentence()),
+    };
+    Ok(exp.choose_measured(ctx, c.executor == "gpu", sentence))
+}
+
 /// Trains (and sweeps) every run of `cfg` with progress bars; returns the result and the
 /// experiment (for the weights). With `jobs` > 1 and the CPU executor, that many runs train
 /// at once in threads, each handed the next unstarted run, and the result is the one the
@@ -308,9 +330,11 @@ pub async fn drive(
     } else {
         varlab::gpu::Context::new().await
     };
-    let mut exp = exp
-        .choose_executor(gpu)
-        .map_err(|e| Fail::Run(e.to_string()))?;
+    let mut exp = match (exp.config.executor, gpu) {
+        (ExecutorChoice::Auto, Ok(ctx)) => calibrated(exp, ctx).await?,
+        (_, gpu) => exp.choose_executor(gpu),
+    }
+    .map_err(|e| Fail::Run(e.to_string()))?;
     let env = exp.environment();
     if let Some(notice) = &env.notice {
         eprintln!("varlab: {notice}");
