@@ -9,6 +9,7 @@
 //! | mlp       | 266,610 | 953,010 |
 //! | lenet5    |  61,706 |  62,006 |
 //! | cnn       | 420,602 | 543,770 |
+//! | cnn-w8    | 207,682 | 269,266 |
 //! | resnet8   |  77,754 |  78,042 |
 //! | resnet20  | 272,186 | 272,474 |
 //! | vit-tiny  | 139,018 | 142,026 |
@@ -16,16 +17,21 @@
 use super::spec::{InitScheme, Model, Op, SpecError};
 
 /// The names [`Model::by_name`] accepts.
-pub const MODELS: [&str; 6] = ["mlp", "lenet5", "cnn", "resnet8", "resnet20", "vit-tiny"];
+pub const MODELS: [&str; 7] = [
+    "mlp", "lenet5", "cnn", "cnn-w8", "resnet8", "resnet20", "vit-tiny",
+];
 
 impl Model {
-    /// A preset by name (`mlp`, `lenet5`, `cnn`, `resnet8`, `resnet20`, `vit-tiny`), validated,
-    /// with the default initialisation ([`InitScheme::Pytorch`]).
+    /// A preset by name (`mlp`, `lenet5`, `cnn`, `cnn-w8`, `resnet8`, `resnet20`,
+    /// `vit-tiny`), validated, with the default initialisation ([`InitScheme::Pytorch`]).
+    /// `cnn-w8` is [`plain_cnn`] at width 8 (fc 256): a quarter of `cnn`'s convolution
+    /// work, for the page's live CIFAR preset.
     pub fn by_name(name: &str, input: [usize; 3], classes: usize) -> Result<Model, SpecError> {
         match name {
             "mlp" => mlp(input, classes),
             "lenet5" => lenet5(input, classes),
             "cnn" => cnn(input, classes),
+            "cnn-w8" => plain_cnn(8, 256, input, classes),
             "resnet8" => resnet8(input, classes),
             "resnet20" => resnet20(input, classes),
             "vit-tiny" => vit_tiny(input, classes),
@@ -127,6 +133,8 @@ pub fn plain_cnn(
     };
     let name = if (width, fc) == (16, 256) {
         "cnn".to_string()
+    } else if fc == 256 {
+        format!("cnn-w{width}")
     } else {
         format!("cnn-w{width}-fc{fc}")
     };
