@@ -72,6 +72,14 @@ fn cnn_parameter_count() {
         prunable("cnn", CIFAR),
         432 + 2_304 + 4_608 + 9_216 + 524_288 + 2_560
     );
+    // cnn-w8: conv 3·8·9 + 8 = 224, 8·8·9 + 8 = 584, 8·16·9 + 16 = 1,168, 16·16·9 + 16
+    // = 2,320; fc 16·8·8 = 1,024 → 256: 262,400; 2,570.
+    assert_eq!(
+        count("cnn-w8", CIFAR),
+        224 + 584 + 1_168 + 2_320 + 262_400 + 2_570
+    );
+    assert_eq!(count("cnn-w8", CIFAR), 269_266);
+    assert_eq!(count("cnn-w8", MNIST), 207_682);
     let m = nn::plain_cnn(8, 64, CIFAR, 10).unwrap();
     assert_eq!(m.name, "cnn-w8-fc64");
     assert_eq!(

@@ -17,7 +17,7 @@ const GROUPS = [
 /** Friendlier words for some of the engine's options (any other shows as the engine names it). */
 const WORDS = {
   mnist: "MNIST (built in)", cifar10: "CIFAR-10 (drop the files)", cifar100: "CIFAR-100 (drop the files)",
-  mlp: "MLP", lenet5: "LeNet-5", cnn: "CNN (plain, VGG-like)", resnet8: "ResNet-8", resnet20: "ResNet-20", resnet18: "ResNet-18",
+  mlp: "MLP", lenet5: "LeNet-5", cnn: "CNN (plain, VGG-like)", "cnn-w8": "CNN, width 8", resnet8: "ResNet-8", resnet20: "ResNet-20", resnet18: "ResNet-18",
   "vit-tiny": "ViT-tiny",
   layer: "per layer", pytorch: "PyTorch default", "kaiming-normal": "Kaiming normal",
   auto: "auto (GPU when WebGPU works)", gpu: "GPU (WebGPU)", cpu: "CPU (WebAssembly)",

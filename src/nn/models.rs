@@ -9,6 +9,7 @@
 //! | mlp       | 266,610 | 953,010 |
 //! | lenet5    |  61,706 |  62,006 |
 //! | cnn       | 420,602 | 543,770 |
+//! | cnn-w8    | 207,682 | 269,266 |
 //! | resnet8   |  77,754 |  78,042 |
 //! | resnet20  | 272,186 | 272,474 |
 //! | resnet18  | 11,172,810 | 11,173,962 |
@@ -18,18 +19,21 @@ use super::spec::{InitScheme, Model, Op, SpecError};
 
 /// The names [`Model::by_name`] accepts.
 pub const MODELS: [&str; 7] = [
-    "mlp", "lenet5", "cnn", "resnet8", "resnet20", "resnet18", "vit-tiny",
+pub const MODELS: [&str; 8] = [
+    "mlp", "lenet5", "cnn", "cnn-w8", "resnet8", "resnet20", "resnet18", "vit-tiny",
 ];
 
 impl Model {
-    /// A preset by name (`mlp`, `lenet5`, `cnn`, `resnet8`, `resnet20`, `resnet18`,
-    /// `vit-tiny`), validated,
-    /// with the default initialisation ([`InitScheme::Pytorch`]).
+    /// A preset by name (`mlp`, `lenet5`, `cnn`, `cnn-w8`, `resnet8`, `resnet20`,
+    /// `resnet18`, `vit-tiny`), validated, with the default initialisation
+    /// ([`InitScheme::Pytorch`]). `cnn-w8` is [`plain_cnn`] at width 8 (fc 256): a quarter
+    /// of `cnn`'s convolution work.
     pub fn by_name(name: &str, input: [usize; 3], classes: usize) -> Result<Model, SpecError> {
         match name {
             "mlp" => mlp(input, classes),
             "lenet5" => lenet5(input, classes),
             "cnn" => cnn(input, classes),
+            "cnn-w8" => plain_cnn(8, 256, input, classes),
             "resnet8" => resnet8(input, classes),
             "resnet20" => resnet20(input, classes),
             "resnet18" => resnet18(input, classes),
@@ -132,6 +136,8 @@ pub fn plain_cnn(
     };
     let name = if (width, fc) == (16, 256) {
         "cnn".to_string()
+    } else if fc == 256 {
+        format!("cnn-w{width}")
     } else {
         format!("cnn-w{width}-fc{fc}")
     };

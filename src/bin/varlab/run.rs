@@ -24,8 +24,8 @@ pub struct TrainArgs {
     /// A config JSON (the one the page exports); the flags below override its fields.
     #[arg(long, conflicts_with = "preset")]
     pub config: Option<PathBuf>,
-    /// Start from a named preset (mlp, lenet5, cifar-cnn, resnet8-cram: the page's list);
-    /// the flags below override its fields.
+    /// Start from a named preset (mlp, cifar-live, lenet5, cifar-cnn, resnet8-cram: the
+    /// page's list); the flags below override its fields.
     #[arg(long)]
     pub preset: Option<String>,
     #[arg(long, value_parser = choices("dataset"), help = help("dataset", ""))]
