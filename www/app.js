@@ -25,6 +25,7 @@ import { onEvent, startProgress, liveSeries } from "./progress.js";
 import { readyMessage, onRunDone, onSessionStatus } from "./status.js";
 import { refreshSaved, wireSaved } from "./saved.js";
 import { wireExports } from "./exports.js";
+import { loadStored, rerun } from "./stored.js";
 
 let cifar = null; // { files, info } once dropped files parsed
 
@@ -185,6 +186,7 @@ function wasmBindings(timeoutMs = 60000) {
 
 function wire() {
   $("run-btn").addEventListener("click", run);
+  $("rerun-btn").addEventListener("click", () => rerun(run));
   $("pause-btn").addEventListener("click", () => {
     setAutoPaused(false);
     if (session?.status === "paused") session.resume();
@@ -236,6 +238,7 @@ async function main() {
   setCharts(makeCharts());
   wire();
   redraw();
+  const stored = loadStored(); // drawn as each arrives, with or without a GPU
   if (state.ui.embed) watchVisibility(run);
   try {
     const why = await whyNoWebGPU();
@@ -259,6 +262,7 @@ async function main() {
     engineModule(files.wasm); // compiled once, ahead of Run, for every worker
     page.ready = true;
     $("run-btn").disabled = false;
+    $("rerun-btn").disabled = false;
     setStatus(readyMessage(), "ok");
   } catch (e) {
     page.message = sentence(e);
@@ -266,13 +270,14 @@ async function main() {
   }
   try {
     const saved = await refreshSaved();
-    if (saved.length && !session) {
+    if (saved.length && !session && state.ui.results.length === 0) {
       setView({ result: saved[0].result, source: `saved:${saved[0].id}` });
       redraw();
     }
   } catch (e) {
     showMessages([sentence(e)]);
   }
+  await stored;
   page.done = true;
   document.body.dataset.state = page.ready ? "ready" : "error";
   maybeAutoplay(run);

@@ -2,17 +2,18 @@
 // verdicts and the export buttons, spread over tasks so that no task of the main thread is
 // long while runs finish.
 
-import { hasStats, statsInput } from "./results.js";
+import { hasStats, statsInput, statsHead, statsRuns } from "./results.js";
 import { drawHero, drawDiff, drawTable, drawVerdicts, drawLive, drawLayer, curvesOf, layerNames } from "./views.js";
-import { $, el, sentence, page, wasm, session, view, overlays, charts } from "./ctx.js";
+import { $, el, sentence, page, state, wasm, session, view, overlays, charts } from "./ctx.js";
 import { updateWeightsControls } from "./exports.js";
 
 /** Adds the engine's paired statistics and verdicts to a result that lacks them (merged
- * parts, imported or older files); left without them when the engine cannot say. */
-export function ensureStats(result) {
+ * parts, imported or older files); left without them when the engine cannot say. `json`: the
+ * engine's input as JSON (statsInput's), when made already. */
+export function ensureStats(result, json = null) {
   if (!result || hasStats(result) || !wasm?.result_stats) return;
   try {
-    const { paired, verdicts } = JSON.parse(wasm.result_stats(JSON.stringify(statsInput(result))));
+    const { paired, verdicts } = JSON.parse(wasm.result_stats(json ?? JSON.stringify(statsInput(result))));
     Object.assign(result, { paired, verdicts });
   } catch (e) {
     Object.assign(result, { paired: [], verdicts: [] });
@@ -20,14 +21,33 @@ export function ensureStats(result) {
   }
 }
 
+/** ensureStats with the engine's input written a slice of runs a task (a file of 10⁵ sweep
+ * points is 11 MB of it). */
+async function ensureStatsSoon(result) {
+  if (!result || hasStats(result) || !wasm?.result_stats) return;
+  const STEP = 1000;
+  const parts = [];
+  for (let i = 0; i < result.runs.length; i += STEP) {
+    parts.push(JSON.stringify(statsRuns(result.runs.slice(i, i + STEP))).slice(1, -1));
+    if (result.runs.length > STEP) await nextTask();
+  }
+  const head = JSON.stringify(statsHead(result));
+  ensureStats(result, `${head.slice(0, -1)},"runs":[${parts.join(",")}]}`);
+}
+
 /** Everything drawn from `view.result`, in pieces of work that can each take a task of its
  * own (see redrawSoon): the charts and the table. */
 const DRAW = [
-  () => {
+  async (soon) => {
     page.result = view.result;
-    ensureStats(view.result);
-    for (const o of overlays) ensureStats(o.result);
-    drawHero(charts.hero, view.result, overlays);
+    for (const r of [view.result, ...overlays.map((o) => o.result)]) {
+      if (soon) await ensureStatsSoon(r);
+      else ensureStats(r);
+    }
+  },
+  () => {
+    drawHero(charts.hero, view.result, overlays, state.config);
+    page.heroData = charts.hero.u?.data ?? null; // for the tests
   },
   () => drawDiff(charts.diff, view.result, overlays),
   () => {
@@ -93,7 +113,7 @@ export function redrawSoon() {
     await afterFrame();
     drawQueued = false; // a later request draws again, after this pass
     for (const piece of DRAW) {
-      piece();
+      await piece(true);
       await afterFrame();
     }
   }).catch((e) => page.errors.push(sentence(e)));

@@ -4,7 +4,7 @@
 import { checkResult, describe, optimizerName } from "./results.js";
 import { download } from "./charts.js";
 import { $, el, sentence, wasm, session, view, overlays, setOverlays, charts, showMessages } from "./ctx.js";
-import { redraw } from "./draw.js";
+import { redraw, redrawSoon } from "./draw.js";
 
 async function exportAllPNG() {
   const blobs = (await Promise.all(Object.values(charts).map((c) => c.toPNG()))).filter(Boolean);
@@ -82,9 +82,9 @@ async function importResult(file) {
     }
     checkResult(obj);
     const name = file.name.replace(/\.json$/i, "").slice(0, 40) || "imported";
-    overlays.push({ name, result: obj });
+    overlays.push({ name, result: obj, origin: "imported" });
     showMessages([`Overlaid ${name}: ${describe(obj)}.`], "ok");
-    redraw();
+    await redrawSoon();
   } catch (e) {
     showMessages([`${file.name.slice(0, 60)} cannot be overlaid: ${sentence(e)}`]);
   }

@@ -35,9 +35,12 @@ let liveDrawn = 0; // when live work was last done
 // (on the CPU where there is no GPU), taken from the workers when every core trains.
 const LIVE_MS = 200;
 
+const phases = new Map(); // "optimizer/seed" → where the run is, for the one-line progress
+
 /** A progress row and a live-chart entry for every run of session `s`'s plan. */
 export function startProgress(s) {
   liveRuns = new Map();
+  phases.clear();
   rowUpdates.clear();
   liveDirty.clear();
   $("run-list").replaceChildren();
@@ -45,6 +48,7 @@ export function startProgress(s) {
     runRow(r);
     liveRun(r);
   }
+  showProgressLine();
 }
 
 /**
@@ -66,6 +70,7 @@ function queueLive() {
       if (u.failed) li.classList.add("failed");
     }
     rowUpdates.clear();
+    showProgressLine();
     const status = takeStatus();
     if (status !== null && session?.status === "running") setStatus(status);
     // The charts have their series since Run (see run()): new points only, cheap to draw.
@@ -73,6 +78,24 @@ function queueLive() {
     for (const name of LIVE) if (liveDirty.has(name)) drawLive(charts, runs, name);
     liveDirty.clear();
   }), wait);
+}
+
+/**
+ * The progress in one line (shown embedded instead of the rows): "run 3 of 8 · VAR seed 1 ·
+ * 41 %" for each run training now, or how many runs are done.
+ */
+export function showProgressLine() {
+  const line = $("progress-line");
+  if (!session) return;
+  const n = session.plan.length;
+  const active = [...session.active.keys()].sort((a, b) => a - b);
+  const text = active.length && session.status === "running"
+    ? active.map((i) => {
+      const r = session.plan[i];
+      return `run ${i + 1} of ${n} · ${optimizerName(r.optimizer)} seed ${r.seed} · ${phases.get(`${r.optimizer}/${r.seed}`) ?? "starting"}`;
+    }).join("; ")
+    : `${page.runsDone} of ${n} runs done${session.status === "paused" ? " · paused" : ""}`;
+  line.textContent = text;
 }
 
 /** "Training SGD (seed 0) on the CPU.", or with runs at once: "Training 2 runs at once on
@@ -127,9 +150,11 @@ export function onEvent(ev) {
   // The row, the status line and the charts change on the next frame (see queueLive).
   const row = (patch) => rowUpdates.set(li, { ...rowUpdates.get(li), kind: ev.kind, ...patch });
   const c = liveRun(ev).curves;
+  const key = `${ev.optimizer}/${ev.seed}`;
   switch (ev.kind) {
     case "compile":
       row({ text: `${runOf}compiling kernels…` });
+      phases.set(key, "compiling");
       if (live) statusSoon(session.active.size > 1 ? trainingSentence() : "Compiling the GPU kernels…");
       break;
     case "train":
@@ -142,6 +167,7 @@ export function onEvent(ev) {
       if (live) statusSoon(trainingSentence());
       if (typeof ev.test_acc === "number") parts.push(`test accuracy ${(ev.test_acc * 100).toFixed(2)}%`);
       row({ value: ev.steps ? ev.step / ev.steps : 0, text: runOf + parts.join(" · ") });
+      phases.set(key, `${Math.floor(ev.steps ? (100 * ev.step) / ev.steps : 0)} %`);
       c.step.push(ev.step);
       c.loss.push(ev.loss);
       c.train_acc.push(ev.train_acc);
@@ -156,6 +182,7 @@ export function onEvent(ev) {
       showMessages([`${optimizerName(ev.optimizer)} seed ${ev.seed}: ${ev.message ?? "the run diverged"}; the next run goes on.`]);
       break;
     case "prune":
+      phases.set(key, "pruning");
       row({ value: 1, text: `${runOf}pruned to ${+(ev.sparsity * 100).toFixed(1)}%` +
         (typeof ev.accuracy === "number" ? `: accuracy ${(ev.accuracy * 100).toFixed(2)}%` : "") });
       if (live) statusSoon(session.active.size > 1 ? trainingSentence() : `Pruning sweep of ${optimizerName(ev.optimizer)} (seed ${ev.seed}).`);
@@ -163,6 +190,7 @@ export function onEvent(ev) {
     case "run_done":
       page.runsDone += 1;
       row({ value: 1, text: `${runOf}done` });
+      phases.set(key, "done");
       if (live && session.active.size === 0 && session.queue.length > 0) {
         markNextCompiling();
         statusSoon("Compiling the kernels of the next run…");

@@ -3,7 +3,11 @@
 
 import { toQuery, setField, normalise, configOf, PRESETS, presetById, presetState } from "./state.js";
 import { syncControls } from "./controls.js";
-import { $, el, state, setState, showMessages } from "./ctx.js";
+import { $, el, state, setState, view, overlays, showMessages } from "./ctx.js";
+import { redrawSoon } from "./draw.js";
+
+/** With nothing drawn yet, the hero chart's empty axes follow the settings. */
+const replan = () => !view.result && overlays.length === 0 && redrawSoon();
 
 /** Writes the state into the URL (and the embed's "Open the full page" link). */
 export function updateURL() {
@@ -36,15 +40,16 @@ function showPreset() {
   $("preset-about").textContent = p ? `${p.about}${changed ? " (The settings below differ from this preset.)" : ""}` : "";
 }
 
-/** Replaces the settings with preset `id`'s; embed, hide and autoplay stay. */
+/** Replaces the settings with preset `id`'s; embed, hide, autoplay and the stored results stay. */
 export function choosePreset(id) {
   const { state: next, messages } = presetState(id);
-  const { embed, hide, autoplay, workers } = state.ui;
-  Object.assign(next.ui, { embed, hide, autoplay, workers });
+  const { embed, hide, autoplay, workers, results, rerun } = state.ui;
+  Object.assign(next.ui, { embed, hide, autoplay, workers, results, rerun });
   setState(next);
   syncControls($("form"), state);
   updateURL();
   showMessages(messages);
+  replan();
 }
 
 export function onFieldChange(key, raw) {
@@ -52,4 +57,5 @@ export function onFieldChange(key, raw) {
   syncControls($("form"), state);
   updateURL();
   showMessages(msgs);
+  replan();
 }

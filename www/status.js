@@ -7,7 +7,7 @@ import { browserAdapter } from "./webgpu.js";
 import { $, sentence, page, state, wasm, session, setView, autoPaused, setAutoPaused, setStatus, showMessages } from "./ctx.js";
 import { redrawSoon, nextTask } from "./draw.js";
 import { refreshSaved } from "./saved.js";
-import { markNextCompiling } from "./progress.js";
+import { markNextCompiling, showProgressLine } from "./progress.js";
 
 /** The ready sentence, naming the executor Run will use (as the engine will choose it). */
 export function readyMessage() {
@@ -74,6 +74,7 @@ export function onSessionStatus(status, message) {
   }
   const busy = ["loading", "running", "paused"].includes(status);
   $("run-btn").disabled = busy || !page.ready;
+  $("rerun-btn").disabled = busy || !page.ready;
   $("pause-btn").disabled = !["running", "paused"].includes(status);
   $("pause-btn").textContent = status === "paused" ? "Resume" : "Pause";
   $("cancel-btn").disabled = !busy && status !== "error";
@@ -87,6 +88,7 @@ export function onSessionStatus(status, message) {
     paused: autoPaused ? "paused while off-screen" : "paused", cancelled: "cancelled", done: "finished", error: "stopped",
   }[status];
   $("run-state").textContent = text;
+  showProgressLine();
   if (session?.notice && session.notice !== page.engineNotice) {
     page.engineNotice = session.notice;
     const n = $("notice");
