@@ -6,6 +6,7 @@ import { hasStats, statsInput, statsHead, statsRuns } from "./results.js";
 import { drawHero, drawDiff, drawTable, drawVerdicts, drawLive, drawLayer, curvesOf, layerNames } from "./views.js";
 import { $, el, sentence, page, state, wasm, session, view, overlays, charts } from "./ctx.js";
 import { updateWeightsControls } from "./exports.js";
+import { statsInWorker } from "./runner.js";
 
 /** Adds the engine's paired statistics and verdicts to a result that lacks them (merged
  * parts, imported or older files); left without them when the engine cannot say. `json`: the
@@ -32,7 +33,16 @@ async function ensureStatsSoon(result) {
     if (result.runs.length > STEP) await nextTask();
   }
   const head = JSON.stringify(statsHead(result));
-  ensureStats(result, `${head.slice(0, -1)},"runs":[${parts.join(",")}]}`);
+  const json = `${head.slice(0, -1)},"runs":[${parts.join(",")}]}`;
+  if (result.runs.length <= STEP) return ensureStats(result, json);
+  // Large: the engine works in a worker; the page's thread only reads its answer.
+  try {
+    const { paired, verdicts } = JSON.parse(await statsInWorker(json));
+    if (!hasStats(result)) Object.assign(result, { paired, verdicts });
+  } catch (e) {
+    if (!hasStats(result)) Object.assign(result, { paired: [], verdicts: [] });
+    page.statsError = sentence(e);
+  }
 }
 
 /** Everything drawn from `view.result`, in pieces of work that can each take a task of its
