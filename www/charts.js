@@ -47,7 +47,7 @@ const el = (tag, cls, text) => {
 /** A chart card inside `host` (a <figure>): title, plot, legend, "PNG" button. */
 export class Chart {
   /**
-   * opts: { title, id, height, x: {label, fmt, distr, fwd, bwd, splits}, y: {label, fmt, log, range} }
+   * opts: { title, id, height (px, or a function of the width), x: {label, fmt, distr, fwd, bwd, splits}, y: {label, fmt, log, range} }
    */
   constructor(host, opts) {
     this.opts = opts;
@@ -81,7 +81,8 @@ export class Chart {
     // The observed width: reading clientWidth here would force a layout of the whole page
     // (for every chart drawn while runs report in).
     const w = Math.max(240, Math.floor((this.width ?? this.host.clientWidth) || 480));
-    return { width: w, height: this.opts.height ?? Math.round(Math.min(320, Math.max(180, w * 0.5))) };
+    const h = typeof this.opts.height === "function" ? this.opts.height(w) : this.opts.height;
+    return { width: w, height: h ?? Math.round(Math.min(320, Math.max(180, w * 0.5))) };
   }
 
   resize() {

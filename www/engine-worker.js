@@ -11,6 +11,8 @@
 //        (null: every run); starts stepping at once unless `paused`
 //   {type: "pause"} | {type: "resume"} | {type: "cancel"}   the current job
 //   {type: "weights", id, run, sparsity}   safetensors bytes of finished plan run `run`
+//   {type: "stats", id, json}   the engine's result_stats of a result JSON (a large imported
+//        or stored result, off the page's thread)
 // worker → page
 //   {type: "ready"} | {type: "fatal", message}          after init
 //   {type: "created", job, executor, adapter, notice}
@@ -21,6 +23,7 @@
 //   {type: "failed", job, message, result}  creating or stepping threw (a lost device, …);
 //        result: the job's last readable result JSON, or null
 //   {type: "weights", id, bytes} | {type: "weights", id, error}
+//   {type: "stats", id, json} | {type: "stats", id, error}
 //
 // The experiments of finished jobs stay alive (their runs' weights, for export) until the
 // page terminates the worker.
@@ -206,6 +209,15 @@ self.onmessage = ({ data: msg }) => {
       break;
     case "weights":
       weights(msg);
+      break;
+    case "stats":
+      starting.then(() => {
+        try {
+          post({ type: "stats", id: msg.id, json: engine.result_stats(msg.json) });
+        } catch (e) {
+          post({ type: "stats", id: msg.id, error: sentence(e) });
+        }
+      });
       break;
     default:
       break;

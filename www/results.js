@@ -11,22 +11,43 @@ export const optimizerName = (o) => OPTIMIZER_NAMES[o] ?? String(o);
 const isFrac = (x) => x === null || (typeof x === "number" && x >= 0 && x <= 1);
 const isNums = (a) => Array.isArray(a) && a.every((x) => x === null || typeof x === "number");
 
-/** Throws one sentence when `r` is not a usable result JSON; returns it otherwise. */
+/** What the page draws at most of one results file: runs, sweep points, distinct sparsities
+ * (the table's columns) and distinct optimizers (its rows). A file beyond them gets a
+ * sentence, not a frozen tab. */
+export const CAPS = { runs: 10000, points: 200000, sparsities: 100, optimizers: 32 };
+const many = (n) => n.toLocaleString("en-US");
+
+/** Throws one sentence when `r` is not a usable result JSON, or is larger than CAPS says;
+ * returns it otherwise. Linear in the file's size. */
 export function checkResult(r) {
   if (!r || typeof r !== "object" || Array.isArray(r)) throw new Error("The file is not a varlab results object.");
   if (r.version !== 1) throw new Error(`The results file has version ${String(r.version).slice(0, 10)}; this page reads version 1.`);
   if (!Array.isArray(r.runs)) throw new Error("The results file has no list of runs.");
+  if (r.runs.length > CAPS.runs) throw new Error(`The file has ${many(r.runs.length)} runs; this page draws at most ${many(CAPS.runs)}.`);
+  const sparsities = new Set();
+  const optimizers = new Set();
+  let points = 0;
   r.runs.forEach((run, i) => {
     if (!run || typeof run.optimizer !== "string") throw new Error(`Run ${i} of the results file names no optimizer.`);
     if (!isFrac(run.dense_accuracy)) throw new Error(`Run ${i}: dense_accuracy must be a fraction between 0 and 1.`);
     if (!Array.isArray(run.sweep)) throw new Error(`Run ${i} of the results file has no sweep list.`);
+    points += run.sweep.length;
+    if (points > CAPS.points) throw new Error(`The file has more than ${many(CAPS.points)} sweep points; this page draws at most that many.`);
+    optimizers.add(run.optimizer);
     for (const p of run.sweep) {
       if (!p || typeof p.sparsity !== "number" || !isFrac(p.accuracy) || !isFrac(p.accuracy_bn_recal ?? null)) {
         throw new Error(`Run ${i}: every sweep point needs a sparsity and an accuracy between 0 and 1.`);
       }
+      sparsities.add(p.sparsity);
     }
     if (run.curves && !Object.values(run.curves).every(isNums)) throw new Error(`Run ${i}: curves must be lists of numbers.`);
   });
+  if (sparsities.size > CAPS.sparsities) {
+    throw new Error(`The file sweeps ${many(sparsities.size)} different sparsities; this page draws at most ${CAPS.sparsities}.`);
+  }
+  if (optimizers.size > CAPS.optimizers) {
+    throw new Error(`The file names ${many(optimizers.size)} optimizers; this page draws at most ${CAPS.optimizers}.`);
+  }
   return r;
 }
 
@@ -44,14 +65,44 @@ export function meanStd(values) {
  * sparsity, as { mean, std, n } over seeds. `field` is "accuracy" or "accuracy_bn_recal".
  */
 export function summarise(result, field = "accuracy") {
-  const order = [...(result.config?.optimizers ?? [])];
-  for (const r of result.runs) if (!order.includes(r.optimizer)) order.push(r.optimizer);
-  const sparsities = [...new Set(result.runs.flatMap((r) => r.sweep.map((p) => p.sparsity)))].sort((a, b) => a - b);
+  let cache = summaries.get(result);
+  if (!cache || cache.runs !== result.runs || cache.n !== result.runs.length) {
+    cache = { runs: result.runs, n: result.runs.length };
+    summaries.set(result, cache);
+  }
+  cache[field] ??= summariseNow(result, field);
+  return cache[field];
+}
+
+/** Summaries by result (a result drawn by the hero chart and the table is summarised once;
+ * a live result that gained runs is summarised again). */
+const summaries = new WeakMap();
+
+function summariseNow(result, field) {
+  const groups = new Map((result.config?.optimizers ?? []).map((o) => [o, []]));
+  const found = new Set();
+  for (const r of result.runs) {
+    if (!groups.has(r.optimizer)) groups.set(r.optimizer, []);
+    groups.get(r.optimizer).push(r);
+    for (const p of r.sweep) found.add(p.sparsity);
+  }
+  const sparsities = [...found].sort((a, b) => a - b);
+  const column = new Map(sparsities.map((s, i) => [s, i]));
+  const last = new Array(sparsities.length).fill(null); // the run a column last took a point of
   const rows = [];
-  for (const opt of order) {
-    const runs = result.runs.filter((r) => r.optimizer === opt);
+  for (const [opt, runs] of groups) {
     if (runs.length === 0) continue;
-    const at = sparsities.map((s) => meanStd(runs.map((r) => r.sweep.find((p) => p.sparsity === s)?.[field] ?? null)));
+    // Per sparsity, each run's first point there: one pass over the points.
+    const cols = sparsities.map(() => []);
+    for (const r of runs) {
+      for (const p of r.sweep) {
+        const c = column.get(p.sparsity);
+        if (last[c] === r) continue;
+        last[c] = r;
+        cols[c].push(p[field] ?? null);
+      }
+    }
+    const at = cols.map(meanStd);
     if (field !== "accuracy" && at.every((x) => x === null)) continue;
     rows.push({ optimizer: opt, seeds: runs.map((r) => r.seed), dense: meanStd(runs.map((r) => r.dense_accuracy)), at });
   }
@@ -96,22 +147,29 @@ export const hasStats = (r) => Array.isArray(r?.paired) && Array.isArray(r?.verd
  * diverged (no curves, histograms or timings).
  */
 export function statsInput(result) {
+  return { ...statsHead(result), runs: statsRuns(result.runs) };
+}
+
+/** statsInput without its runs. */
+export const statsHead = (result) => ({
+  version: 1,
+  config: { optimizers: result.config?.optimizers ?? [...new Set(result.runs.map((r) => r.optimizer))],
+    sparsities: result.config?.sparsities ?? [...new Set(result.runs.flatMap((r) => r.sweep.map((p) => p.sparsity)))] },
+  environment: { executor: "", adapter: "", version: "", notice: null },
+});
+
+/** statsInput's runs. */
+export function statsRuns(runs) {
   const num = (x) => (typeof x === "number" && Number.isFinite(x) ? x : 0);
-  return {
-    version: 1,
-    config: { optimizers: result.config?.optimizers ?? [...new Set(result.runs.map((r) => r.optimizer))],
-      sparsities: result.config?.sparsities ?? [...new Set(result.runs.flatMap((r) => r.sweep.map((p) => p.sparsity)))] },
-    environment: { executor: "", adapter: "", version: "", notice: null },
-    runs: result.runs.map((r) => ({
-      optimizer: r.optimizer, seed: num(r.seed), dense_accuracy: num(r.dense_accuracy), dense_loss: 0, psi: 0,
-      prunable_weights: 0, total_params: 0,
-      sweep: r.sweep.map((p) => ({ sparsity: p.sparsity, actual_sparsity: num(p.actual_sparsity), accuracy: num(p.accuracy),
-        accuracy_bn_recal: typeof p.accuracy_bn_recal === "number" ? p.accuracy_bn_recal : null })),
-      curves: { step: [], loss: [], train_acc: [], reg: [], epoch: [], test_acc: [] }, layers: [],
-      weights: { dense: [], pruned: null }, timing: { train_seconds: 0, ms_per_step: 0 },
-      diverged: typeof r.diverged === "string" ? r.diverged : null,
-    })),
-  };
+  return runs.map((r) => ({
+    optimizer: r.optimizer, seed: num(r.seed), dense_accuracy: num(r.dense_accuracy), dense_loss: 0, psi: 0,
+    prunable_weights: 0, total_params: 0,
+    sweep: r.sweep.map((p) => ({ sparsity: p.sparsity, actual_sparsity: num(p.actual_sparsity), accuracy: num(p.accuracy),
+      accuracy_bn_recal: typeof p.accuracy_bn_recal === "number" ? p.accuracy_bn_recal : null })),
+    curves: { step: [], loss: [], train_acc: [], reg: [], epoch: [], test_acc: [] }, layers: [],
+    weights: { dense: [], pruned: null }, timing: { train_seconds: 0, ms_per_step: 0 },
+    diverged: typeof r.diverged === "string" ? r.diverged : null,
+  }));
 }
 
 /**

@@ -54,6 +54,31 @@ export function engineModule(wasmURL) {
   return compiled;
 }
 
+/**
+ * The engine's result_stats of `json` in a worker of its own (a result of 10⁴ runs takes the
+ * engine a long task): resolves to its JSON, rejects with its sentence.
+ */
+export async function statsInWorker(json) {
+  const files = engineFiles();
+  if (!files) throw new Error("The page cannot find its engine files.");
+  const w = new Worker(WORKER, { type: "module" });
+  try {
+    return await new Promise((ok, fail) => {
+      w.onmessage = ({ data: m }) => {
+        if (m.type === "fatal" || m.error) fail(new Error(m.message ?? m.error));
+        else if (m.type === "stats") ok(m.json);
+      };
+      w.onerror = (e) => fail(new Error(e.message || "The engine's worker failed."));
+      engineModule(files.wasm).then((module) => {
+        w.postMessage({ type: "init", js: files.js, module, files: [] });
+        w.postMessage({ type: "stats", id: 1, json });
+      });
+    });
+  } finally {
+    w.terminate();
+  }
+}
+
 export class Session {
   /**
    * wasm: the engine's exports (main thread: plan and merge only); config: the normalised

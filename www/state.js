@@ -121,7 +121,7 @@ export function presetState(id) {
 export function defaults() {
   const config = { version };
   for (const f of FIELDS) config[f.key] = clone(f.def);
-  const ui = { embed: false, autoplay: false, hide: [], preset: PRESETS[0]?.id ?? null };
+  const ui = { embed: false, autoplay: false, hide: [], preset: PRESETS[0]?.id ?? null, results: [], rerun: null };
   for (const f of UI_FIELDS) ui[f.key] = clone(f.def);
   return { config, ui };
 }
@@ -249,20 +249,53 @@ export function fromQuery(search) {
       const bad = names.filter((s) => !SECTIONS.includes(s) && !field(s));
       state.ui.hide = names.filter((s) => !bad.includes(s)).map((s) => (field(s) ? field(s).key : s));
       if (bad.length) messages.push(`hide: ignored unknown ${bad.map((s) => s.slice(0, 20)).join(", ")}.`);
+    } else if (k === "result") {
+      const urls = params.getAll("result").flatMap((x) => x.split(",")).map((x) => x.trim()).filter(Boolean);
+      state.ui.results = urls.slice(0, MAX_RESULT_URLS);
+      if (urls.length > MAX_RESULT_URLS) messages.push(`result: at most ${MAX_RESULT_URLS} files; kept the first ${MAX_RESULT_URLS}.`);
+    } else if (k === "rerun") {
+      state.ui.rerun = v.trim().slice(0, 40) || null;
     } else if (field(k)) {
       // Fields are applied in FIELDS order below, so that dependent limits see their inputs.
     } else if (FIELDS.length) { // without the engine's schema every key is unknown: say nothing
       messages.push(`Unknown URL parameter “${k.slice(0, 30)}” ignored.`);
     }
   }
+  messages.push(...repeatedKeys(params));
   for (const f of ALL) {
     const raw = params.get(f.short) ?? params.get(f.key);
     if (raw === null) continue;
     const msg = setField(state, f.key, raw);
     if (msg) messages.push(msg);
   }
-  messages.push(...normalise(state));
+  messages.push(...normalise(state), ...unusedLambda(params, state));
   return { state, messages };
+}
+
+/** Stored results (`result=`) a URL may name. */
+export const MAX_RESULT_URLS = 8;
+
+/** A sentence per key given more than once (or by its short and long name): the first wins. */
+function repeatedKeys(params) {
+  const msgs = [];
+  const keys = ["preset", "embed", "autoplay", "hide", "rerun"].map((k) => [k]).concat(ALL.map((f) => [...new Set([f.short, f.key])]));
+  for (const names of keys) {
+    const given = names.flatMap((n) => params.getAll(n).map((v) => `${n}=${v.slice(0, 30)}`));
+    if (given.length > 1) msgs.push(`${given.join(" and ")} both given; using the first, ${given[0]}.`);
+  }
+  return msgs;
+}
+
+/** λ given while λψ₀ is on: λ is then derived from λψ₀ and the value given is unused (the
+ * CLI refuses the pair). */
+function unusedLambda(params, state) {
+  const l = field("lambda");
+  const lp = field("lambda_psi0");
+  if (!l || !lp || state.config.lambda_psi0 === null || state.config.lambda_psi0 === undefined) return [];
+  const raw = params.get(l.short) ?? params.get(l.key);
+  if (raw === null) return [];
+  return [`${l.short}=${raw.slice(0, 20)} is unused: while λψ₀ is on (${lp.short}=${state.config.lambda_psi0}), VAR's λ is derived ` +
+    `from it (the CLI refuses the pair); give ${lp.short}=off to use λ as given.`];
 }
 
 /**
@@ -281,6 +314,8 @@ export function toQuery(state) {
   if (state.ui.embed) params.set("embed", "1");
   if (state.ui.hide.length) params.set("hide", state.ui.hide.join(","));
   if (state.ui.autoplay) params.set("autoplay", "1");
+  for (const u of state.ui.results ?? []) params.append("result", u);
+  if (state.ui.rerun) params.set("rerun", state.ui.rerun);
   return params.toString().replaceAll("%2C", ",");
 }
 

@@ -30,7 +30,11 @@ export function makeCharts() {
       id: "accuracy-vs-sparsity", title: "Test accuracy after one-shot pruning",
       empty: "Run an experiment (or import a results file) to see accuracy against sparsity.",
       x: sparsityAxis(),
-      y: { label: "test accuracy", fmt: pct(0), range: (u, lo, hi) => [Math.max(0, lo - 0.02), Math.min(1, hi + 0.02)] },
+      // Embedded, lower, so that the figure and its verdict fit a 520 px frame.
+      height: document.body.classList.contains("embed") ? (w) => Math.round(Math.min(270, Math.max(170, w * 0.42))) : undefined,
+      // Before any run (no points): the axes from 0 to 100 %.
+      y: { label: "test accuracy", fmt: pct(0), range: (u, lo, hi) => (Number.isFinite(lo) && Number.isFinite(hi)
+        ? [Math.max(0, lo - 0.02), Math.min(1, hi + 0.02)] : [0, 1]) },
     }),
     diff: new Chart($("diff-chart"), {
       id: "paired-difference", title: "Paired difference to the baseline, seed by seed (points)", height: 220,
@@ -50,16 +54,35 @@ export function makeCharts() {
 
 /** The runs of a result with a label and a dash per seed of the same optimizer. */
 function labelled(result, prefix = "") {
-  const seen = {};
+  const count = new Map();
+  for (const r of result.runs) count.set(r.optimizer, (count.get(r.optimizer) ?? 0) + 1);
+  const seen = new Map();
   return result.runs.map((r) => {
-    const k = (seen[r.optimizer] = (seen[r.optimizer] ?? -1) + 1);
-    const many = result.runs.filter((x) => x.optimizer === r.optimizer).length > 1;
+    const k = seen.get(r.optimizer) ?? 0;
+    seen.set(r.optimizer, k + 1);
+    const many = count.get(r.optimizer) > 1;
     return { run: r, dash: DASHES[k % DASHES.length], label: `${prefix}${optimizerName(r.optimizer)}${many ? ` seed ${r.seed}` : ""}` };
   });
 }
 
-/** What a chart draws: the result and the overlays as sources, and `add(xs, ys, series)`
- * collecting the series (returns its uPlot index; x is 0) and their data. */
+/**
+ * What the charts, the table and the verdicts draw, in order: the stored results (`result=`),
+ * the current result (live or saved), the imported ones; each with the prefix its legend
+ * entries and rows get ("stored: ", "live: " beside stored ones, the file's name for an
+ * import), and a dash by its place (the first solid).
+ */
+export function sourcesOf(result, overlays) {
+  const stored = overlays.filter((o) => o.origin === "stored");
+  const list = [
+    ...stored.map((o) => ({ name: stored.length > 1 ? `${o.name} (stored): ` : "stored: ", result: o.result, source: "stored" })),
+    ...(result ? [{ name: stored.length ? "live: " : "", result, source: "current" }] : []),
+    ...overlays.filter((o) => o.origin !== "stored").map((o) => ({ name: `${o.name}: `, result: o.result, source: "import" })),
+  ];
+  return list.map((s, i) => ({ ...s, dash: i === 0 ? [] : DASHES[1 + ((i - 1) % (DASHES.length - 1))] }));
+}
+
+/** What a chart draws: the sources (see sourcesOf), and `add(xs, ys, series)` collecting the
+ * series (returns its uPlot index; x is 0) and their data. */
 function chartData(result, overlays) {
   const data = { pairs: [], series: [], bands: [] };
   data.add = (xs, ys, s) => {
@@ -67,13 +90,13 @@ function chartData(result, overlays) {
     data.series.push(s);
     return data.series.length;
   };
-  data.sources = [...(result ? [{ name: "", result, dash: [] }] : []),
-    ...overlays.map((o, i) => ({ name: `${o.name}: `, result: o.result, dash: DASHES[1 + (i % (DASHES.length - 1))] }))];
+  data.sources = sourcesOf(result, overlays);
   return data;
 }
 
-/** Hero chart: dense accuracy at sparsity 0, then each swept sparsity. */
-export function drawHero(chart, result, overlays) {
+/** Hero chart: dense accuracy at sparsity 0, then each swept sparsity. With nothing to draw,
+ * the axes and legend of `planned` (a config: its optimizers and sparsities), empty. */
+export function drawHero(chart, result, overlays, planned = null) {
   const { pairs, series, bands, add, sources } = chartData(result, overlays);
   for (const src of sources) {
     const fields = ["accuracy", ...(hasBnRecal(src.result) ? ["accuracy_bn_recal"] : [])];
@@ -94,6 +117,10 @@ export function drawHero(chart, result, overlays) {
         }
       }
     }
+  }
+  if (pairs.length === 0 && planned?.optimizers?.length) {
+    const xs = [0, ...(planned.sparsities ?? [])];
+    for (const o of planned.optimizers) add(xs, xs.map(() => null), { label: optimizerName(o), color: colorOf(o), points: true });
   }
   chart.set(pairs.length ? align(pairs) : [[]], series, bands);
 }
@@ -168,7 +195,7 @@ function tableNotes(sources, anyPaired) {
 
 /** The engine's verdict sentences (one per optimizer against the baseline), as list items. */
 export function drawVerdicts(list, result, overlays) {
-  const sources = [...(result ? [{ name: "", result }] : []), ...overlays.map((o) => ({ name: `${o.name}: `, result: o.result }))];
+  const sources = sourcesOf(result, overlays);
   list.replaceChildren(...sources.flatMap((s) => (s.result.verdicts ?? []).map((v) => el("li", `${s.name}${v}`))));
   list.hidden = list.children.length === 0;
 }
@@ -178,10 +205,12 @@ export function drawVerdicts(list, result, overlays) {
  * the paired differences against the baseline; `notes` gets VAR's λ and λψ₀.
  */
 export function drawTable(table, result, overlays, notes) {
-  const sources = [...(result ? [{ name: "", result, source: "current" }] : []),
-    ...overlays.map((o) => ({ name: `${o.name}: `, result: o.result, source: "import" }))];
+  const sources = sourcesOf(result, overlays);
   const all = sources.flatMap((s) => ["accuracy", ...(hasBnRecal(s.result) ? ["accuracy_bn_recal"] : [])]
-    .map((field) => ({ ...s, field, sum: summarise(s.result, field) })));
+    .map((field) => {
+      const sum = summarise(s.result, field);
+      return { ...s, field, sum, column: new Map(sum.sparsities.map((sp, i) => [sp, i])) };
+    }));
   const sparsities = [...new Set(all.flatMap((s) => s.sum.sparsities))].sort((a, b) => a - b);
   const thead = table.querySelector("thead");
   const tbody = table.querySelector("tbody");
@@ -202,7 +231,7 @@ export function drawTable(table, result, overlays, notes) {
       th.setAttribute("scope", "row");
       th.style.borderLeft = `4px solid ${colorOf(row.optimizer)}`;
       tr.append(th);
-      const cells = [["dense", row.dense], ...sparsities.map((sp) => [sp, row.at[s.sum.sparsities.indexOf(sp)] ?? null])];
+      const cells = [["dense", row.dense], ...sparsities.map((sp) => [sp, row.at[s.column.get(sp)] ?? null])];
       for (const [sp, cell] of cells) {
         const td = el("td", formatCell(cell));
         td.dataset.sparsity = String(sp);
@@ -261,7 +290,8 @@ const centers = (t) => t.hist.map((_, i) => t.hist_min + ((i + 0.5) * (t.hist_ma
  * the layer's statistics; `only`: "hist", "var" or "stats", to draw one of them. */
 export function drawLayer(charts, statsTable, result, layer, only = null) {
   const runs = result ? labelled(result) : [];
-  const firstSeed = runs.filter((x, i) => runs.findIndex((y) => y.run.optimizer === x.run.optimizer) === i);
+  const seen = new Set();
+  const firstSeed = runs.filter((x) => !seen.has(x.run.optimizer) && seen.add(x.run.optimizer));
   if (!only || only === "hist") drawHistograms(charts, firstSeed, layer);
   if (!only || only === "var") drawVarCurves(charts, runs, layer);
   if (!only || only === "stats") drawLayerStats(statsTable, firstSeed, layer);

@@ -106,16 +106,18 @@ pub fn paired_stats(optimizers: &[String], sparsities: &[f32], runs: &[RunResult
         return Vec::new();
     };
     let ok = |r: &&RunResult, name: &str| r.optimizer == name && r.diverged.is_none();
+    // The baseline's first run of each seed: pairing is linear in the runs (a merged file may
+    // hold 10⁴ of them).
+    let mut by_seed = std::collections::HashMap::new();
+    for b in runs.iter().filter(|b| ok(b, base)) {
+        by_seed.entry(b.seed).or_insert(b);
+    }
     let mut out = Vec::new();
     for name in optimizers.iter().filter(|o| o.as_str() != base) {
         let pairs: Vec<(&RunResult, &RunResult)> = runs
             .iter()
             .filter(|r| ok(r, name))
-            .filter_map(|r| {
-                runs.iter()
-                    .find(|b| ok(b, base) && b.seed == r.seed)
-                    .map(|b| (r, b))
-            })
+            .filter_map(|r| by_seed.get(&r.seed).map(|&b| (r, b)))
             .collect();
         let dense: Vec<f64> = pairs
             .iter()

@@ -283,30 +283,35 @@ test("5. without --enable-unsafe-webgpu the page says why and a tiny run complet
   }
 });
 
-test("6. the example post embeds two figures; the off-screen one waits", async () => {
+test("6. the example post: a stored 8-seed result at once, the CIFAR figure, the live MLP figure that waits off-screen", async () => {
   const page = await context.newPage();
+  await page.setViewportSize({ width: 900, height: 900 });
   await page.goto(`${server.url}www/example-post.html`);
-  await page.waitForFunction(() => document.querySelectorAll("iframe").length === 2);
-  const first = page.frameLocator("#fig-mlp");
-  await first.locator("#hero").waitFor({ timeout: 60_000 });
-  const f1 = await (await page.$("#fig-mlp")).contentFrame();
-  await f1.waitForFunction(() => window.__varlab?.done, null, { timeout: 120_000 });
-  assert.equal(await f1.evaluate(() => document.body.classList.contains("embed")), true);
-  assert.equal(await f1.evaluate(() => window.__varlab.visible), true);
+  await page.waitForFunction(() => document.querySelectorAll("iframe").length === 3);
+  const frame = async (id) => {
+    await page.frameLocator(`#${id}`).locator("#hero").waitFor({ timeout: 60_000 });
+    const f = await (await page.$(`#${id}`)).contentFrame();
+    await f.waitForFunction(() => window.__varlab?.done, null, { timeout: 120_000 });
+    return f;
+  };
+  // Figure 1: the stored result is drawn with no training, and offers "Re-run live".
+  const stored = await frame("fig-stored");
+  assert.deepEqual(await stored.evaluate(() => window.__varlab.stored.map((s) => [s.ok, s.error])), [[true, null]]);
+  await stored.waitForFunction(() => document.querySelectorAll('#results-table tr[data-source="stored"]').length >= 2);
+  assert.equal(await stored.evaluate(() => window.__varlab.run), "idle");
+  assert.equal(await stored.locator("#rerun-btn").isVisible(), true);
+  assert.ok((await stored.locator("#verdicts li").count()) > 0, "no verdict for the stored result");
   await screenshot(page, "6-example-post");
-  // Scroll the first figure away: it must not be running while off-screen.
-  await page.evaluate(() => document.querySelector("#fig-lenet").scrollIntoView());
-  await f1.waitForFunction(() => window.__varlab.visible === false, null, { timeout: 10_000 });
-  const status = await f1.evaluate(() => window.__varlab.run);
-  assert.notEqual(status, "running", "an off-screen figure kept training");
-  // The second figure, now on screen, starts by itself (autoplay=1).
-  await page.waitForFunction(() => document.querySelectorAll("iframe").length === 2);
-  await page.frameLocator("#fig-lenet").locator("#hero").waitFor({ timeout: 60_000 });
-  const f2 = await (await page.$("#fig-lenet")).contentFrame();
-  await f2.waitForFunction(() => window.__varlab?.done && window.__varlab.autoplayed === true, null, { timeout: 120_000 });
-  // Back on screen, the first figure goes on where it paused.
+  // Figure 3 starts by itself once on screen (autoplay=1) and waits while scrolled away.
+  await page.evaluate(() => document.querySelector("#fig-mlp").scrollIntoView());
+  const mlp = await frame("fig-mlp");
+  await mlp.waitForFunction(() => window.__varlab.autoplayed === true, null, { timeout: 120_000 });
   await page.evaluate(() => window.scrollTo(0, 0));
-  await f1.waitForFunction(() => window.__varlab.visible === true && window.__varlab.run !== "paused", null, { timeout: 10_000 });
+  await mlp.waitForFunction(() => window.__varlab.visible === false, null, { timeout: 10_000 });
+  await mlp.waitForFunction(() => window.__varlab.run !== "running", null, { timeout: 10_000 });
+  // Back on screen, it goes on where it paused.
+  await page.evaluate(() => document.querySelector("#fig-mlp").scrollIntoView());
+  await mlp.waitForFunction(() => window.__varlab.visible === true && window.__varlab.run !== "paused", null, { timeout: 10_000 });
   await page.close();
 });
 

@@ -371,3 +371,48 @@ test("runs at once (wk): a page-only setting, automatic (null, “auto”) by de
   assert.match(c.messages.join("\n"), /workers 0 is below the minimum 1; using 1\./);
   assert.match(setField(defaults(), "workers", "many"), /not a number \(leave it blank, or “auto”, for automatic\); kept auto\./);
 });
+
+test("URL: a repeated key says which value is used; λ given while λψ₀ is on says it is unused; result= and rerun= round-trip", () => {
+  withPresets(() => {
+    const a = fromQuery("preset=lenet5&preset=cifar-cnn");
+    assert.equal(a.state.ui.preset, "lenet5");
+    assert.match(a.messages.join("\n"), /preset=lenet5 and preset=cifar-cnn both given; using the first, preset=lenet5\./);
+  });
+  const b = fromQuery("e=2&epochs=3&e=4");
+  assert.equal(b.state.config.epochs, 2);
+  assert.match(b.messages.join("\n"), /e=2 and e=4 and epochs=3 both given; using the first, e=2\./);
+  const c = fromQuery("l=0.5&lp=2");
+  assert.equal(c.state.config.lambda_psi0, 2);
+  assert.match(c.messages.join("\n"), /l=0\.5 is unused: while λψ₀ is on \(lp=2\), VAR's λ is derived from it \(the CLI refuses the pair\)/);
+  assert.deepEqual(fromQuery("l=0.5&lp=off").messages, []);
+  const d = fromQuery("result=a.json,b.json&result=https://example.org/c.json&rerun=mlp");
+  assert.deepEqual(d.messages, []);
+  assert.deepEqual(d.state.ui.results, ["a.json", "b.json", "https://example.org/c.json"]);
+  assert.equal(d.state.ui.rerun, "mlp");
+  assert.deepEqual(fromQuery(toQuery(d.state)).state.ui, d.state.ui);
+  const e = fromQuery(`result=${Array.from({ length: 10 }, (_, i) => `r${i}.json`).join(",")}`);
+  assert.equal(e.state.ui.results.length, 8);
+  assert.match(e.messages.join("\n"), /result: at most 8 files; kept the first 8\./);
+});
+
+test("results: the caps on runs, points, sparsities and optimizers are sentences; summarising 10⁵ points is linear", () => {
+  const run = (i, sweep) => ({ optimizer: i % 2 ? "var" : "sgd", seed: i >> 1, dense_accuracy: 0.9, sweep });
+  const pts = (n, at = (j) => j / n) => Array.from({ length: n }, (_, j) => ({ sparsity: at(j), accuracy: 0.5 }));
+  const many = { version: 1, config: {}, runs: Array.from({ length: 10_000 }, (_, i) => run(i, pts(10, (j) => j / 10))) };
+  const t0 = performance.now();
+  checkResult(many);
+  const sum = summarise(many);
+  const ms = performance.now() - t0;
+  assert.equal(sum.sparsities.length, 10);
+  assert.equal(sum.rows.length, 2);
+  assert.equal(sum.rows[0].at[3].n, 5000);
+  assert.ok(ms < 2000, `checking and summarising 10⁵ points took ${ms.toFixed(0)} ms`);
+  assert.throws(() => checkResult({ version: 1, runs: Array.from({ length: 10_001 }, (_, i) => run(i, [])) }),
+    /The file has 10,001 runs; this page draws at most 10,000\./);
+  assert.throws(() => checkResult({ version: 1, runs: [run(0, pts(101))] }),
+    /The file sweeps 101 different sparsities; this page draws at most 100\./);
+  assert.throws(() => checkResult({ version: 1, runs: [run(0, pts(200_001, () => 0.5))] }),
+    /more than 200,000 sweep points/);
+  assert.throws(() => checkResult({ version: 1, runs: Array.from({ length: 33 }, (_, i) => ({ ...run(i, []), optimizer: `o${i}` })) }),
+    /The file names 33 optimizers; this page draws at most 32\./);
+});
