@@ -16,7 +16,7 @@ import { gunzipSync, gzipSync } from "node:zlib";
 import { RECORD, encodeRecords, decodeRecords } from "../www/cifar-codec.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
-const OUT = join(ROOT, "www", "assets", "cifar10");
+const OUT = process.env.CIFAR10_OUT ?? join(ROOT, "www", "assets", "cifar10"); // CIFAR10_OUT: tests
 const TRAIN = ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"];
 const DEFAULTS = { train: 5000, test: 1000 };
 
@@ -102,11 +102,12 @@ function main() {
   const manifestPath = join(OUT, "manifest.json");
   if (existsSync(manifestPath) && JSON.parse(readFileSync(manifestPath)).key === key) return;
   const src = source(path);
+  const subset = { train: balanced(src.train, counts.train, "train"), test: balanced(src.test, counts.test, "test") };
   rmSync(OUT, { recursive: true, force: true });
   mkdirSync(OUT, { recursive: true });
   const files = [];
   for (const split of ["train", "test"]) {
-    const records = balanced(src[split], counts[split], split);
+    const records = subset[split];
     const name = `${split}.vlc.gz`;
     const wire = gzipSync(encodeRecords(records), { level: 9 });
     if (Buffer.compare(Buffer.from(decodeRecords(gunzipSync(wire))), records) !== 0) fail("the encoding does not round-trip (a bug).");

@@ -89,16 +89,34 @@ fn named_files(files: &js_sys::Array) -> Result<Vec<(String, Vec<u8>)>, JsError>
 }
 
 /// Checks dataset files without training: `{"dataset", "train", "test"}` or an error
-/// sentence naming the file at fault.
+/// sentence naming the file at fault. With `dataset` (`mnist` or `cifar10`), files of the
+/// other data set are refused with a sentence.
 #[wasm_bindgen]
-pub fn parse_dataset(files: js_sys::Array) -> Result<String, JsError> {
+pub fn parse_dataset(files: js_sys::Array, dataset: Option<String>) -> Result<String, JsError> {
     let split = split_from_named_files(&named_files(&files)?)?;
+    let is_cifar = split.train.channels == 3;
+    if let Some(want) = dataset {
+        check_kind(is_cifar, want == "cifar10")?;
+    }
     Ok(serde_json::json!({
-        "dataset": if split.train.channels == 3 { "cifar10" } else { "mnist" },
+        "dataset": if is_cifar { "cifar10" } else { "mnist" },
         "train": split.train.len(),
         "test": split.test.len(),
     })
     .to_string())
+}
+
+/// Files of one data set where the other is asked for: a sentence.
+fn check_kind(is_cifar: bool, wants_cifar: bool) -> Result<(), JsError> {
+    let name = |cifar| if cifar { "CIFAR-10" } else { "MNIST" };
+    match is_cifar == wants_cifar {
+        true => Ok(()),
+        false => Err(JsError::new(&format!(
+            "These files hold {}, not the {} asked for.",
+            name(is_cifar),
+            name(wants_cifar)
+        ))),
+    }
 }
 
 /// The config schema (`varlab config --schema`): every field's type, default, limits,
@@ -154,14 +172,10 @@ impl WebExperiment {
     ) -> Result<WebExperiment, JsError> {
         let config = Config::from_json(&config_json)?;
         let split = split_from_named_files(&named_files(&files)?)?;
-        let is_cifar = split.train.channels == 3;
-        if is_cifar != (config.dataset == DatasetKind::Cifar10) {
-            return Err(JsError::new(&format!(
-                "The config asks for {} but the files hold {}.",
-                if is_cifar { "MNIST" } else { "CIFAR-10" },
-                if is_cifar { "CIFAR-10" } else { "MNIST" },
-            )));
-        }
+        check_kind(
+            split.train.channels == 3,
+            config.dataset == DatasetKind::Cifar10,
+        )?;
         let mut exp = Experiment::new(config, &split)?;
         if let Some(runs) = runs {
             let runs: Vec<usize> = runs.into_iter().map(|r| r as usize).collect();

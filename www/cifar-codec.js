@@ -50,13 +50,13 @@ export function encodeRecords(records) {
   return out;
 }
 
-/** The inverse of encodeRecords: filtered bytes → CIFAR-10 records. */
-export function decodeRecords(bytes) {
+/** The inverse of encodeRecords: filtered bytes → CIFAR-10 records, written into `out`; only
+ * images [from, to) when given (the page decodes in slices, to keep its thread responsive). */
+export function decodeRecords(bytes, out = new Uint8Array(bytes.length), from = 0, to = bytes.length / RECORD) {
   if (bytes.length % RECORD) throw new Error(`The CIFAR-10 asset holds ${bytes.length} bytes, not a whole number of ${RECORD}-byte records.`);
   const n = bytes.length / RECORD;
-  const out = new Uint8Array(bytes.length);
   const t = new Uint8Array(PLANE);
-  for (let k = 0; k < n; k++) {
+  for (let k = from; k < to; k++) {
     const rec = out.subarray(k * RECORD, (k + 1) * RECORD);
     rec[0] = bytes[k];
     const g = rec.subarray(1 + PLANE, 1 + 2 * PLANE);

@@ -15,7 +15,7 @@ const GROUPS = [
 ];
 
 /** Friendlier words for some of the engine's options (any other shows as the engine names it). */
-const WORDS = {
+export const WORDS = {
   mnist: "MNIST (built in)", cifar10: "CIFAR-10 (drop the files)",
   mlp: "MLP", lenet5: "LeNet-5", cnn: "CNN (plain, VGG-like)", resnet8: "ResNet-8", resnet20: "ResNet-20", "vit-tiny": "ViT-tiny",
   layer: "per layer", pytorch: "PyTorch default", "kaiming-normal": "Kaiming normal",

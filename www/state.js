@@ -121,7 +121,7 @@ export function presetState(id) {
 export function defaults() {
   const config = { version };
   for (const f of FIELDS) config[f.key] = clone(f.def);
-  const ui = { embed: false, autoplay: false, hide: [], preset: PRESETS[0]?.id ?? null };
+  const ui = { embed: false, autoplay: false, hide: [], data: [], preset: PRESETS[0]?.id ?? null };
   for (const f of UI_FIELDS) ui[f.key] = clone(f.def);
   return { config, ui };
 }
@@ -249,6 +249,8 @@ export function fromQuery(search) {
       const bad = names.filter((s) => !SECTIONS.includes(s) && !field(s));
       state.ui.hide = names.filter((s) => !bad.includes(s)).map((s) => (field(s) ? field(s).key : s));
       if (bad.length) messages.push(`hide: ignored unknown ${bad.map((s) => s.slice(0, 20)).join(", ")}.`);
+    } else if (k === "data") { // CIFAR-10 from URLs (cifar.js): a comma list or repeated keys
+      state.ui.data = params.getAll(k).flatMap((s) => s.split(",")).map((s) => s.trim()).filter(Boolean);
     } else if (field(k)) {
       // Fields are applied in FIELDS order below, so that dependent limits see their inputs.
     } else if (FIELDS.length) { // without the engine's schema every key is unknown: say nothing
@@ -281,6 +283,7 @@ export function toQuery(state) {
   if (state.ui.embed) params.set("embed", "1");
   if (state.ui.hide.length) params.set("hide", state.ui.hide.join(","));
   if (state.ui.autoplay) params.set("autoplay", "1");
+  if (state.ui.data.length) params.set("data", state.ui.data.join(","));
   return params.toString().replaceAll("%2C", ",");
 }
 
