@@ -9,6 +9,9 @@ export XDG_RUNTIME_DIR ?= /tmp/varlab-runtime-$(shell id -u)
 export CHROMEDRIVER ?= /usr/bin/chromedriver
 export WASM_BINDGEN_TEST_TIMEOUT ?= 900
 export TRUNK_SKIP_VERSION_CHECK := true
+# make build-web CIFAR10=PATH (cifar-10-binary.tar.gz or a directory of its .bin files) bakes
+# a CIFAR-10 subset into the page: CIFAR10_TRAIN and CIFAR10_TEST images (scripts/cifar-asset.mjs).
+export CIFAR10 CIFAR10_TRAIN CIFAR10_TEST
 ADDRESS ?= 127.0.0.1
 PORT ?= 8080
 
@@ -46,6 +49,7 @@ test-wasm:
 test-slurm:
 	bash scripts/test-slurm.sh
 
+# The page without a CIFAR-10 asset (tests/browser/cifar.test.mjs adds one to a copy of dist/).
 test-browser:
-	trunk build --release
+	CIFAR10= trunk build --release
 	node --test tests/browser/

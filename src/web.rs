@@ -89,16 +89,33 @@ fn named_files(files: &js_sys::Array) -> Result<Vec<(String, Vec<u8>)>, JsError>
 }
 
 /// Checks dataset files without training: `{"dataset", "train", "test"}` or an error
-/// sentence naming the file at fault.
+/// sentence naming the file at fault. With `dataset` (`mnist`, `cifar10` or `cifar100`), files of
+/// another data set are refused with a sentence.
 #[wasm_bindgen]
-pub fn parse_dataset(files: js_sys::Array) -> Result<String, JsError> {
+pub fn parse_dataset(files: js_sys::Array, dataset: Option<String>) -> Result<String, JsError> {
     let split = split_from_named_files(&named_files(&files)?)?;
+    let held = DatasetKind::of(&split.train);
+    if let Some(want) = dataset.as_deref().and_then(DatasetKind::from_name) {
+        check_kind(held, want)?;
+    }
     Ok(serde_json::json!({
-        "dataset": DatasetKind::of(&split.train).name(),
+        "dataset": held.name(),
         "train": split.train.len(),
         "test": split.test.len(),
     })
     .to_string())
+}
+
+/// Files of one data set where the other is asked for: a sentence.
+fn check_kind(held: DatasetKind, wanted: DatasetKind) -> Result<(), JsError> {
+    match held == wanted {
+        true => Ok(()),
+        false => Err(JsError::new(&format!(
+            "These files hold {}, not the {} asked for.",
+            held.display(),
+            wanted.display()
+        ))),
+    }
 }
 
 /// The config schema (`varlab config --schema`): every field's type, default, limits,
@@ -154,14 +171,7 @@ impl WebExperiment {
     ) -> Result<WebExperiment, JsError> {
         let config = Config::from_json(&config_json)?;
         let split = split_from_named_files(&named_files(&files)?)?;
-        let held = DatasetKind::of(&split.train);
-        if held != config.dataset {
-            return Err(JsError::new(&format!(
-                "The config asks for {} but the files hold {}.",
-                config.dataset.display(),
-                held.display(),
-            )));
-        }
+        check_kind(DatasetKind::of(&split.train), config.dataset)?;
         let mut exp = Experiment::new(config, &split)?;
         if let Some(runs) = runs {
             let runs: Vec<usize> = runs.into_iter().map(|r| r as usize).collect();

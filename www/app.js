@@ -7,12 +7,14 @@
 // settings.js (state ⇄ form ⇄ URL, presets), embed.js (embed layout, autoplay, off-screen
 // pause), draw.js (charts and table, spread over frames), progress.js (progress rows, live
 // curves), status.js (the session's status on the page), saved.js (saved experiments),
-// exports.js (exports and the results import). Here: the CIFAR-10 drop zone, the data,
+// exports.js (exports and the results import), cifar.js (CIFAR-10/100: dropped, built in,
+// data= URLs). Here: the data,
 // Run, and the start.
 
 import { fromQuery, adoptSchema, adoptDefaults, adoptPresets, configOf, MNIST_SETS, DATASETS } from "./state.js";
-import { buildControls, syncControls } from "./controls.js";
-import { mnistFiles, readFiles } from "./data.js";
+import { buildControls, syncControls, WORDS } from "./controls.js";
+import { mnistFiles } from "./data.js";
+import { cifarZone, cifarFiles, cifarInfo, fetchData, probeBuiltIn, builtInWords } from "./cifar.js";
 import { Session, autoPoolSize, engineFiles, engineModule } from "./runner.js";
 import { makeCharts, drawLive, drawLayer, LIVE } from "./views.js";
 import { whyNoWebGPU, browserAdapter } from "./webgpu.js";
@@ -27,66 +29,6 @@ import { refreshSaved, wireSaved } from "./saved.js";
 import { wireExports } from "./exports.js";
 import { loadStored, rerun } from "./stored.js";
 
-let cifar = null; // { files, info } once dropped files parsed
-
-// ---------- CIFAR-10/100 drop zone ----------
-
-const CIFAR_NAMES = { cifar10: "CIFAR-10", cifar100: "CIFAR-100" };
-
-function cifarZone() {
-  const zone = el("div", undefined, "dropzone");
-  zone.id = "cifar-zone";
-  const label = el("label", "Drop cifar-10-binary.tar.gz or cifar-100-binary.tar.gz (or their .bin files) here, or choose them: ");
-  label.htmlFor = "cifar-files";
-  const input = el("input");
-  Object.assign(input, { type: "file", id: "cifar-files", multiple: true, accept: ".gz,.bin,.tar" });
-  const bar = el("progress");
-  Object.assign(bar, { max: 1, value: 0, hidden: true, id: "cifar-bar" });
-  bar.setAttribute("aria-label", "Reading the CIFAR-10 files");
-  const out = el("p", "", "dropinfo");
-  out.id = "cifar-info";
-  out.setAttribute("role", "status");
-  zone.append(label, input, bar, out);
-  input.addEventListener("change", () => input.files.length && takeCifar(input.files));
-  zone.addEventListener("dragover", (e) => {
-    e.preventDefault();
-    zone.classList.add("over");
-  });
-  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
-  zone.addEventListener("drop", (e) => {
-    e.preventDefault();
-    zone.classList.remove("over");
-    if (e.dataTransfer.files.length) takeCifar(e.dataTransfer.files);
-  });
-  return zone;
-}
-
-async function takeCifar(fileList) {
-  const bar = $("cifar-bar");
-  const out = $("cifar-info");
-  cifar = null;
-  page.cifar = null;
-  out.className = "dropinfo";
-  out.textContent = "Reading…";
-  bar.hidden = false;
-  try {
-    const files = await readFiles(fileList, (n, total) => {
-      bar.value = total ? n / total : 1;
-    });
-    if (!wasm?.parse_dataset) throw new Error("The engine is not loaded, so the files cannot be checked.");
-    const info = JSON.parse(await wasm.parse_dataset(files));
-    cifar = { files, info };
-    page.cifar = info;
-    out.textContent = `${CIFAR_NAMES[info.dataset] ?? info.dataset} ready: ${info.train} training and ${info.test} test images.`;
-  } catch (e) {
-    out.className = "dropinfo error";
-    out.textContent = `Those files cannot be used: ${sentence(e)}`;
-    page.cifar = { error: sentence(e) };
-  } finally {
-    bar.hidden = true;
-  }
-}
-
 // ---------- running ----------
 
 /**
@@ -97,28 +39,26 @@ async function takeCifar(fileList) {
  */
 function autoWorkers(config) {
   const cifarData = config.dataset !== "mnist";
-  const set = (cifarData ? cifar?.info ?? DATASETS[config.dataset] : MNIST_SETS[state.ui.mnist_files]) ?? MNIST_SETS.subset;
+  const set = (cifarData ? cifarInfo() ?? DATASETS[config.dataset] : MNIST_SETS[state.ui.mnist_files]) ?? MNIST_SETS.subset;
   const images = set.train + set.test;
   const decoded = images * (cifarData ? 3073 : 785);
-  const files = cifarData && cifar ? cifar.files.reduce((a, f) => a + f.bytes.length, 0) : decoded / 4;
+  const files = set.bytes ?? decoded / 4;
   const perWorker = files + 2 * decoded + 48 * 2 ** 20;
   const budget = ((navigator.deviceMemory || 4) * 2 ** 30) / 4;
   return Math.max(1, Math.min(autoPoolSize(), Math.floor(budget / perWorker)));
 }
 
 async function loadData(config) {
-  if (config.dataset !== "mnist") {
-    if (!cifar) throw new Error(`Drop the ${CIFAR_NAMES[config.dataset] ?? config.dataset} files on the page first (Settings → Data).`);
-    return cifar.files;
-  }
+  const cifarData = config.dataset !== "mnist";
   const box = $("data-progress");
   const bar = $("data-bar");
-  $("data-label").textContent = `Downloading the built-in MNIST ${state.ui.mnist_files} files…`;
+  $("data-label").textContent = cifarData ? "Loading the CIFAR images…" : `Downloading the built-in MNIST ${state.ui.mnist_files} files…`;
   box.hidden = false;
+  const progress = (n, total) => {
+    bar.value = total ? n / total : 1;
+  };
   try {
-    return await mnistFiles(state.ui.mnist_files, (n, total) => {
-      bar.value = total ? n / total : 1;
-    });
+    return await (cifarData ? cifarFiles(config.dataset, progress) : mnistFiles(state.ui.mnist_files, progress));
   } finally {
     box.hidden = true;
   }
@@ -215,6 +155,7 @@ async function main() {
   // The engine's schema and default config are the page's: load the engine before reading
   // the URL.
   let engineError = null;
+  const probe = probeBuiltIn(); // this build's CIFAR-10 asset, fetched beside the engine
   try {
     setWasm(await wasmBindings());
     if (!wasm.config_schema) throw new Error("This build of the engine lacks config_schema; rebuild the page.");
@@ -231,7 +172,10 @@ async function main() {
   if (/^#[^=]*=/.test(location.hash)) {
     parsed.messages.push(`The part of the address after “#” (${location.hash.slice(0, 40)}) is not read: settings go after “?”, as Copy share link writes them (e.g. ?m=mlp&n=4).`);
   }
-  buildControls($("form"), onFieldChange, { data: [cifarZone()] });
+  page.cifarBuiltIn = await probe; // {train, test, bytes} or null
+  if (page.cifarBuiltIn) WORDS.cifar10 = builtInWords();
+  const say = (text) => $("messages").append(el("li", text, "warn"));
+  buildControls($("form"), onFieldChange, { data: [cifarZone({ wasm: () => wasm, page, say, dataset: () => state.config.dataset })] });
   buildPresets();
   syncControls($("form"), state);
   applyEmbed();
@@ -270,6 +214,7 @@ async function main() {
     page.message = sentence(e);
     setStatus(page.message, "error");
   }
+  fetchData(state.ui.data);
   try {
     const saved = await refreshSaved();
     if (saved.length && !session && state.ui.results.length === 0) {

@@ -15,7 +15,7 @@ const GROUPS = [
 ];
 
 /** Friendlier words for some of the engine's options (any other shows as the engine names it). */
-const WORDS = {
+export const WORDS = {
   mnist: "MNIST (built in)", cifar10: "CIFAR-10 (drop the files)", cifar100: "CIFAR-100 (drop the files)",
   mlp: "MLP", lenet5: "LeNet-5", cnn: "CNN (plain, VGG-like)", "cnn-w8": "CNN, width 8", resnet8: "ResNet-8", resnet20: "ResNet-20", resnet18: "ResNet-18",
   "vit-tiny": "ViT-tiny",

@@ -5,8 +5,9 @@
 const ASSETS = new URL("./assets/mnist/", import.meta.url);
 const cache = new Map(); // set name → Promise<[{name, bytes}]>
 
-/** Reads a fetch Response body, calling onBytes(n) as chunks arrive. */
-async function readBody(res, onBytes) {
+/** Reads a fetch Response body, calling onBytes(n) as chunks arrive; past `cap` bytes it
+ * stops reading and throws a sentence naming `what`. */
+export async function readBody(res, onBytes, cap = Infinity, what = "The file") {
   const reader = res.body.getReader();
   const chunks = [];
   let n = 0;
@@ -15,6 +16,10 @@ async function readBody(res, onBytes) {
     if (done) break;
     chunks.push(value);
     n += value.length;
+    if (n > cap) {
+      reader.cancel().catch(() => {});
+      throw new Error(`${what} holds more than ${(cap / 2 ** 20).toFixed(1)} MiB, the most the page reads from it.`);
+    }
     onBytes(n);
   }
   const out = new Uint8Array(n);

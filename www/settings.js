@@ -43,8 +43,8 @@ function showPreset() {
 /** Replaces the settings with preset `id`'s; embed, hide, autoplay and the stored results stay. */
 export function choosePreset(id) {
   const { state: next, messages } = presetState(id);
-  const { embed, hide, autoplay, workers, results, rerun } = state.ui;
-  Object.assign(next.ui, { embed, hide, autoplay, workers, results, rerun });
+  const { embed, hide, autoplay, workers, results, rerun, data } = state.ui;
+  Object.assign(next.ui, { embed, hide, autoplay, workers, results, rerun, data });
   setState(next);
   syncControls($("form"), state);
   updateURL();

@@ -121,7 +121,7 @@ export function presetState(id) {
 export function defaults() {
   const config = { version };
   for (const f of FIELDS) config[f.key] = clone(f.def);
-  const ui = { embed: false, autoplay: false, hide: [], preset: PRESETS[0]?.id ?? null, results: [], rerun: null };
+  const ui = { embed: false, autoplay: false, hide: [], data: [], preset: PRESETS[0]?.id ?? null, results: [], rerun: null };
   for (const f of UI_FIELDS) ui[f.key] = clone(f.def);
   return { config, ui };
 }
@@ -255,6 +255,8 @@ export function fromQuery(search) {
       if (urls.length > MAX_RESULT_URLS) messages.push(`result: at most ${MAX_RESULT_URLS} files; kept the first ${MAX_RESULT_URLS}.`);
     } else if (k === "rerun") {
       state.ui.rerun = v.trim().slice(0, 40) || null;
+    } else if (k === "data") { // CIFAR-10 from URLs (cifar.js): a comma list or repeated keys
+      state.ui.data = params.getAll(k).flatMap((s) => s.split(",")).map((s) => s.trim()).filter(Boolean);
     } else if (field(k)) {
       // Fields are applied in FIELDS order below, so that dependent limits see their inputs.
     } else if (FIELDS.length) { // without the engine's schema every key is unknown: say nothing
@@ -316,6 +318,7 @@ export function toQuery(state) {
   if (state.ui.autoplay) params.set("autoplay", "1");
   for (const u of state.ui.results ?? []) params.append("result", u);
   if (state.ui.rerun) params.set("rerun", state.ui.rerun);
+  if (state.ui.data.length) params.set("data", state.ui.data.join(","));
   return params.toString().replaceAll("%2C", ",");
 }
 

@@ -244,7 +244,19 @@ fn tar_defect(e: &io::Error) -> &'static str {
 pub fn cifar_from_named_files(container: &str, files: &[(String, Vec<u8>)]) -> Result<Split> {
     let base = |n: &str| n.rsplit(['/', '\\']).next().unwrap_or(n).to_string();
     let present = |n: &str| files.iter().any(|(f, _)| base(f) == n);
-    let (train, test) = layout(container, present)?;
+    let (train, test) = match layout(container, present) {
+        Ok(l) => l,
+        Err(missing) => {
+            // A set that is not whole: a broken batch file is named by its own defect first.
+            for (file, bytes) in files
+                .iter()
+                .filter(|(f, b)| f.ends_with(".bin") && !is_gzip(b))
+            {
+                cifar_from_records(file, bytes)?;
+            }
+            return Err(missing);
+        }
+    };
     let mut map = BTreeMap::new();
     for (file, bytes) in files {
         let b = base(file);
@@ -324,6 +336,23 @@ mod tests {
             ),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_lone_broken_batch_is_named_by_its_defect() {
+        let named =
+            |bytes: Vec<u8>| cifar_from_named_files("given", &[("test_batch.bin".into(), bytes)]);
+        let e = named(vec![]).unwrap_err();
+        assert!(matches!(e, DataError::Empty { .. }), "{e}");
+        let e = named(b"hello".to_vec()).unwrap_err();
+        assert!(matches!(e, DataError::RecordSize { .. }), "{e}");
+        let e = named(record(12, 0)).unwrap_err();
+        assert!(
+            matches!(e, DataError::LabelOutOfRange { label: 12, .. }),
+            "{e}"
+        );
+        let e = named(record(1, 0)).unwrap_err();
+        assert!(matches!(e, DataError::Missing { .. }), "{e}");
     }
 
     #[test]
