@@ -18,7 +18,6 @@
 use super::spec::{InitScheme, Model, Op, SpecError};
 
 /// The names [`Model::by_name`] accepts.
-pub const MODELS: [&str; 7] = [
 pub const MODELS: [&str; 8] = [
     "mlp", "lenet5", "cnn", "cnn-w8", "resnet8", "resnet20", "resnet18", "vit-tiny",
 ];

@@ -163,7 +163,11 @@ fn print_rows(rows: &[Row]) {
     sayln!("{} batch {}:", first.model, first.batch);
     sayln!(
         "  {:<10} {:>10} {:>12} {:>10} {:>8}",
-        "optimizer", "ms/step", "GFLOP/step", "TFLOP/s", "% peak"
+        "optimizer",
+        "ms/step",
+        "GFLOP/step",
+        "TFLOP/s",
+        "% peak"
     );
     for r in rows {
         sayln!(
