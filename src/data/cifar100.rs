@@ -32,12 +32,12 @@ const EXPECTED: &str = "CIFAR-100 in binary form is train.bin and test.bin (the 
 /// Whether `len` bytes are whole CIFAR-100 records and not whole CIFAR-10 ones (3073 bytes):
 /// a length of both kinds (a multiple of 3073·3074 bytes) counts as CIFAR-10.
 pub fn is_cifar100_records(len: usize) -> bool {
-    len > 0 && len % RECORD == 0 && len % super::cifar::RECORD != 0
+    len > 0 && len.is_multiple_of(RECORD) && !len.is_multiple_of(super::cifar::RECORD)
 }
 
 /// The records of one file as a dataset named `name` (errors name `file`).
 fn parse(name: &str, file: &str, bytes: &[u8]) -> Result<Dataset> {
-    if bytes.len() % RECORD != 0 {
+    if !bytes.len().is_multiple_of(RECORD) {
         return Err(DataError::RecordSize {
             file: file.to_string(),
             len: bytes.len(),

@@ -8,7 +8,7 @@ use varlab::gpu::Context;
 use varlab::nn::Model;
 
 use super::Fail;
-use crate::io::{say, sayln};
+use crate::io::sayln;
 
 #[derive(Args, Debug)]
 pub struct GpuCheckArgs {
@@ -35,7 +35,7 @@ pub struct GpuCheckArgs {
     check_batch: usize,
     /// Also write the adapter, rows and checks as JSON to this file.
     #[arg(long)]
-    json: Option<std::path::PathBuf>,
+    pub json: Option<std::path::PathBuf>,
 }
 
 /// Runs the check, printing each table as it is measured; fails (exit code 1) when a model's

@@ -543,6 +543,7 @@ fn bench_json(what: &Bench) -> Option<&std::path::Path> {
         | Bench::Profile { json, .. }
         | Bench::Matmul { json, .. }
         | Bench::Ops { json, .. } => json.as_deref(),
+        Bench::Gpu(args) => args.json.as_deref(),
     }
 }
 
