@@ -724,8 +724,8 @@ fn by_name_lists_the_models() {
     let e = Model::by_name("resnet50", CIFAR, 10).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "There is no model named 'resnet50'; the models are: mlp, lenet5, cnn, resnet8, \
-         resnet20, resnet18, vit-tiny."
+        "There is no model named 'resnet50'; the models are: mlp, lenet5, cnn, cnn-w8, \
+         resnet8, resnet20, resnet18, vit-tiny."
     );
 }
 
