@@ -12,7 +12,7 @@ use crate::gpu::{Context, Result, Shader};
 
 const SHADER: Shader = Shader {
     name: "activation",
-    source: include_str!("../../shaders/activation.wgsl"),
+    source: include_str!(concat!(env!("OUT_DIR"), "/shaders/activation.wgsl")),
 };
 
 /// √(2/π), in f32.

@@ -27,7 +27,7 @@ use crate::ops::matmul::{matmul_cpu, Matmul, MatmulShape};
 
 const SHADER: Shader = Shader {
     name: "attention",
-    source: include_str!("../../shaders/attention.wgsl"),
+    source: include_str!(concat!(env!("OUT_DIR"), "/shaders/attention.wgsl")),
 };
 
 /// Sizes of one attention block: `batch` B, `tokens` T, `dim` C, `heads` H (H divides C).

@@ -26,7 +26,7 @@ use crate::gpu::{Context, Dispatch, GpuError, Result, Shader, Slice};
 
 const SHADER: Shader = Shader {
     name: "conv",
-    source: include_str!("../../shaders/conv.wgsl"),
+    source: include_str!(concat!(env!("OUT_DIR"), "/shaders/conv.wgsl")),
 };
 
 /// Sizes of a convolution over a batch of `n` images.

@@ -18,7 +18,7 @@ use crate::gpu::{Context, Dispatch, Result, Shader, Slice};
 
 const SHADER: Shader = Shader {
     name: "conv_direct",
-    source: include_str!("../../shaders/conv_direct.wgsl"),
+    source: include_str!(concat!(env!("OUT_DIR"), "/shaders/conv_direct.wgsl")),
 };
 
 /// Channels per thread (two vec4 accumulators).

@@ -17,7 +17,7 @@ use crate::ops::loss::IGNORE;
 
 const SHADER: Shader = Shader {
     name: "data",
-    source: include_str!("../../shaders/data.wgsl"),
+    source: include_str!(concat!(env!("OUT_DIR"), "/shaders/data.wgsl")),
 };
 
 /// `[a; C]` then `[b; C]` with `a = 1/(255·std)`, `b = −mean/std`, so that a pixel byte `v`

@@ -5,7 +5,7 @@ use crate::gpu::{Context, Result, Shader, Slice};
 
 const SHADER: Shader = Shader {
     name: "elementwise",
-    source: include_str!("../../shaders/elementwise.wgsl"),
+    source: include_str!(concat!(env!("OUT_DIR"), "/shaders/elementwise.wgsl")),
 };
 
 /// CPU twin of `add`: `out = x + y`.

@@ -15,7 +15,7 @@ use crate::gpu::{Context, Dispatch, Result, Shader, Slice};
 
 const SHADER: Shader = Shader {
     name: "linear",
-    source: include_str!("../../shaders/linear.wgsl"),
+    source: include_str!(concat!(env!("OUT_DIR"), "/shaders/linear.wgsl")),
 };
 
 /// Sizes of a linear layer applied to a batch of `n` rows.

@@ -26,7 +26,7 @@ use crate::gpu::{Context, Dispatch, Result, Shader};
 
 const SHADER: Shader = Shader {
     name: "loss",
-    source: include_str!("../../shaders/loss.wgsl"),
+    source: include_str!(concat!(env!("OUT_DIR"), "/shaders/loss.wgsl")),
 };
 
 /// f32 values in the metrics buffer: loss sum, correct count, rows counted.

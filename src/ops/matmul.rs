@@ -6,7 +6,7 @@ use crate::gpu::{Context, Dispatch, Result, Shader, Slice};
 
 const SHADER: Shader = Shader {
     name: "matmul",
-    source: include_str!("../../shaders/matmul.wgsl"),
+    source: include_str!(concat!(env!("OUT_DIR"), "/shaders/matmul.wgsl")),
 };
 const TILE: usize = 64;
 

@@ -17,7 +17,7 @@ use crate::gpu::{Context, Dispatch, Result, Shader, Slice};
 
 const SHADER: Shader = Shader {
     name: "norm",
-    source: include_str!("../../shaders/norm.wgsl"),
+    source: include_str!(concat!(env!("OUT_DIR"), "/shaders/norm.wgsl")),
 };
 
 /// Shape and hyper-parameters of a BatchNorm2d layer.

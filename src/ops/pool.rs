@@ -14,7 +14,7 @@ use crate::gpu::{Context, Dispatch, GpuError, Result, Shader};
 
 const SHADER: Shader = Shader {
     name: "pool",
-    source: include_str!("../../shaders/pool.wgsl"),
+    source: include_str!(concat!(env!("OUT_DIR"), "/shaders/pool.wgsl")),
 };
 
 /// Sizes of a pooling over `n·c` planes of `h×w`.

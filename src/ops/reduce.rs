@@ -5,7 +5,7 @@ use crate::gpu::{Context, Dispatch, Result, Shader};
 
 const SHADER: Shader = Shader {
     name: "reduce",
-    source: include_str!("../../shaders/reduce.wgsl"),
+    source: include_str!(concat!(env!("OUT_DIR"), "/shaders/reduce.wgsl")),
 };
 /// Workgroups of the first pass; also the length of the partial-sum buffer.
 const MAX_PARTIALS: usize = 256;

@@ -14,7 +14,7 @@ use crate::gpu::{Context, Dispatch, GpuError, Result, Shader};
 
 const SHADER: Shader = Shader {
     name: "select",
-    source: include_str!("../../shaders/select.wgsl"),
+    source: include_str!(concat!(env!("OUT_DIR"), "/shaders/select.wgsl")),
 };
 /// Bins of the widest radix pass.
 const BINS: usize = 2048;

@@ -8,7 +8,7 @@ use crate::gpu::{Context, Dispatch, GpuError, Result, Shader};
 
 const SHADER: Shader = Shader {
     name: "stats",
-    source: include_str!("../../shaders/stats.wgsl"),
+    source: include_str!(concat!(env!("OUT_DIR"), "/shaders/stats.wgsl")),
 };
 /// Elements per chunk of the first pass (256 threads × 16).
 pub const CHUNK: usize = 4096;

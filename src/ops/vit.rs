@@ -21,7 +21,7 @@ use crate::ops::matmul::{matmul_cpu, Matmul, MatmulShape};
 
 const SHADER: Shader = Shader {
     name: "vit",
-    source: include_str!("../../shaders/vit.wgsl"),
+    source: include_str!(concat!(env!("OUT_DIR"), "/shaders/vit.wgsl")),
 };
 
 /// An image batch `[n, c, h, w]` cut into `patch × patch` patches.

@@ -22,7 +22,7 @@ use crate::ops::stats::{chunks_of, TensorStats};
 
 const SHADER: Shader = Shader {
     name: "optim",
-    source: include_str!("../../shaders/optim.wgsl"),
+    source: include_str!(concat!(env!("OUT_DIR"), "/shaders/optim.wgsl")),
 };
 /// The regulariser as `shaders/optim.wgsl` reads it (its `REG_*` constants) and its λ.
 fn reg_code(penalty: Penalty) -> (u32, f32) {
