@@ -6,7 +6,7 @@ const ASSETS = new URL("./assets/mnist/", import.meta.url);
 const cache = new Map(); // set name → Promise<[{name, bytes}]>
 
 /** Reads a fetch Response body, calling onBytes(n) as chunks arrive; past `cap` bytes it
- * stops reading and throws a sentence naming `what`. */
+ * stops reading and throws a sentence naming `what` (or `what(cap)`, a whole sentence). */
 export async function readBody(res, onBytes, cap = Infinity, what = "The file") {
   const reader = res.body.getReader();
   const chunks = [];
@@ -18,7 +18,8 @@ export async function readBody(res, onBytes, cap = Infinity, what = "The file") 
     n += value.length;
     if (n > cap) {
       reader.cancel().catch(() => {});
-      throw new Error(`${what} holds more than ${(cap / 2 ** 20).toFixed(1)} MiB, the most the page reads from it.`);
+      throw new Error(typeof what === "function" ? what(cap)
+        : `${what} holds more than ${(cap / 2 ** 20).toFixed(1)} MiB, the most the page reads from it.`);
     }
     onBytes(n);
   }

@@ -17,6 +17,7 @@ import { autoPoolSize } from "./runner.js";
 import { $, sentence, page, state, overlays, showMessages, expectedExecutor } from "./ctx.js";
 import { redrawSoon } from "./draw.js";
 import { updateURL, choosePreset } from "./settings.js";
+import { readBody } from "./data.js";
 
 /** The most bytes read of one stored result (a 10⁵-point result is about 6 MB). */
 export const MAX_BYTES = 64 * 2 ** 20;
@@ -33,26 +34,7 @@ export const nameOf = (url) => (decodeURIComponent(String(url).split(/[?#]/)[0].
 async function readCapped(res, max) {
   const declared = Number(res.headers.get("content-length"));
   if (declared > max) throw new Error(`it is ${mb(declared)}, above the ${mb(max)} a results file may have`);
-  const reader = res.body.getReader();
-  const parts = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.length;
-    if (total > max) {
-      reader.cancel().catch(() => null);
-      throw new Error(`it is larger than the ${mb(max)} a results file may have`);
-    }
-    parts.push(value);
-  }
-  const bytes = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    bytes.set(p, at);
-    at += p.length;
-  }
-  return bytes;
+  return readBody(res, () => {}, max, () => `it is larger than the ${mb(max)} a results file may have`);
 }
 
 /** Fetches and checks one stored result; throws one sentence (without the URL) on failure. */

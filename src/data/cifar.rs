@@ -35,18 +35,14 @@ const EXPECTED: &str = "CIFAR-10 in binary form is data_batch_1.bin … data_bat
                         https://www.cs.toronto.edu/~kriz/cifar.html), or a subset's train.bin \
                         and test.bin";
 
-/// Appends the records of `bytes` to `images` and `labels`; errors name `file`.
-fn append_records(
-    file: &str,
-    bytes: &[u8],
-    images: &mut Vec<u8>,
-    labels: &mut Vec<u8>,
-) -> Result<()> {
-    if !bytes.len().is_multiple_of(RECORD) {
+/// Whether `bytes` is a whole, non-empty number of `record`-byte records (errors name `file`);
+/// CIFAR-100's parser checks its records the same way.
+pub(super) fn check_records(file: &str, bytes: &[u8], record: usize) -> Result<()> {
+    if !bytes.len().is_multiple_of(record) {
         return Err(DataError::RecordSize {
             file: file.to_string(),
             len: bytes.len(),
-            record: RECORD,
+            record,
         });
     }
     if bytes.is_empty() {
@@ -54,6 +50,17 @@ fn append_records(
             file: file.to_string(),
         });
     }
+    Ok(())
+}
+
+/// Appends the records of `bytes` to `images` and `labels`; errors name `file`.
+fn append_records(
+    file: &str,
+    bytes: &[u8],
+    images: &mut Vec<u8>,
+    labels: &mut Vec<u8>,
+) -> Result<()> {
+    check_records(file, bytes, RECORD)?;
     for (index, record) in bytes.chunks_exact(RECORD).enumerate() {
         if record[0] as usize >= CLASSES {
             return Err(DataError::LabelOutOfRange {

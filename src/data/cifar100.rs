@@ -37,18 +37,7 @@ pub fn is_cifar100_records(len: usize) -> bool {
 
 /// The records of one file as a dataset named `name` (errors name `file`).
 fn parse(name: &str, file: &str, bytes: &[u8]) -> Result<Dataset> {
-    if !bytes.len().is_multiple_of(RECORD) {
-        return Err(DataError::RecordSize {
-            file: file.to_string(),
-            len: bytes.len(),
-            record: RECORD,
-        });
-    }
-    if bytes.is_empty() {
-        return Err(DataError::Empty {
-            file: file.to_string(),
-        });
-    }
+    super::cifar::check_records(file, bytes, RECORD)?;
     let n = bytes.len() / RECORD;
     let (mut images, mut labels) = (Vec::with_capacity(n * (RECORD - 2)), Vec::with_capacity(n));
     for (index, record) in bytes.chunks_exact(RECORD).enumerate() {

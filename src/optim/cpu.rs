@@ -172,16 +172,21 @@ impl CpuOptimizer {
             }
         }
         let reg = self.update(params, lr);
-        if let Some(mask) = &self.mask {
-            for (w, &m) in params.iter_mut().zip(mask) {
-                *w *= m;
-            }
-        }
+        self.apply_mask(params);
         StepReport {
             loss,
             correct,
             reg: reg as f32,
             sparsity_used,
+        }
+    }
+
+    /// Zeroes the pruned weights where a mask is set (after every update).
+    fn apply_mask(&self, params: &mut [f32]) {
+        if let Some(mask) = &self.mask {
+            for (w, &m) in params.iter_mut().zip(mask) {
+                *w *= m;
+            }
         }
     }
 
@@ -224,11 +229,7 @@ impl CpuOptimizer {
         };
         // The gaps between tensors are zero: the whole array's sum is the tensors'.
         self.prev_norm = blocked_sum(&self.prev_g, |x| x * x).sqrt() as f32;
-        if let Some(mask) = &self.mask {
-            for (w, &m) in params.iter_mut().zip(mask) {
-                *w *= m;
-            }
-        }
+        self.apply_mask(params);
         StepReport {
             loss,
             correct,
